@@ -1,0 +1,1 @@
+"""Shared machinery every service uses, one concern per folder."""

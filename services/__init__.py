@@ -1,0 +1,1 @@
+"""One deployable per domain or adapter; a process each."""

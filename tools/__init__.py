@@ -1,0 +1,1 @@
+"""Developer and operator tools: code generation, the `retail-mesh` command, the local supervisor."""
