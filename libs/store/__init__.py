@@ -1,0 +1,6 @@
+"""SQLAlchemy async engine and sessions, SQLite (WAL) by default and PostgreSQL by URL, migrations."""
+
+from libs.store.db import Base, Database, normalize_url
+from libs.store.migrate import upgrade
+
+__all__ = ["Base", "Database", "normalize_url", "upgrade"]

@@ -1,0 +1,116 @@
+"""One database per service: an async engine, write transactions and read sessions.
+
+SQLite is the embedded default. It has one writer per file, so every write transaction in the
+process goes through one lock and opens with `BEGIN IMMEDIATE`: concurrent writers queue in the
+process instead of failing with "database is locked" or upgrading a read lock into a deadlock.
+PostgreSQL takes concurrent writers and is what production and multi-replica services use.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import MetaData, event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import DeclarativeBase
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    """Declarative base for every table of every service and library."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def normalize_url(url: str | URL) -> URL:
+    """Return `url` with an async driver: `sqlite://` → aiosqlite, `postgresql://` → asyncpg."""
+    parsed = make_url(url)
+    backend, driver = parsed.get_backend_name(), parsed.get_driver_name()
+    if backend == "sqlite" and driver != "aiosqlite":
+        return parsed.set(drivername="sqlite+aiosqlite")
+    if backend == "postgresql" and driver != "asyncpg":
+        return parsed.set(drivername="postgresql+asyncpg")
+    return parsed
+
+
+class Database:
+    """An async engine with write transactions and read sessions.
+
+    Args:
+        url: SQLAlchemy URL; `sqlite:///path.db` or `postgresql://user@host/db` (async drivers are
+            chosen automatically).
+        sqlite_synchronous: SQLite `PRAGMA synchronous`; FULL keeps a committed outbox row through
+            a power loss, NORMAL trades that for speed.
+        pool_size: connections kept for PostgreSQL.
+    """
+
+    def __init__(self, url: str | URL, *, sqlite_synchronous: str = "FULL", pool_size: int = 10) -> None:
+        self.url = normalize_url(url)
+        self.is_sqlite = self.url.get_backend_name() == "sqlite"
+        self._write_lock = asyncio.Lock() if self.is_sqlite else None
+        if self.is_sqlite:
+            if self.url.database and self.url.database != ":memory:":
+                Path(self.url.database).parent.mkdir(parents=True, exist_ok=True)
+            self.engine: AsyncEngine = create_async_engine(self.url, connect_args={"timeout": 30})
+            _configure_sqlite(self.engine, sqlite_synchronous)
+        else:
+            self.engine = create_async_engine(
+                self.url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+            )
+        self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+
+    @property
+    def dialect(self) -> str:
+        """`sqlite` or `postgresql`."""
+        return self.url.get_backend_name()
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        """A session inside one write transaction: committed on exit, rolled back on error."""
+        if self._write_lock is None:
+            async with self.sessions() as session, session.begin():
+                yield session
+            return
+        async with self._write_lock, self.sessions() as session, session.begin():
+            yield session
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncSession]:
+        """A session for reads; on SQLite (WAL) readers never wait for the writer."""
+        async with self.sessions() as session:
+            yield session
+
+    async def dispose(self) -> None:
+        """Close every pooled connection."""
+        await self.engine.dispose()
+
+
+def _configure_sqlite(engine: AsyncEngine, synchronous: str) -> None:
+    """WAL, a busy timeout and `BEGIN IMMEDIATE`, following SQLAlchemy's pysqlite recipe."""
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy emit BEGIN itself (pysqlite's implicit transactions defer the lock).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA synchronous={synchronous}")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")

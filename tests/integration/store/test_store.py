@@ -1,0 +1,96 @@
+"""libs.store on SQLite and PostgreSQL: migrations from several branches, transactions, WAL."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from libs.store import Database, normalize_url, upgrade
+
+BRANCH = '''
+from alembic import op
+import sqlalchemy as sa
+
+revision = "{rev}"
+down_revision = None
+branch_labels = ("{label}",)
+depends_on = None
+
+
+def upgrade():
+    op.create_table("{table}", sa.Column("id", sa.Integer, primary_key=True), sa.Column("n", sa.Integer))
+
+
+def downgrade():
+    op.drop_table("{table}")
+'''
+
+
+def _versions(tmp_path: Path, label: str, table: str) -> Path:
+    folder = tmp_path / label
+    folder.mkdir()
+    (folder / f"{label}_0001.py").write_text(BRANCH.format(rev=f"{label}0001", label=label, table=table))
+    return folder
+
+
+def test_plain_urls_get_async_drivers():
+    assert normalize_url("sqlite:///x.db").drivername == "sqlite+aiosqlite"
+    assert normalize_url("postgresql://u@h/db").drivername == "postgresql+asyncpg"
+    assert normalize_url("postgresql+asyncpg://u@h/db").drivername == "postgresql+asyncpg"
+
+
+async def test_upgrade_applies_every_branch_once_and_is_repeatable(database_url: str, tmp_path: Path):
+    db = Database(database_url)
+    locations = [_versions(tmp_path, "alpha", "alpha_rows"), _versions(tmp_path, "beta", "beta_rows")]
+
+    await upgrade(db, locations)
+    await upgrade(db, locations)
+
+    async with db.read() as session:
+        heads = sorted((await session.execute(text("SELECT version_num FROM alembic_version"))).scalars())
+        await session.execute(text("SELECT count(*) FROM alpha_rows"))
+        await session.execute(text("SELECT count(*) FROM beta_rows"))
+    assert heads == ["alpha0001", "beta0001"]
+    await db.dispose()
+
+
+async def test_concurrent_write_transactions_all_commit(database_url: str, tmp_path: Path):
+    db = Database(database_url)
+    await upgrade(db, [_versions(tmp_path, "alpha", "alpha_rows")])
+
+    async def write(i: int) -> None:
+        async with db.transaction() as session:
+            await session.execute(text("INSERT INTO alpha_rows (id, n) VALUES (:i, :i)"), {"i": i})
+
+    await asyncio.gather(*(write(i) for i in range(50)))
+
+    async with db.read() as session:
+        assert (await session.execute(text("SELECT count(*) FROM alpha_rows"))).scalar_one() == 50
+    await db.dispose()
+
+
+async def test_failed_transaction_rolls_back(database_url: str, tmp_path: Path):
+    db = Database(database_url)
+    await upgrade(db, [_versions(tmp_path, "alpha", "alpha_rows")])
+
+    with pytest.raises(RuntimeError):
+        async with db.transaction() as session:
+            await session.execute(text("INSERT INTO alpha_rows (id, n) VALUES (1, 1)"))
+            raise RuntimeError("handler failed")
+
+    async with db.read() as session:
+        assert (await session.execute(text("SELECT count(*) FROM alpha_rows"))).scalar_one() == 0
+    await db.dispose()
+
+
+async def test_sqlite_runs_in_wal_mode(sqlite_url: str):
+    db = Database(sqlite_url)
+
+    async with db.read() as session:
+        mode = (await session.execute(text("PRAGMA journal_mode"))).scalar_one()
+
+    assert mode == "wal"
+    await db.dispose()
