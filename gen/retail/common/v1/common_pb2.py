@@ -23,10 +23,11 @@ _sym_db = _symbol_database.Default()
 
 
 from buf.validate import validate_pb2 as buf_dot_validate_dot_validate__pb2
+from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dretail/common/v1/common.proto\x12\x10retail.common.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"A\n\x05Money\x12\x13\n\x0bminor_units\x18\x01 \x01(\x03\x12#\n\x08\x63urrency\x18\x02 \x01(\tB\x11\xbaH\x0er\x0c\x32\n^[A-Z]{3}$\"_\n\tEventMeta\x12\x19\n\x08\x65vent_id\x18\x01 \x01(\tB\x07\xbaH\x04r\x02\x10\x01\x12\x37\n\x0boccurred_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x06\xbaH\x03\xc8\x01\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dretail/common/v1/common.proto\x12\x10retail.common.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"A\n\x05Money\x12\x13\n\x0bminor_units\x18\x01 \x01(\x03\x12#\n\x08\x63urrency\x18\x02 \x01(\tB\x11\xbaH\x0er\x0c\x32\n^[A-Z]{3}$\"\xf7\x01\n\x07\x41\x64\x64ress\x12\x16\n\x04name\x18\x01 \x01(\tB\x08\xbaH\x05r\x03\x18\xff\x01\x12\x19\n\x07\x63ompany\x18\x02 \x01(\tB\x08\xbaH\x05r\x03\x18\xff\x01\x12\"\n\x05lines\x18\x03 \x03(\tB\x13\xbaH\x10\x92\x01\r\x08\x01\x10\x04\"\x07r\x05\x10\x01\x18\xff\x01\x12\x16\n\x04\x63ity\x18\x04 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x01\x12\x1e\n\rprovince_code\x18\x05 \x01(\tB\x07\xbaH\x04r\x02\x18\x08\x12\x1c\n\x0bpostal_code\x18\x06 \x01(\tB\x07\xbaH\x04r\x02\x18\x10\x12\'\n\x0c\x63ountry_code\x18\x07 \x01(\tB\x11\xbaH\x0er\x0c\x32\n^[A-Z]{2}$\x12\x16\n\x05phone\x18\x08 \x01(\tB\x07\xbaH\x04r\x02\x18 \"t\n\x0b\x44\x65stination\x12\'\n\x0c\x63ountry_code\x18\x01 \x01(\tB\x11\xbaH\x0er\x0c\x32\n^[A-Z]{2}$\x12\x1e\n\rprovince_code\x18\x02 \x01(\tB\x07\xbaH\x04r\x02\x18\x08\x12\x1c\n\x0bpostal_code\x18\x03 \x01(\tB\x07\xbaH\x04r\x02\x18\x10\"y\n\x0b\x45xternalRef\x12:\n\x06system\x18\x01 \x01(\x0e\x32\x1e.retail.common.v1.SourceSystemB\n\xbaH\x07\x82\x01\x04\x10\x01 \x00\x12\x16\n\x02id\x18\x02 \x01(\tB\n\xbaH\x07r\x05\x10\x01\x18\xff\x01\x12\x16\n\x04name\x18\x03 \x01(\tB\x08\xbaH\x05r\x03\x18\xff\x01\"\xb2\x02\n\tEventMeta\x12\x1b\n\x08\x65vent_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@\x12\x37\n\x0boccurred_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x06\xbaH\x03\xc8\x01\x01\x12\"\n\x0e\x63orrelation_id\x18\x03 \x01(\tB\n\xbaH\x07r\x05\x10\x01\x18\x80\x01\x12\x1e\n\x0c\x63\x61usation_id\x18\x04 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x01\x12\x41\n\rsource_system\x18\x05 \x01(\x0e\x32\x1e.retail.common.v1.SourceSystemB\n\xbaH\x07\x82\x01\x04\x10\x01 \x00\x12/\n\x08producer\x18\x06 \x01(\tB\x1d\xbaH\x1ar\x18\x32\x16^[a-z][a-z0-9-]{0,62}$\x12\x17\n\x03key\x18\x07 \x01(\tB\n\xbaH\x07r\x05\x10\x01\x18\xa0\x01\"\xf1\x01\n\x06Reason\x12+\n\x04\x63ode\x18\x01 \x01(\tB\x1d\xbaH\x1ar\x18\x32\x16^[A-Z][A-Z0-9_]{0,63}$\x12\x19\n\x07message\x18\x02 \x01(\tB\x08\xbaH\x05r\x03\x18\xd0\x0f\x12?\n\rsource_system\x18\x03 \x01(\x0e\x32\x1e.retail.common.v1.SourceSystemB\x08\xbaH\x05\x82\x01\x02\x10\x01\x12=\n\x0c\x66\x61ilure_kind\x18\x04 \x01(\x0e\x32\x1d.retail.common.v1.FailureKindB\x08\xbaH\x05\x82\x01\x02\x10\x01\x12\x1f\n\rexternal_code\x18\x05 \x01(\tB\x08\xbaH\x05r\x03\x18\xff\x01\"J\n\x0bPageRequest\x12\x1d\n\tpage_size\x18\x01 \x01(\x05\x42\n\xbaH\x07\x1a\x05\x18\xf4\x03(\x00\x12\x1c\n\npage_token\x18\x02 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x08\"\'\n\x0cPageResponse\x12\x17\n\x0fnext_page_token\x18\x01 \x01(\t\"\xed\x02\n\rTimelineEntry\x12/\n\x0boccurred_at\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\x12\n\nmessage_id\x18\x03 \x01(\t\x12\x16\n\x0e\x63orrelation_id\x18\x04 \x01(\t\x12\x35\n\rsource_system\x18\x05 \x01(\x0e\x32\x1e.retail.common.v1.SourceSystem\x12\x0f\n\x07service\x18\x06 \x01(\t\x12-\n\x07outcome\x18\x07 \x01(\x0e\x32\x1c.retail.common.v1.HopOutcome\x12\x13\n\x0bretry_count\x18\x08 \x01(\x05\x12*\n\x07latency\x18\t \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x0f\n\x07summary\x18\n \x01(\t\x12(\n\x06reason\x18\x0b \x01(\x0b\x32\x18.retail.common.v1.Reason*\xaa\x01\n\x0cSourceSystem\x12\x1d\n\x19SOURCE_SYSTEM_UNSPECIFIED\x10\x00\x12\x19\n\x15SOURCE_SYSTEM_SHOPIFY\x10\x01\x12\x15\n\x11SOURCE_SYSTEM_ERP\x10\x02\x12\x15\n\x11SOURCE_SYSTEM_TPL\x10\x03\x12\x16\n\x12SOURCE_SYSTEM_MESH\x10\x04\x12\x1a\n\x16SOURCE_SYSTEM_OPERATOR\x10\x05*|\n\x0b\x46\x61ilureKind\x12\x1c\n\x18\x46\x41ILURE_KIND_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x46\x41ILURE_KIND_TRANSIENT\x10\x01\x12\x19\n\x15\x46\x41ILURE_KIND_BUSINESS\x10\x02\x12\x18\n\x14\x46\x41ILURE_KIND_INVALID\x10\x03*\xc7\x01\n\nHopOutcome\x12\x1b\n\x17HOP_OUTCOME_UNSPECIFIED\x10\x00\x12\x19\n\x15HOP_OUTCOME_SUCCEEDED\x10\x01\x12\x18\n\x14HOP_OUTCOME_RETRYING\x10\x02\x12\x16\n\x12HOP_OUTCOME_FAILED\x10\x03\x12\x1d\n\x19HOP_OUTCOME_DEAD_LETTERED\x10\x04\x12\x19\n\x15HOP_OUTCOME_DUPLICATE\x10\x05\x12\x15\n\x11HOP_OUTCOME_STALE\x10\x06\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,12 +36,84 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_MONEY'].fields_by_name['currency']._loaded_options = None
   _globals['_MONEY'].fields_by_name['currency']._serialized_options = b'\272H\016r\0142\n^[A-Z]{3}$'
+  _globals['_ADDRESS'].fields_by_name['name']._loaded_options = None
+  _globals['_ADDRESS'].fields_by_name['name']._serialized_options = b'\272H\005r\003\030\377\001'
+  _globals['_ADDRESS'].fields_by_name['company']._loaded_options = None
+  _globals['_ADDRESS'].fields_by_name['company']._serialized_options = b'\272H\005r\003\030\377\001'
+  _globals['_ADDRESS'].fields_by_name['lines']._loaded_options = None
+  _globals['_ADDRESS'].fields_by_name['lines']._serialized_options = b'\272H\020\222\001\r\010\001\020\004\"\007r\005\020\001\030\377\001'
+  _globals['_ADDRESS'].fields_by_name['city']._loaded_options = None
+  _globals['_ADDRESS'].fields_by_name['city']._serialized_options = b'\272H\005r\003\030\200\001'
+  _globals['_ADDRESS'].fields_by_name['province_code']._loaded_options = None
+  _globals['_ADDRESS'].fields_by_name['province_code']._serialized_options = b'\272H\004r\002\030\010'
+  _globals['_ADDRESS'].fields_by_name['postal_code']._loaded_options = None
+  _globals['_ADDRESS'].fields_by_name['postal_code']._serialized_options = b'\272H\004r\002\030\020'
+  _globals['_ADDRESS'].fields_by_name['country_code']._loaded_options = None
+  _globals['_ADDRESS'].fields_by_name['country_code']._serialized_options = b'\272H\016r\0142\n^[A-Z]{2}$'
+  _globals['_ADDRESS'].fields_by_name['phone']._loaded_options = None
+  _globals['_ADDRESS'].fields_by_name['phone']._serialized_options = b'\272H\004r\002\030 '
+  _globals['_DESTINATION'].fields_by_name['country_code']._loaded_options = None
+  _globals['_DESTINATION'].fields_by_name['country_code']._serialized_options = b'\272H\016r\0142\n^[A-Z]{2}$'
+  _globals['_DESTINATION'].fields_by_name['province_code']._loaded_options = None
+  _globals['_DESTINATION'].fields_by_name['province_code']._serialized_options = b'\272H\004r\002\030\010'
+  _globals['_DESTINATION'].fields_by_name['postal_code']._loaded_options = None
+  _globals['_DESTINATION'].fields_by_name['postal_code']._serialized_options = b'\272H\004r\002\030\020'
+  _globals['_EXTERNALREF'].fields_by_name['system']._loaded_options = None
+  _globals['_EXTERNALREF'].fields_by_name['system']._serialized_options = b'\272H\007\202\001\004\020\001 \000'
+  _globals['_EXTERNALREF'].fields_by_name['id']._loaded_options = None
+  _globals['_EXTERNALREF'].fields_by_name['id']._serialized_options = b'\272H\007r\005\020\001\030\377\001'
+  _globals['_EXTERNALREF'].fields_by_name['name']._loaded_options = None
+  _globals['_EXTERNALREF'].fields_by_name['name']._serialized_options = b'\272H\005r\003\030\377\001'
   _globals['_EVENTMETA'].fields_by_name['event_id']._loaded_options = None
-  _globals['_EVENTMETA'].fields_by_name['event_id']._serialized_options = b'\272H\004r\002\020\001'
+  _globals['_EVENTMETA'].fields_by_name['event_id']._serialized_options = b'\272H\006r\004\020\001\030@'
   _globals['_EVENTMETA'].fields_by_name['occurred_at']._loaded_options = None
   _globals['_EVENTMETA'].fields_by_name['occurred_at']._serialized_options = b'\272H\003\310\001\001'
-  _globals['_MONEY']._serialized_start=113
-  _globals['_MONEY']._serialized_end=178
-  _globals['_EVENTMETA']._serialized_start=180
-  _globals['_EVENTMETA']._serialized_end=275
+  _globals['_EVENTMETA'].fields_by_name['correlation_id']._loaded_options = None
+  _globals['_EVENTMETA'].fields_by_name['correlation_id']._serialized_options = b'\272H\007r\005\020\001\030\200\001'
+  _globals['_EVENTMETA'].fields_by_name['causation_id']._loaded_options = None
+  _globals['_EVENTMETA'].fields_by_name['causation_id']._serialized_options = b'\272H\005r\003\030\200\001'
+  _globals['_EVENTMETA'].fields_by_name['source_system']._loaded_options = None
+  _globals['_EVENTMETA'].fields_by_name['source_system']._serialized_options = b'\272H\007\202\001\004\020\001 \000'
+  _globals['_EVENTMETA'].fields_by_name['producer']._loaded_options = None
+  _globals['_EVENTMETA'].fields_by_name['producer']._serialized_options = b'\272H\032r\0302\026^[a-z][a-z0-9-]{0,62}$'
+  _globals['_EVENTMETA'].fields_by_name['key']._loaded_options = None
+  _globals['_EVENTMETA'].fields_by_name['key']._serialized_options = b'\272H\007r\005\020\001\030\240\001'
+  _globals['_REASON'].fields_by_name['code']._loaded_options = None
+  _globals['_REASON'].fields_by_name['code']._serialized_options = b'\272H\032r\0302\026^[A-Z][A-Z0-9_]{0,63}$'
+  _globals['_REASON'].fields_by_name['message']._loaded_options = None
+  _globals['_REASON'].fields_by_name['message']._serialized_options = b'\272H\005r\003\030\320\017'
+  _globals['_REASON'].fields_by_name['source_system']._loaded_options = None
+  _globals['_REASON'].fields_by_name['source_system']._serialized_options = b'\272H\005\202\001\002\020\001'
+  _globals['_REASON'].fields_by_name['failure_kind']._loaded_options = None
+  _globals['_REASON'].fields_by_name['failure_kind']._serialized_options = b'\272H\005\202\001\002\020\001'
+  _globals['_REASON'].fields_by_name['external_code']._loaded_options = None
+  _globals['_REASON'].fields_by_name['external_code']._serialized_options = b'\272H\005r\003\030\377\001'
+  _globals['_PAGEREQUEST'].fields_by_name['page_size']._loaded_options = None
+  _globals['_PAGEREQUEST'].fields_by_name['page_size']._serialized_options = b'\272H\007\032\005\030\364\003(\000'
+  _globals['_PAGEREQUEST'].fields_by_name['page_token']._loaded_options = None
+  _globals['_PAGEREQUEST'].fields_by_name['page_token']._serialized_options = b'\272H\005r\003\030\200\010'
+  _globals['_SOURCESYSTEM']._serialized_start=1742
+  _globals['_SOURCESYSTEM']._serialized_end=1912
+  _globals['_FAILUREKIND']._serialized_start=1914
+  _globals['_FAILUREKIND']._serialized_end=2038
+  _globals['_HOPOUTCOME']._serialized_start=2041
+  _globals['_HOPOUTCOME']._serialized_end=2240
+  _globals['_MONEY']._serialized_start=145
+  _globals['_MONEY']._serialized_end=210
+  _globals['_ADDRESS']._serialized_start=213
+  _globals['_ADDRESS']._serialized_end=460
+  _globals['_DESTINATION']._serialized_start=462
+  _globals['_DESTINATION']._serialized_end=578
+  _globals['_EXTERNALREF']._serialized_start=580
+  _globals['_EXTERNALREF']._serialized_end=701
+  _globals['_EVENTMETA']._serialized_start=704
+  _globals['_EVENTMETA']._serialized_end=1010
+  _globals['_REASON']._serialized_start=1013
+  _globals['_REASON']._serialized_end=1254
+  _globals['_PAGEREQUEST']._serialized_start=1256
+  _globals['_PAGEREQUEST']._serialized_end=1330
+  _globals['_PAGERESPONSE']._serialized_start=1332
+  _globals['_PAGERESPONSE']._serialized_end=1371
+  _globals['_TIMELINEENTRY']._serialized_start=1374
+  _globals['_TIMELINEENTRY']._serialized_end=1739
 # @@protoc_insertion_point(module_scope)
