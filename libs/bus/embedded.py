@@ -91,7 +91,7 @@ class EmbeddedNats:
     def start(self, timeout: float = 15.0) -> EmbeddedNats:
         """Start the server and wait until it accepts connections."""
         cmd = self.command()
-        log = open(self.data_dir / "nats-server.log", "ab")  # noqa: SIM115 - handed to the child
+        log = open(self.data_dir / "nats-server.log", "ab")
         self.process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
         log.close()
         wait_for_port(self.host, self.port, timeout, self.process)
