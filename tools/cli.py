@@ -10,7 +10,7 @@ import signal
 import sys
 from pathlib import Path
 
-from tools.supervisor import Mesh
+from tools.supervisor import CLEAN_EXITS, Mesh
 from tools.topology import SERVICES, Topology
 
 
@@ -46,7 +46,7 @@ async def _up(args: argparse.Namespace) -> int:
         stopper.cancel()
     print("stopping ...", flush=True)
     codes = await mesh.stop()
-    unclean = {name: code for name, code in codes.items() if code not in (0, None)}
+    unclean = {name: code for name, code in codes.items() if code is not None and code not in CLEAN_EXITS}
     print("stopped" + (f"; unclean exits: {unclean}" if unclean else " cleanly"), flush=True)
     return 0
 

@@ -70,11 +70,10 @@ def proto_files(root: Path = PROTOS) -> list[str]:
 
 
 def _protoc(args: list[str]) -> None:
-    from grpc_tools import protoc
-
-    code = protoc.main(["protoc", *args])
-    if code != 0:
-        raise SystemExit(f"protoc failed ({code}): {' '.join(args)}")
+    # A child process, so the plugins' chatter ("Writing mypy to ...") is shown only on failure.
+    done = subprocess.run([sys.executable, "-m", "grpc_tools.protoc", *args], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"protoc failed ({done.returncode}): {done.stderr.strip()}")
 
 
 def _bin(name: str) -> str:
@@ -165,12 +164,17 @@ def _main_protos(ref: str, dest: Path) -> Path | None:
     return dest / "protos"
 
 
+def _buf(argv: list[str]) -> None:
+    if subprocess.run(argv).returncode != 0:
+        raise SystemExit(f"{argv[1]} failed (its findings are above)")
+
+
 def lint(buf: str, against: str) -> None:
     """Run `buf lint` on our files and `buf breaking` against the protos on `against`."""
     config = str(PROTOS / "buf.yaml")
     image = build_image(BUILD / "image.binpb")
     paths = [f"--path={p}" for p in proto_files() if p.startswith("retail/")]
-    subprocess.run([buf, "lint", f"{image}#format=binpb", "--config", config, *paths], check=True)
+    _buf([buf, "lint", f"{image}#format=binpb", "--config", config, *paths])
     print("buf lint: clean")
     with tempfile.TemporaryDirectory() as tmp:
         old_root = _main_protos(against, Path(tmp))
@@ -179,8 +183,16 @@ def lint(buf: str, against: str) -> None:
             return
         old_image = build_image(Path(tmp) / "against.binpb", old_root)
         subprocess.run(
-            [buf, "breaking", f"{image}#format=binpb", "--against", f"{old_image}#format=binpb",
-             "--config", config, *paths],
+            [
+                buf,
+                "breaking",
+                f"{image}#format=binpb",
+                "--against",
+                f"{old_image}#format=binpb",
+                "--config",
+                config,
+                *paths,
+            ],
             check=True,
         )
     print(f"buf breaking against {against}: clean")

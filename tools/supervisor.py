@@ -26,6 +26,9 @@ from tools.topology import SandboxSpec, ServiceSpec, Topology
 log = logging.getLogger("retail_mesh.supervisor")
 
 RESTART_BACKOFF_S = (0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
+#: Exit codes of a clean stop: 0, or death by the SIGTERM we sent after a graceful shutdown
+#: (uvicorn, which serves the sandbox, re-raises the signal once it has drained).
+CLEAN_EXITS = frozenset({0, -signal.SIGTERM})
 STABLE_AFTER_S = 30.0
 
 
@@ -49,9 +52,12 @@ class Child:
 
     async def spawn(self) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.log_path, "ab") as out:
+        with open(self.log_path, "ab") as out:  # noqa: ASYNC230 - an append-open, once per spawn
             self.process = await asyncio.create_subprocess_exec(
-                *self.argv, env=self.env, stdout=out, stderr=asyncio.subprocess.STDOUT,
+                *self.argv,
+                env=self.env,
+                stdout=out,
+                stderr=asyncio.subprocess.STDOUT,
                 start_new_session=True,
             )
         self.started_at = time.monotonic()
@@ -69,8 +75,14 @@ class Child:
             delay = RESTART_BACKOFF_S[min(attempt, len(RESTART_BACKOFF_S) - 1)]
             attempt += 1
             self.restarts += 1
-            log.warning("%s exited with code %s; restart #%d in %.1fs (log: %s)",
-                        self.name, code, self.restarts, delay, self.log_path)
+            log.warning(
+                "%s exited with code %s; restart #%d in %.1fs (log: %s)",
+                self.name,
+                code,
+                self.restarts,
+                delay,
+                self.log_path,
+            )
             await asyncio.sleep(delay)
             if not self.stopping:
                 await self.spawn()
@@ -105,8 +117,14 @@ class Mesh:
         nats: an already running NATS server to use instead of starting one.
     """
 
-    def __init__(self, topology: Topology, *, with_sandbox: bool = True, nats: EmbeddedNats | None = None,
-                 python: str = sys.executable) -> None:
+    def __init__(
+        self,
+        topology: Topology,
+        *,
+        with_sandbox: bool = True,
+        nats: EmbeddedNats | None = None,
+        python: str = sys.executable,
+    ) -> None:
         self.topology = topology
         self.with_sandbox = with_sandbox
         self.nats = nats
@@ -137,8 +155,9 @@ class Mesh:
         self.topology.data_dir.mkdir(parents=True, exist_ok=True)
         if self.nats is None:
             host_port = self.topology.nats_url.rsplit(":", 1)
-            self.nats = EmbeddedNats(self.topology.data_dir / "nats", port=int(host_port[1]),
-                                     monitor_port=None)
+            self.nats = EmbeddedNats(
+                self.topology.data_dir / "nats", port=int(host_port[1]), monitor_port=None
+            )
             await asyncio.to_thread(self.nats.start)
         children = []
         if self.with_sandbox:
@@ -178,18 +197,41 @@ class Mesh:
         """A table of what runs where."""
         rows = [("process", "pid", "grpc", "metrics", "http", "log")]
         if self.nats is not None:
-            rows.append(("nats-server", str(self.nats.process.pid if self.nats.process else "-"),
-                         self.nats.url, "", "", str(self.nats.data_dir / "nats-server.log")))
+            rows.append(
+                (
+                    "nats-server",
+                    str(self.nats.process.pid if self.nats.process else "-"),
+                    self.nats.url,
+                    "",
+                    "",
+                    str(self.nats.data_dir / "nats-server.log"),
+                )
+            )
         for spec in self.topology.sandbox if self.with_sandbox else ():
             child = self.children.get(f"sandbox-{spec.name}")
-            rows.append((f"sandbox-{spec.name}", str(child.pid if child else "-"), "", "",
-                         f"http://{self.topology.host}:{spec.port}", str(child.log_path if child else "")))
+            rows.append(
+                (
+                    f"sandbox-{spec.name}",
+                    str(child.pid if child else "-"),
+                    "",
+                    "",
+                    f"http://{self.topology.host}:{spec.port}",
+                    str(child.log_path if child else ""),
+                )
+            )
         for spec in self.topology.services:
             child = self.children.get(spec.name)
             http = f"http://{self.topology.host}:{spec.http_port}" if spec.http_port else ""
-            rows.append((spec.name, str(child.pid if child else "-"),
-                         f"{self.topology.host}:{spec.grpc_port}", str(spec.metrics_port), http,
-                         str(child.log_path if child else "")))
+            rows.append(
+                (
+                    spec.name,
+                    str(child.pid if child else "-"),
+                    f"{self.topology.host}:{spec.grpc_port}",
+                    str(spec.metrics_port),
+                    http,
+                    str(child.log_path if child else ""),
+                )
+            )
         widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
         return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows)
 

@@ -86,8 +86,12 @@ class Topology:
     def with_free_ports(cls, data_dir: Path, nats_url: str, **kwargs: object) -> Topology:
         """The default layout with every port replaced by a free one (tests, parallel meshes)."""
         services = tuple(
-            replace(s, grpc_port=free_port(), metrics_port=free_port(),
-                    http_port=free_port() if s.http_port else None)
+            replace(
+                s,
+                grpc_port=free_port(),
+                metrics_port=free_port(),
+                http_port=free_port() if s.http_port else None,
+            )
             for s in SERVICES
         )
         sandbox = tuple(replace(s, port=free_port()) for s in SANDBOX)

@@ -115,7 +115,9 @@ class EmbeddedNats:
             self.process.wait(10)
 
 
-def wait_for_port(host: str, port: int, timeout: float, process: subprocess.Popen[bytes] | None = None) -> None:
+def wait_for_port(
+    host: str, port: int, timeout: float, process: subprocess.Popen[bytes] | None = None
+) -> None:
     """Block until `host:port` accepts a TCP connection, or raise TimeoutError."""
     deadline = time.monotonic() + timeout
     while True:

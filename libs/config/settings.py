@@ -103,7 +103,10 @@ class ServiceSettings(BaseSettings):
         metrics_host: Address the Prometheus endpoint binds.
         metrics_port: Prometheus port; 0 picks a free port (tests).
         http_port: Port of the service's HTTP listener, for the services that have one.
-        nats_url: NATS server URL.
+        nats_url: NATS server URL (several comma-separated for a cluster).
+        nats_stream_replicas: Replicas of the streams a service provisions: 1 embedded, 3 in production.
+        nats_provision: Which streams a service creates or updates at start: `all` it uses (embedded
+            default), `own` (production users may change only their own), or `none`.
         data_dir: Folder for embedded state (SQLite files, JetStream store).
         database_url: SQLAlchemy URL; defaults to `sqlite+aiosqlite:///<data_dir>/<service_name>.db`.
         log_level: Root log level.
@@ -140,6 +143,8 @@ class ServiceSettings(BaseSettings):
     metrics_port: Port
     http_port: Port | None = None
     nats_url: str = "nats://127.0.0.1:4222"
+    nats_stream_replicas: int = Field(1, ge=1, le=5)
+    nats_provision: Literal["all", "own", "none"] = "all"
     data_dir: Path = Path(".mesh")
     database_url: str = ""
     log_level: LogLevel = "INFO"

@@ -1,14 +1,16 @@
 """Process lifecycle shared by every service: the event loop, and the shutdown signal.
 
-`__main__` hands `run` the service's `serve(settings)` coroutine; `serve` waits on
-`shutdown_requested()` after entering everything into its exit stack, so SIGTERM (Kubernetes) and
-SIGINT (Ctrl-C) unwind the stack in reverse: gRPC goes NOT_SERVING and drains, actors finish their
-turns, NATS drains, the database closes.
+`__main__` hands `run` the service's `serve(settings)` coroutine; `serve` enters everything into
+its exit stack, then awaits `shutdown.wait()`. SIGTERM (Kubernetes) or SIGINT (Ctrl-C) then
+unwinds the stack in reverse: gRPC goes NOT_SERVING and drains, NATS drains, the database closes.
+A signal that arrives while the service is still starting (waiting for NATS, say) cancels the
+start instead, so a stuck start never ignores SIGTERM.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 from collections.abc import Coroutine
 from typing import Any
@@ -19,23 +21,56 @@ except ImportError:  # pragma: no cover - uvloop is a pinned dependency; stay ru
     uvloop = None
 
 
-def shutdown_requested() -> asyncio.Event:
-    """An event set on the first SIGTERM or SIGINT; a second signal is left to the default handler."""
-    event = asyncio.Event()
-    loop = asyncio.get_running_loop()
+class Shutdown:
+    """Set by the first SIGTERM or SIGINT; see `shutdown_requested`."""
 
-    def _set(sig: signal.Signals) -> None:
-        event.set()
-        loop.remove_signal_handler(sig)
+    def __init__(self, task: asyncio.Task[Any]) -> None:
+        self._event = asyncio.Event()
+        self._task = task
+        self._serving = False
+
+    def request(self) -> None:
+        """Ask the service to stop: unwind if it is serving, cancel its start otherwise."""
+        if self._serving:
+            self._event.set()
+        else:
+            self._task.cancel()
+
+    @property
+    def requested(self) -> bool:
+        """True once a stop was asked for."""
+        return self._event.is_set()
+
+    async def wait(self) -> None:
+        """Mark the service as serving and wait until a stop is asked for."""
+        self._serving = True
+        await self._event.wait()
+
+
+def shutdown_requested() -> Shutdown:
+    """Install SIGTERM and SIGINT handlers for the calling task.
+
+    A repeated signal asks again (harmless); whoever must stop a stuck process sends SIGKILL after
+    its grace period, as Kubernetes and `retail-mesh up` do.
+    """
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    if task is None:
+        raise RuntimeError("shutdown_requested() must be called from a task")
+    shutdown = Shutdown(task)
 
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, _set, sig)
-    return event
+        loop.add_signal_handler(sig, shutdown.request)
+    return shutdown
 
 
 def run(main: Coroutine[Any, Any, None]) -> None:
-    """Run a service's top coroutine to completion on uvloop (asyncio's loop when unavailable)."""
-    if uvloop is not None:
-        uvloop.run(main)
-    else:
-        asyncio.run(main)
+    """Run a service's top coroutine on uvloop (asyncio's loop when unavailable).
+
+    A start cancelled by a signal ends quietly: the exit stack has already closed what opened.
+    """
+    with contextlib.suppress(asyncio.CancelledError):
+        if uvloop is not None:
+            uvloop.run(main)
+        else:
+            asyncio.run(main)

@@ -23,6 +23,7 @@ from libs.rpc.errors import (
     PermissionDenied,
     ResourceExhausted,
     Unavailable,
+    Unimplemented,
     error_from_rpc,
 )
 from libs.rpc.interceptors import default_interceptors
@@ -47,6 +48,7 @@ __all__ = [
     "TokenProvider",
     "TokenVerifier",
     "Unavailable",
+    "Unimplemented",
     "channel",
     "channel_credentials",
     "current_principal",

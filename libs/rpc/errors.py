@@ -110,6 +110,16 @@ class ResourceExhausted(DomainError):
     code = grpc.StatusCode.RESOURCE_EXHAUSTED
 
 
+class Unimplemented(DomainError):
+    """The RPC is declared in the contract but not built yet (UNIMPLEMENTED), never a fake success.
+
+    The generated base servicers raise `NotImplementedError` for every RPC a servicer does not
+    override; the error interceptor maps that to this status too.
+    """
+
+    code = grpc.StatusCode.UNIMPLEMENTED
+
+
 _BY_CODE: dict[grpc.StatusCode, type[DomainError]] = {
     cls.code: cls
     for cls in (
@@ -120,6 +130,7 @@ _BY_CODE: dict[grpc.StatusCode, type[DomainError]] = {
         PermissionDenied,
         Unavailable,
         ResourceExhausted,
+        Unimplemented,
     )
 }
 

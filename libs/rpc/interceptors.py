@@ -27,7 +27,7 @@ from libs.rpc.auth import (
     is_open_method,
     required_scope,
 )
-from libs.rpc.errors import REASON_KEY, DomainError
+from libs.rpc.errors import REASON_KEY, DomainError, Unimplemented
 from libs.telemetry import (
     GRPC_CORRELATION_KEY,
     RPC_SERVER_HANDLING_SECONDS,
@@ -308,6 +308,8 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
         method = handler_call_details.method
 
         async def fail(context: grpc.aio.ServicerContext, exc: Exception) -> None:
+            if isinstance(exc, NotImplementedError):
+                exc = Unimplemented(f"{method} is not built yet")
             if isinstance(exc, DomainError):
                 extra = ((REASON_KEY, exc.reason),) if exc.reason else ()
                 await context.abort(exc.code, exc.details, _merge_trailing(context, *extra))

@@ -4,7 +4,8 @@ version folder with a branch label, and `upgrade` takes all of them to their hea
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from alembic import command
@@ -40,3 +41,14 @@ async def upgrade(db: Database, version_locations: Sequence[str | Path]) -> None
 
     async with db.engine.begin() as connection:
         await connection.run_sync(_run)
+
+
+@asynccontextmanager
+async def migrated(url: str, version_locations: Sequence[str | Path]) -> AsyncIterator[Database]:
+    """Open the service database at `url`, upgrade it to every head, and close it on exit."""
+    db = Database(url)
+    try:
+        await upgrade(db, version_locations)
+        yield db
+    finally:
+        await db.dispose()

@@ -51,9 +51,12 @@ class PostgresCluster:
             os.chown(base, user.pw_uid, user.pw_gid)
         cluster = cls(datadir=datadir, port=free_port(), run_as=run_as)
         cluster._run(_pg_bin("initdb"), "-D", str(datadir), "-U", "postgres", "--auth=trust", "-E", "UTF8")
-        options = f"-c listen_addresses=127.0.0.1 -c port={cluster.port} -c unix_socket_directories={base} " \
-                  "-c fsync=off -c max_connections=200"
-        cluster._run(_pg_bin("pg_ctl"), "-D", str(datadir), "-o", options, "-l", str(base / "log"), "-w", "start")
+        options = (
+            f"-c listen_addresses=127.0.0.1 -c port={cluster.port} -c unix_socket_directories={base} "
+            "-c fsync=off -c max_connections=200"
+        )
+        log = str(base / "log")
+        cluster._run(_pg_bin("pg_ctl"), "-D", str(datadir), "-o", options, "-l", log, "-w", "start")
         wait_for_port("127.0.0.1", cluster.port, 30)
         return cluster
 
@@ -61,8 +64,17 @@ class PostgresCluster:
         return f"postgresql+asyncpg://postgres@127.0.0.1:{self.port}/{database}"
 
     def create_database(self, name: str) -> str:
-        self._run(_pg_bin("psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres",
-                  "-c", f'CREATE DATABASE "{name}"')
+        self._run(
+            _pg_bin("psql"),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(self.port),
+            "-U",
+            "postgres",
+            "-c",
+            f'CREATE DATABASE "{name}"',
+        )
         return self.url(name)
 
     def stop(self) -> None:

@@ -10,7 +10,7 @@ from sqlalchemy import text
 
 from libs.store import Database, normalize_url, upgrade
 
-BRANCH = '''
+BRANCH = """
 from alembic import op
 import sqlalchemy as sa
 
@@ -26,7 +26,7 @@ def upgrade():
 
 def downgrade():
     op.drop_table("{table}")
-'''
+"""
 
 
 def _versions(tmp_path: Path, label: str, table: str) -> Path:

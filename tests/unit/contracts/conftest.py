@@ -7,8 +7,9 @@ import pkgutil
 from types import ModuleType
 
 import pytest
-import retail
 from google.protobuf.descriptor import Descriptor, FileDescriptor
+
+import retail
 
 
 def _generated_modules() -> list[ModuleType]:

@@ -45,7 +45,8 @@ def test_every_context_publishes_events(proto_files):
     packages_with_events = {f.package for f in proto_files if f.name.endswith("/events.proto")}
 
     assert packages_with_events == {
-        f"retail.{ctx}.v1" for ctx in ("orders", "inventory", "shipments", "returns", "catalog", "ops", "integration")
+        f"retail.{ctx}.v1"
+        for ctx in ("orders", "inventory", "shipments", "returns", "catalog", "ops", "integration")
     }
 
 

@@ -8,6 +8,7 @@ import protovalidate
 import pytest
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
+
 from retail.common.v1 import common_pb2
 from retail.inventory.v1 import inventory_pb2, inventory_service_pb2
 from retail.orders.v1 import events_pb2 as order_events_pb2

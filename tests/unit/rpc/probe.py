@@ -12,7 +12,6 @@ from collections.abc import AsyncIterator
 
 import grpc
 from google.protobuf import empty_pb2, wrappers_pb2
-from retail.common.v1 import common_pb2
 
 from libs.rpc import (
     Conflict,
@@ -25,6 +24,7 @@ from libs.rpc import (
     remaining,
 )
 from libs.telemetry import correlation_id
+from retail.common.v1 import common_pb2
 
 SERVICE = "retail.test.v1.ProbeService"
 

@@ -1,0 +1,597 @@
+"""Idempotent JetStream consumers: pull fetch loops, inbox + effects in one transaction, dead letters."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from google.protobuf.message import Message
+from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
+from opentelemetry import propagate, trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from libs.bus import hoplog, inbox
+from libs.bus.deadletter import add_dead_letter
+from libs.bus.envelope import (
+    CAUSATION_ID,
+    CORRELATION_ID,
+    EVENT_TYPE,
+    REPLAY_FOR,
+    PoisonMessage,
+    decode,
+    event_id_of,
+    meta_value,
+)
+from libs.bus.errors import Permanent, Retryable
+from libs.bus.outbox import Outbox
+from libs.bus.streams import ConsumerSpec, subject_for
+from libs.store import Database
+from libs.telemetry.correlation import correlation_id as current_correlation_id
+
+log = logging.getLogger(__name__)
+tracer = trace.get_tracer("libs.bus")
+
+ADVISORY_MAX_DELIVERIES = "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{stream}.{consumer}"
+ACK_TIMEOUT_REASON = "max deliveries (ack timeout)"
+
+
+@dataclass
+class MessageContext:
+    """What a handler gets besides the event.
+
+    Attributes:
+        session: the write session of this delivery's transaction: the inbox row, the handler's
+            effects, the outbox rows it adds and the hop log row commit together.
+        event_id: the business event id (stable across redeliveries and replays).
+        event_type: full proto name.
+        subject: the NATS subject.
+        headers: the message headers.
+        correlation_id: the flow's correlation id (also set in libs.telemetry's context).
+        causation_id: the id of the message that caused this event, if any.
+        delivery: 1 for the first delivery, more for redeliveries.
+        stream_seq: the message's sequence in its stream.
+        consumer: the durable consumer's name.
+    """
+
+    session: AsyncSession
+    event_id: str
+    event_type: str
+    subject: str
+    headers: Mapping[str, str]
+    correlation_id: str
+    causation_id: str | None
+    delivery: int
+    stream_seq: int
+    consumer: str
+    outbox: Outbox | None = None
+
+    async def emit(self, event: Message, *, key: str | None = None) -> str:
+        """Add an event caused by this one to the outbox, in this transaction.
+
+        The new event carries this flow's correlation id, this event as its cause and the
+        current (consumer) span as its trace parent.
+
+        Returns:
+            The new event's id.
+        """
+        if self.outbox is None:
+            raise RuntimeError("this consumer has no outbox; pass one to Consumer / EventBus")
+        return await self.outbox.add(
+            self.session, event, correlation_id=self.correlation_id, causation_id=self.event_id, key=key
+        )
+
+
+Handler = Callable[[Message, MessageContext], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """A handler bound to a durable pull consumer.
+
+    Args:
+        durable: the consumer's durable name, unique per service and purpose
+            (`erp-adapter.orders`); also the inbox's consumer key and the default hop name.
+        filter_subjects: subjects (or event classes) to receive.
+        handler: `async def handler(event, ctx)`; raise Retryable, Permanent, or anything else
+            (treated as transient) to fail.
+        stream: the stream to read; None finds it from the filter subjects.
+        ack_wait: seconds before an unacknowledged delivery is redelivered; long handlers are
+            kept alive with in-progress acks.
+        max_deliver: deliveries before the message is dead-lettered.
+        backoff: retry delays after failed deliveries; the last repeats.
+        max_ack_pending: deliveries in flight across replicas.
+        batch: messages per fetch.
+        concurrency: handlers running at once in this process; 1 keeps stream order.
+        hop: name in the hop log; defaults to `durable`.
+        snapshot: store a redacted payload snapshot in the hop log.
+    """
+
+    durable: str
+    filter_subjects: Sequence[str | type[Message]]
+    handler: Handler
+    stream: str | None = None
+    ack_wait: float = 30.0
+    max_deliver: int = 8
+    backoff: tuple[float, ...] = (1.0, 5.0, 30.0, 120.0, 300.0, 600.0, 900.0)
+    max_ack_pending: int = 256
+    batch: int = 64
+    concurrency: int = 16
+    hop: str | None = None
+    snapshot: bool = True
+
+    @property
+    def subjects(self) -> tuple[str, ...]:
+        """The filter subjects as strings."""
+        return tuple(s if isinstance(s, str) else subject_for(s) for s in self.filter_subjects)
+
+    def spec(self, stream: str | None = None) -> ConsumerSpec:
+        """The ConsumerSpec to provision for this subscription."""
+        stream = stream or self.stream
+        if stream is None:
+            raise ValueError(f"subscription {self.durable} has no stream")
+        return ConsumerSpec(
+            durable=self.durable,
+            stream=stream,
+            filter_subjects=self.subjects,
+            ack_wait=self.ack_wait,
+            max_deliver=self.max_deliver,
+            backoff=self.backoff,
+            max_ack_pending=self.max_ack_pending,
+        )
+
+
+@dataclass
+class ConsumerStats:
+    """Outcome counters since start, for metrics and tests."""
+
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def add(self, outcome: str) -> None:
+        self.counts[outcome] = self.counts.get(outcome, 0) + 1
+
+
+class Consumer:
+    """Runs one Subscription: fetch in batches, handle with bounded concurrency, ack after commit.
+
+    For each message: trace context and correlation id are extracted; the event is decoded by
+    its type header and validated (poison is dead-lettered at once); then in one transaction
+    the inbox row is inserted (a duplicate rolls back and is acked), the handler runs and the
+    hop is logged; after commit the message is acked. A plain ack suffices: if it is lost, the
+    redelivery finds the inbox row and is acked as a duplicate.
+
+    Args:
+        db: the service database (inbox, dead letters, hop log, handler state).
+        nc: a connected NATS client.
+        subscription: what to consume and how.
+        stream: the stream name (overrides `subscription.stream`).
+        outbox: lets handlers `ctx.emit` events in their transaction.
+        fetch_timeout: seconds one fetch waits for messages (bounds shutdown latency).
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        nc: NATS,
+        subscription: Subscription,
+        *,
+        stream: str | None = None,
+        outbox: Outbox | None = None,
+        fetch_timeout: float = 2.0,
+    ) -> None:
+        self.db = db
+        self.nc = nc
+        self.js = nc.jetstream()
+        self.subscription = subscription
+        self.spec = subscription.spec(stream)
+        self.outbox = outbox
+        self.fetch_timeout = fetch_timeout
+        self.hop = subscription.hop or subscription.durable
+        self.stats = ConsumerStats()
+        self._inflight: set[asyncio.Task[None]] = set()
+        self._slot_freed = asyncio.Event()
+        self._stopping = False
+        self._loop_task: asyncio.Task[None] | None = None
+        self._psub: Any = None
+        self.watcher = MaxDeliveriesWatcher(
+            db,
+            nc,
+            stream=self.spec.stream,
+            durable=self.durable,
+            hop=self.hop,
+            on_dead_letter=lambda: self.stats.add(hoplog.DEAD_LETTER),
+        )
+
+    @property
+    def durable(self) -> str:
+        """The durable consumer name."""
+        return self.spec.durable
+
+    async def start(self) -> None:
+        """Bind to the (provisioned) durable consumer, watch its advisories and start fetching."""
+        self._stopping = False
+        self._psub = await self.js.pull_subscribe_bind(durable=self.durable, stream=self.spec.stream)
+        await self.watcher.start()
+        self._loop_task = asyncio.create_task(self._fetch_loop(), name=f"consumer:{self.durable}")
+
+    async def stop(self, grace: float = 30.0) -> None:
+        """Stop fetching, let in-flight handlers finish (up to `grace` seconds), then unsubscribe."""
+        self._stopping = True
+        if self._loop_task is not None:
+            self._loop_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._loop_task
+            self._loop_task = None
+        if self._inflight:
+            _done, late = await asyncio.wait(set(self._inflight), timeout=grace)
+            for task in late:
+                task.cancel()  # not acked: redelivered after ack_wait, the inbox absorbs a repeat
+        await self.watcher.stop()
+        if self._psub is not None:
+            with contextlib.suppress(Exception):
+                await self._psub.unsubscribe()
+            self._psub = None
+
+    async def _fetch_loop(self) -> None:
+        failures = 0
+        while not self._stopping:
+            free = self.subscription.concurrency - len(self._inflight)
+            if free <= 0:
+                self._slot_freed.clear()
+                await self._slot_freed.wait()
+                continue
+            try:
+                msgs = await self._psub.fetch(min(free, self.subscription.batch), timeout=self.fetch_timeout)
+            except TimeoutError:
+                failures = 0
+                continue
+            except Exception as error:
+                # Disconnected, server restarting, consumer briefly unknown: wait and fetch again.
+                failures += 1
+                log.warning("fetch for %s failed (%s); retrying", self.durable, error)
+                await asyncio.sleep(min(5.0, 0.1 * 2 ** min(failures, 6)))
+                continue
+            failures = 0
+            for msg in msgs:
+                task = asyncio.create_task(self._handle(msg))
+                self._inflight.add(task)
+                task.add_done_callback(self._handled)
+
+    def _handled(self, task: asyncio.Task[None]) -> None:
+        self._inflight.discard(task)
+        self._slot_freed.set()
+        if not task.cancelled() and task.exception() is not None:
+            log.error("consumer %s: unhandled error", self.durable, exc_info=task.exception())
+
+    async def _handle(self, msg: Msg) -> None:
+        started = time.perf_counter()
+        headers: Mapping[str, str] = msg.headers or {}
+        replay_for = headers.get(REPLAY_FOR)
+        if replay_for is not None and replay_for != self.durable:
+            await _quietly(msg.ack())  # a dead-letter replay meant for another consumer of this subject
+            return
+        metadata = msg.metadata
+        delivery = metadata.num_delivered
+        correlation = headers.get(CORRELATION_ID) or event_id_of(headers) or ""
+        current_correlation_id.set(correlation or None)  # this task's own context copy
+        attributes = {
+            "messaging.system": "nats",
+            "messaging.operation.type": "process",
+            "messaging.destination.name": msg.subject,
+            "messaging.consumer.group.name": self.durable,
+            "messaging.message.id": event_id_of(headers) or "",
+            "messaging.message.delivery_count": delivery,
+            "retail.correlation_id": correlation,
+        }
+        # Keep a slow handler's delivery alive instead of letting ack_wait redeliver it meanwhile.
+        keepalive = _KeepAlive(msg, self.spec.ack_wait / 2)
+        with tracer.start_as_current_span(
+            f"process {msg.subject}",
+            context=propagate.extract(headers),
+            kind=SpanKind.CONSUMER,
+            attributes=attributes,
+        ) as span:
+            try:
+                await self._process(msg, headers, delivery, correlation, started)
+            except PoisonMessage as poison:
+                span.set_status(Status(StatusCode.ERROR, poison.reason))
+                await self._give_up(msg, headers, delivery, correlation, poison.reason, started)
+            except Permanent as failure:
+                span.set_status(Status(StatusCode.ERROR, failure.reason))
+                await self._give_up(
+                    msg, headers, delivery, correlation, f"permanent: {failure.reason}", started
+                )
+            except inbox.DuplicateEvent:
+                span.set_attribute("retail.outcome", hoplog.DUPLICATE)
+                await self._after_duplicate(msg, headers, delivery, correlation, started)
+            except Exception as error:
+                span.record_exception(error)
+                span.set_status(Status(StatusCode.ERROR, str(error)))
+                await self._failed(msg, headers, delivery, correlation, error, started)
+            finally:
+                keepalive.cancel()
+
+    async def _process(
+        self, msg: Msg, headers: Mapping[str, str], delivery: int, correlation: str, started: float
+    ) -> None:
+        event = decode(headers, msg.data)
+        event_id = event_id_of(headers) or meta_value(event, "event_id")
+        if not event_id:
+            raise PoisonMessage("no event id (Retail-Event-Id, Nats-Msg-Id or meta.event_id)")
+        correlation = correlation or meta_value(event, "correlation_id") or event_id
+        async with self.db.transaction() as session:
+            await inbox.claim(session, self.durable, event_id)
+            ctx = MessageContext(
+                session=session,
+                event_id=event_id,
+                event_type=headers.get(EVENT_TYPE, ""),
+                subject=msg.subject,
+                headers=headers,
+                correlation_id=correlation,
+                causation_id=headers.get(CAUSATION_ID),
+                delivery=delivery,
+                stream_seq=msg.metadata.sequence.stream,
+                consumer=self.durable,
+                outbox=self.outbox,
+            )
+            await self.subscription.handler(event, ctx)
+            await hoplog.record_hop(
+                session,
+                hop=self.hop,
+                outcome=hoplog.OK,
+                correlation_id=correlation,
+                event_id=event_id,
+                attempt=delivery,
+                latency_ms=_ms(started),
+                payload=event if self.subscription.snapshot else None,
+            )
+        # A lost ack only means a redelivery, which the inbox row now answers as a duplicate.
+        await _quietly(msg.ack())
+        self.stats.add(hoplog.OK)
+
+    async def _after_duplicate(
+        self, msg: Msg, headers: Mapping[str, str], delivery: int, correlation: str, started: float
+    ) -> None:
+        await _quietly(msg.ack())
+        self.stats.add(hoplog.DUPLICATE)
+        await self._log_hop(hoplog.DUPLICATE, headers, delivery, correlation, started, None)
+
+    async def _failed(
+        self,
+        msg: Msg,
+        headers: Mapping[str, str],
+        delivery: int,
+        correlation: str,
+        error: Exception,
+        started: float,
+    ) -> None:
+        retryable = isinstance(error, Retryable)
+        reason = error.reason if retryable else f"{error.__class__.__name__}: {error}"
+        if delivery >= self.spec.max_deliver:
+            await self._give_up(
+                msg,
+                headers,
+                delivery,
+                correlation,
+                f"retries exhausted after {delivery} deliveries: {reason}",
+                started,
+            )
+            return
+        delay = error.delay if retryable and error.delay is not None else self.spec.retry_delay(delivery)
+        await _quietly(msg.nak(delay=delay))
+        outcome = hoplog.RETRY if retryable else hoplog.ERROR
+        self.stats.add(outcome)
+        await self._log_hop(
+            outcome, headers, delivery, correlation, started, f"{reason} (retry in {delay:g}s)"
+        )
+
+    async def _give_up(
+        self,
+        msg: Msg,
+        headers: Mapping[str, str],
+        delivery: int,
+        correlation: str,
+        reason: str,
+        started: float,
+    ) -> None:
+        """Dead-letter and terminate: poison never loops (M3)."""
+        metadata = msg.metadata
+        try:
+            async with self.db.transaction() as session:
+                await add_dead_letter(
+                    session,
+                    consumer=self.durable,
+                    stream=metadata.stream,
+                    stream_seq=metadata.sequence.stream,
+                    subject=msg.subject,
+                    payload=msg.data,
+                    headers=headers,
+                    reason=reason,
+                    deliveries=delivery,
+                )
+                await hoplog.record_hop(
+                    session,
+                    hop=self.hop,
+                    outcome=hoplog.DEAD_LETTER,
+                    correlation_id=correlation or None,
+                    event_id=event_id_of(headers),
+                    attempt=delivery,
+                    latency_ms=_ms(started),
+                    detail=reason,
+                )
+        except Exception:
+            # Not recorded, so not terminated: the message comes back and we try again.
+            log.exception("consumer %s could not dead-letter seq %s", self.durable, metadata.sequence.stream)
+            await _quietly(msg.nak(delay=self.spec.retry_delay(delivery)))
+            return
+        # If the term is lost the message returns; the dead letter's unique key keeps one row.
+        await _quietly(msg.term())
+        self.stats.add(hoplog.DEAD_LETTER)
+        log.warning(
+            "consumer %s dead-lettered %s seq %s: %s",
+            self.durable,
+            msg.subject,
+            metadata.sequence.stream,
+            reason,
+        )
+
+    async def _log_hop(
+        self,
+        outcome: str,
+        headers: Mapping[str, str],
+        delivery: int,
+        correlation: str,
+        started: float,
+        detail: str | None,
+    ) -> None:
+        try:
+            async with self.db.transaction() as session:
+                await hoplog.record_hop(
+                    session,
+                    hop=self.hop,
+                    outcome=outcome,
+                    correlation_id=correlation or None,
+                    event_id=event_id_of(headers),
+                    attempt=delivery,
+                    latency_ms=_ms(started),
+                    detail=detail,
+                )
+        except Exception:
+            log.exception("consumer %s could not write its hop log", self.durable)
+
+
+class MaxDeliveriesWatcher:
+    """The dead-letter safety net: records messages whose last delivery was never acknowledged.
+
+    A handler that crashes or hangs on the last allowed delivery cannot dead-letter the message
+    itself. JetStream then publishes `$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.<stream>.<consumer>`;
+    this fetches the message by its stream sequence and dead-letters it with the reason
+    "max deliveries (ack timeout)". Advisories are plain NATS messages: one sent while no
+    replica listens is lost, and the reconcilers remain the last line of defence.
+
+    Args:
+        db: the service database.
+        nc: a connected NATS client.
+        stream: the consumer's stream.
+        durable: the consumer's durable name.
+        hop: hop-log name; defaults to `durable`.
+        on_dead_letter: called after each new dead letter (metrics).
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        nc: NATS,
+        *,
+        stream: str,
+        durable: str,
+        hop: str | None = None,
+        on_dead_letter: Callable[[], None] | None = None,
+    ) -> None:
+        self.db = db
+        self.nc = nc
+        self.js = nc.jetstream()
+        self.stream = stream
+        self.durable = durable
+        self.hop = hop or durable
+        self.on_dead_letter = on_dead_letter
+        self._sub: Any = None
+
+    async def start(self) -> None:
+        """Subscribe to the advisory (a queue group, so one replica records each)."""
+        self._sub = await self.nc.subscribe(
+            ADVISORY_MAX_DELIVERIES.format(stream=self.stream, consumer=self.durable),
+            queue=f"{self.durable}.dead-letter",
+            cb=self._on_advisory,
+        )
+
+    async def stop(self) -> None:
+        """Unsubscribe."""
+        if self._sub is not None:
+            with contextlib.suppress(Exception):
+                await self._sub.unsubscribe()
+            self._sub = None
+
+    async def _on_advisory(self, advisory: Msg) -> None:
+        try:
+            data = json.loads(advisory.data)
+            seq, deliveries = int(data["stream_seq"]), int(data.get("deliveries", 0))
+        except (ValueError, KeyError):
+            log.error("unreadable MAX_DELIVERIES advisory for %s: %r", self.durable, advisory.data[:200])
+            return
+        subject, payload, headers, reason = "", b"", {}, ACK_TIMEOUT_REASON
+        try:
+            stored = await self.js.get_msg(self.stream, seq)
+            subject, payload, headers = stored.subject or "", stored.data or b"", dict(stored.headers or {})
+        except Exception as error:
+            reason = f"{ACK_TIMEOUT_REASON}; message no longer in the stream: {error}"
+        correlation = headers.get(CORRELATION_ID)
+        try:
+            async with self.db.transaction() as session:
+                inserted = await add_dead_letter(
+                    session,
+                    consumer=self.durable,
+                    stream=self.stream,
+                    stream_seq=seq,
+                    subject=subject,
+                    payload=payload,
+                    headers=headers,
+                    reason=reason,
+                    deliveries=deliveries,
+                )
+                if inserted:
+                    await hoplog.record_hop(
+                        session,
+                        hop=self.hop,
+                        outcome=hoplog.DEAD_LETTER,
+                        correlation_id=correlation,
+                        event_id=event_id_of(headers),
+                        attempt=deliveries,
+                        detail=reason,
+                    )
+        except Exception:
+            log.exception("consumer %s could not dead-letter seq %s from the advisory", self.durable, seq)
+            return
+        if inserted:
+            log.warning("consumer %s dead-lettered seq %s: %s", self.durable, seq, reason)
+            if self.on_dead_letter is not None:
+                self.on_dead_letter()
+
+
+class _KeepAlive:
+    """Sends in-progress acks every `interval` seconds until cancelled; costs one timer if never due."""
+
+    def __init__(self, msg: Msg, interval: float) -> None:
+        self._msg = msg
+        self._interval = interval
+        self._loop = asyncio.get_running_loop()
+        self._handle: asyncio.TimerHandle | None = self._loop.call_later(interval, self._beat)
+        self._task: asyncio.Task[None] | None = None
+
+    def _beat(self) -> None:
+        self._task = self._loop.create_task(self._msg.in_progress())
+        self._handle = self._loop.call_later(self._interval, self._beat)
+
+    def cancel(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+
+
+async def _quietly(acknowledgement: Awaitable[None]) -> None:
+    """Send an ack/nak/term; when the connection is down the server redelivers, which is safe."""
+    try:
+        await acknowledgement
+    except Exception as error:
+        log.warning("acknowledgement not sent: %s", error)
+
+
+def _ms(started: float) -> float:
+    return (time.perf_counter() - started) * 1000.0

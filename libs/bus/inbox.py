@@ -1,0 +1,64 @@
+"""The idempotent-consumer inbox (M1): a primary key on (consumer, event_id) decides "duplicate"."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import delete, insert, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from libs.bus.tables import InboxRow
+from libs.store import Database
+
+
+class DuplicateEvent(Exception):
+    """The consumer already committed this event; the caller rolls back and acks."""
+
+
+async def claim(session: AsyncSession, consumer: str, event_id: str) -> None:
+    """Insert the inbox row for (consumer, event_id) in the handler's transaction.
+
+    Never check-then-insert: the insert itself is the check, so two deliveries racing on two
+    replicas cannot both pass (on PostgreSQL the second insert waits for the first transaction
+    and fails if it commits).
+
+    Raises:
+        DuplicateEvent: the row exists; the transaction must be rolled back.
+    """
+    try:
+        await session.execute(
+            insert(InboxRow).values(consumer=consumer, event_id=event_id, processed_at=datetime.now(UTC))
+        )
+    except IntegrityError:
+        raise DuplicateEvent(f"{consumer} already handled {event_id}") from None
+
+
+class Inbox:
+    """Reads and retention of the inbox.
+
+    Args:
+        db: the service database.
+    """
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def seen(self, consumer: str, event_id: str) -> bool:
+        """Whether `consumer` has committed the handling of `event_id`."""
+        async with self.db.read() as session:
+            query = select(InboxRow.event_id).where(
+                InboxRow.consumer == consumer, InboxRow.event_id == event_id
+            )
+            return (await session.execute(query)).first() is not None
+
+    async def purge(self, older_than: timedelta) -> int:
+        """Forget events handled before `older_than` ago; returns how many rows were deleted.
+
+        Keep this longer than every producer's outbox replay horizon plus the dead-letter
+        replay window, or a late replay would be applied twice.
+        """
+        cutoff = datetime.now(UTC) - older_than
+        async with self.db.transaction() as session:
+            result = await session.execute(delete(InboxRow).where(InboxRow.processed_at < cutoff))
+        return result.rowcount or 0

@@ -1,0 +1,387 @@
+"""Transactional outbox (M1): events commit with the state change, a relay publishes them after commit."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from google.protobuf.message import Message
+from nats.js import JetStreamContext, api
+from nats.js.errors import APIError
+from sqlalchemy import and_, delete, event, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from libs.bus.envelope import (
+    InvalidEvent,
+    meta_value,
+    new_event_id,
+    publish_headers,
+    stamp_meta,
+    validation_error,
+)
+from libs.bus.publish import publish_batch
+from libs.bus.streams import subject_for
+from libs.bus.tables import FAILED, IN_FLIGHT, PENDING, PUBLISHED, OutboxRow
+from libs.store import Database
+from libs.telemetry.correlation import correlation_id as current_correlation_id
+
+log = logging.getLogger(__name__)
+
+# JetStream error codes that no retry can fix: the message is larger than the stream accepts.
+_PERMANENT_PUBLISH_ERRORS = frozenset({10054})
+_HOOKED = "libs.bus.outbox.hooked"
+
+
+class Outbox:
+    """Writes events into the caller's transaction.
+
+    Args:
+        producer: this service's name (`orders`), stamped into `meta.producer` when unset.
+        validate: refuse events that break their protovalidate rules before they are stored, so
+            a bad event fails the producer's transaction instead of poisoning every consumer.
+    """
+
+    def __init__(self, *, producer: str | None = None, validate: bool = True) -> None:
+        self.producer = producer
+        self.validate = validate
+        self._listeners: list[Callable[[], None]] = []
+
+    def on_commit(self, callback: Callable[[], None]) -> None:
+        """Call `callback` after each commit that wrote outbox rows (the relay's `notify`)."""
+        self._listeners.append(callback)
+
+    async def add(
+        self,
+        session: AsyncSession,
+        event: Message,
+        *,
+        correlation_id: str | None = None,
+        causation_id: str | None = None,
+        key: str | None = None,
+    ) -> str:
+        """Stage `event` for publication in the caller's transaction.
+
+        The row is inserted when the session flushes, at the latest at commit: the event exists
+        exactly when the state change that caused it commits.
+
+        Args:
+            session: the caller's write session (`async with db.transaction() as session`).
+            event: a protobuf event; its `meta` is stamped where unset.
+            correlation_id: the flow's id; defaults to `meta.correlation_id`, then the current
+                correlation id (libs.telemetry), then the new event's own id (a new flow).
+            causation_id: id of the message that caused this event (`ctx.event_id` in a handler).
+            key: the business key of the actor the event concerns (`meta.key`).
+
+        Returns:
+            The event id: `meta.event_id` if the producer set one, else a new time-ordered id.
+
+        Raises:
+            InvalidEvent: the event breaks its protovalidate rules.
+        """
+        event_id = meta_value(event, "event_id") or new_event_id()
+        correlation = (
+            correlation_id or meta_value(event, "correlation_id") or current_correlation_id.get() or event_id
+        )
+        causation = causation_id or meta_value(event, "causation_id") or None
+        key = key or meta_value(event, "key") or None
+        stamp_meta(
+            event,
+            event_id=event_id,
+            correlation_id=correlation,
+            causation_id=causation,
+            key=key,
+            producer=self.producer,
+        )
+        if self.validate:
+            problem = validation_error(event)
+            if problem:
+                raise InvalidEvent(f"{event.DESCRIPTOR.full_name}: {problem}")
+        event_type = event.DESCRIPTOR.full_name
+        now = datetime.now(UTC)
+        session.add(
+            OutboxRow(
+                id=event_id,
+                subject=subject_for(event),
+                event_type=event_type,
+                key=key,
+                payload=event.SerializeToString(),
+                headers=publish_headers(event_type, event_id, correlation, causation),
+                status=PENDING,
+                attempts=0,
+                created_at=now,
+                available_at=now,
+            )
+        )
+        self._hook(session)
+        return event_id
+
+    def _hook(self, session: AsyncSession) -> None:
+        if not self._listeners or session.info.get(_HOOKED):
+            return
+        session.info[_HOOKED] = True
+        event.listen(session.sync_session, "after_commit", self._committed)
+
+    def _committed(self, _session: Any) -> None:
+        for callback in self._listeners:
+            callback()
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """An outbox row claimed by one relay for one publish attempt."""
+
+    id: str
+    subject: str
+    payload: bytes
+    headers: dict[str, str]
+    attempts: int
+
+
+class OutboxRelay:
+    """Publishes committed outbox rows to JetStream, in id order, pipelined, after commit.
+
+    Each row is claimed (`in_flight` with a lease; `FOR UPDATE SKIP LOCKED` on PostgreSQL, so
+    replicas share the work instead of publishing the same rows), published with
+    `Nats-Msg-Id` = row id (a re-publish after a crash is dropped by the server's duplicate
+    window), then marked `published` with the PubAck's stream and sequence. A failed publish
+    puts the row back to `pending` with `attempts`, `last_error` and a back-off; rows are never
+    dropped. Only a message the stream can never accept (too large) becomes `failed`.
+
+    Args:
+        db: the service database holding the outbox.
+        js: a JetStream context.
+        outbox: the Outbox whose commits wake this relay.
+        batch: rows claimed and published together.
+        poll_interval: seconds between polls when nothing wakes the relay (other replicas'
+            commits, back-off expiries).
+        lease: seconds a claim lasts; a relay that dies mid-batch leaves its rows claimable again
+            after this.
+        publish_timeout: seconds to wait for the PubAcks of one batch.
+        max_backoff: cap of a row's retry delay after failed publishes.
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        js: JetStreamContext,
+        *,
+        outbox: Outbox | None = None,
+        batch: int = 256,
+        poll_interval: float = 1.0,
+        lease: float = 30.0,
+        publish_timeout: float = 5.0,
+        max_backoff: float = 30.0,
+    ) -> None:
+        self.db = db
+        self.js = js
+        self.batch = batch
+        self.poll_interval = poll_interval
+        self.lease = lease
+        self.publish_timeout = publish_timeout
+        self.max_backoff = max_backoff
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._task: asyncio.Task[None] | None = None
+        self._failures = 0
+        if outbox is not None:
+            outbox.on_commit(self.notify)
+
+    def notify(self) -> None:
+        """Wake the relay: rows were committed (or NATS came back)."""
+        self._wake.set()
+
+    def start(self) -> None:
+        """Run the relay loop in a background task."""
+        if self._task is None:
+            self._stopping = False
+            self._task = asyncio.create_task(self._run(), name="outbox-relay")
+
+    async def stop(self, grace: float = 10.0) -> None:
+        """Finish the batch in progress, then stop."""
+        if self._task is None:
+            return
+        self._stopping = True
+        self._wake.set()
+        try:
+            await asyncio.wait_for(self._task, grace)
+        except TimeoutError:
+            log.warning("outbox relay did not stop in %.0fs; claimed rows return after their lease", grace)
+        finally:
+            self._task = None
+
+    async def _run(self) -> None:
+        while not self._stopping:
+            # Cleared before the pass, so a commit that lands during it triggers the next one.
+            self._wake.clear()
+            try:
+                published, claimed = await self.run_once()
+            except Exception:
+                log.exception("outbox relay pass failed")
+                published, claimed = 0, 1
+                self._failures += 1
+            if self._stopping:
+                return
+            if claimed and published == claimed:
+                self._failures = 0
+                if claimed >= self.batch:
+                    continue  # more rows are probably waiting
+            delay = self.poll_interval
+            if claimed and published < claimed:
+                delay = min(self.max_backoff, 0.2 * 2 ** min(self._failures, 10))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), delay)
+
+    async def run_once(self) -> tuple[int, int]:
+        """Claim, publish and settle one batch.
+
+        Returns:
+            (rows published, rows claimed).
+        """
+        rows = await self.claim()
+        if not rows:
+            return 0, 0
+        results = await self.publish(rows)
+        published = await self.settle(rows, results)
+        if published < len(rows):
+            self._failures += 1
+        return published, len(rows)
+
+    async def claim(self) -> list[Claimed]:
+        """Mark up to `batch` due rows `in_flight` with a lease and return them in id order."""
+        now = datetime.now(UTC)
+        query = (
+            select(OutboxRow.id, OutboxRow.subject, OutboxRow.payload, OutboxRow.headers, OutboxRow.attempts)
+            .where(OutboxRow.status.in_((PENDING, IN_FLIGHT)), OutboxRow.available_at <= now)
+            .order_by(OutboxRow.id)
+            .limit(self.batch)
+        )
+        if self.db.dialect == "postgresql":
+            # Rows another replica is claiming right now are skipped, not waited for.
+            query = query.with_for_update(skip_locked=True)
+        async with self.db.transaction() as session:
+            rows = [Claimed(*row) for row in (await session.execute(query)).all()]
+            if rows:
+                await session.execute(
+                    update(OutboxRow)
+                    .where(OutboxRow.id.in_([row.id for row in rows]))
+                    .values(status=IN_FLIGHT, available_at=now + timedelta(seconds=self.lease))
+                )
+        return rows
+
+    async def publish(self, rows: Sequence[Claimed]) -> list[api.PubAck | BaseException]:
+        """Publish `rows` pipelined (all PubAcks awaited together); one result per row, in order."""
+        messages = [(row.subject, row.payload, row.headers) for row in rows]
+        return await publish_batch(self.js, messages, ack_timeout=self.publish_timeout)
+
+    async def settle(self, rows: Sequence[Claimed], results: Sequence[api.PubAck | BaseException]) -> int:
+        """Record each publish's outcome in one transaction; returns how many were published."""
+        now = datetime.now(UTC)
+        published: list[dict[str, Any]] = []
+        retry: list[dict[str, Any]] = []
+        for row, result in zip(rows, results, strict=True):
+            if isinstance(result, api.PubAck):
+                # A duplicate PubAck carries the first copy's sequence, which is what we record.
+                published.append(
+                    {
+                        "id": row.id,
+                        "status": PUBLISHED,
+                        "published_at": now,
+                        "stream": result.stream,
+                        "stream_seq": result.seq,
+                        "last_error": None,
+                    }
+                )
+                continue
+            attempts = row.attempts + 1
+            permanent = isinstance(result, APIError) and result.err_code in _PERMANENT_PUBLISH_ERRORS
+            delay = min(self.max_backoff, 0.5 * 2 ** min(attempts, 10))
+            retry.append(
+                {
+                    "id": row.id,
+                    "status": FAILED if permanent else PENDING,
+                    "attempts": attempts,
+                    "last_error": _describe(result)[:2000],
+                    "available_at": now + timedelta(seconds=delay),
+                }
+            )
+        if retry:
+            log.warning(
+                "outbox publish failed for %d of %d rows: %s", len(retry), len(rows), retry[0]["last_error"]
+            )
+        async with self.db.transaction() as session:
+            if published:
+                await session.execute(update(OutboxRow), published)
+            if retry:
+                await session.execute(update(OutboxRow), retry)
+        return len(published)
+
+    async def purge(self, older_than: timedelta = timedelta(days=7)) -> int:
+        """Delete published rows older than the replay horizon; pending and failed rows stay.
+
+        Returns:
+            The number of rows deleted.
+        """
+        cutoff = datetime.now(UTC) - older_than
+        async with self.db.transaction() as session:
+            result = await session.execute(
+                delete(OutboxRow).where(OutboxRow.status == PUBLISHED, OutboxRow.published_at < cutoff)
+            )
+        return result.rowcount or 0
+
+    async def republish(
+        self,
+        from_id: str | None = None,
+        to_id: str | None = None,
+        *,
+        since: datetime | None = None,
+        include_failed: bool = False,
+    ) -> int:
+        """Admin: publish a range of already published rows again (after a JetStream loss).
+
+        Rows keep their ids, so copies within the stream's duplicate window are dropped by the
+        server and later copies by the consumers' inboxes: replaying is harmless.
+
+        Args:
+            from_id: first row id (inclusive); ids sort by creation time.
+            to_id: last row id (inclusive).
+            since: alternatively, every row created at or after this time.
+            include_failed: also retry rows the relay gave up on.
+
+        Returns:
+            The number of rows reset to pending.
+        """
+        statuses = [PUBLISHED, FAILED] if include_failed else [PUBLISHED]
+        conditions = [OutboxRow.status.in_(statuses)]
+        if from_id is not None:
+            conditions.append(OutboxRow.id >= from_id)
+        if to_id is not None:
+            conditions.append(OutboxRow.id <= to_id)
+        if since is not None:
+            conditions.append(OutboxRow.created_at >= since)
+        if len(conditions) == 1:
+            raise ValueError("republish needs a range: from_id/to_id or since")
+        async with self.db.transaction() as session:
+            result = await session.execute(
+                update(OutboxRow)
+                .where(and_(*conditions))
+                .values(status=PENDING, attempts=0, available_at=datetime.now(UTC))
+                .execution_options(synchronize_session=False)
+            )
+        self.notify()
+        return result.rowcount or 0
+
+    async def counts(self) -> dict[str, int]:
+        """Rows per status, for metrics and health (a growing `pending` means NATS is not taking them)."""
+        async with self.db.read() as session:
+            rows = await session.execute(select(OutboxRow.status, func.count()).group_by(OutboxRow.status))
+            return {status: count for status, count in rows.all()}
+
+
+def _describe(error: BaseException) -> str:
+    text = str(error) or error.__class__.__name__
+    return f"{error.__class__.__name__}: {text}"

@@ -1,0 +1,1 @@
+"""The catalog service. See README.md."""

@@ -1,0 +1,1 @@
+"""gRPC servicers of the catalog service: the only place protobuf meets its domain."""

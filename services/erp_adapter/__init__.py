@@ -1,0 +1,1 @@
+"""The erp-adapter service. See README.md."""

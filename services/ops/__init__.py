@@ -1,0 +1,1 @@
+"""The ops service. See README.md."""

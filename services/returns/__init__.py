@@ -1,0 +1,1 @@
+"""The returns service. See README.md."""

@@ -1,0 +1,1 @@
+"""The shipments service. See README.md."""

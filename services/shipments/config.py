@@ -1,0 +1,17 @@
+"""Settings of the shipments service: the shared ones plus its own, from the environment."""
+
+from libs.config import Port, ServiceSettings
+
+
+class ShipmentsSettings(ServiceSettings):
+    """What the shipments service reads at start (frozen; see `libs.config.ServiceSettings`).
+
+    Attributes:
+        service_name: Name in compose, k8s, metrics and traces.
+        grpc_port: gRPC port (`GRPC_PORT`).
+        metrics_port: Prometheus port (`METRICS_PORT`).
+    """
+
+    service_name: str = "shipments"
+    grpc_port: Port = 50053
+    metrics_port: Port = 9103

@@ -1,0 +1,1 @@
+"""The shopify-adapter service. See README.md."""

@@ -1,0 +1,1 @@
+"""gRPC servicers of the shopify-adapter service: the only place protobuf meets its domain."""

@@ -1,0 +1,1 @@
+"""The tpl-adapter service. See README.md."""

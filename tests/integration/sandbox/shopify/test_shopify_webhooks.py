@@ -1,0 +1,288 @@
+"""Webhook delivery by the Shopify stand-in: signature, headers, shapes, retries, removal, faults."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+from datetime import datetime
+
+import pytest
+
+from sandbox.shopify.config import API_VERSION
+
+ORDERS_QUERY = (
+    "{ webhookSubscriptions(first: 10) { nodes { id topic uri"
+    " endpoint { ... on WebhookHttpEndpoint { callbackUrl } } } } }"
+)
+
+
+def _key_paths(value, prefix=""):
+    """Every key path in a JSON value; list elements share the path ``[]``."""
+    paths = set()
+    if isinstance(value, dict):
+        for key, child in value.items():
+            paths.add(f"{prefix}{key}")
+            paths |= _key_paths(child, f"{prefix}{key}.")
+    elif isinstance(value, list):
+        for child in value:
+            paths |= _key_paths(child, f"{prefix}[].")
+    return paths
+
+
+def test_checkout_sends_a_signed_orders_create_with_every_shopify_header(
+    shopify, receiver, wait, documented_body
+):
+    shopify.subscribe("ORDERS_CREATE", receiver.url("orders"))
+
+    order = shopify.checkout(("SKU-1001", 2), ("SKU-1003", 1))
+
+    hook = wait(lambda: receiver.on("orders"), what="orders/create delivery")[0]
+    expected = base64.b64encode(
+        hmac.new(shopify.settings.webhook_secret.encode(), hook.body, hashlib.sha256).digest()
+    )
+    assert hmac.compare_digest(hook.headers["x-shopify-hmac-sha256"].encode(), expected)
+    assert hook.headers["x-shopify-topic"] == "orders/create"
+    assert hook.headers["x-shopify-shop-domain"] == "retail-mesh-demo.myshopify.com"
+    assert hook.headers["x-shopify-api-version"] == API_VERSION
+    assert hook.headers["x-shopify-webhook-id"]
+    assert hook.headers["x-shopify-event-id"]
+    assert datetime.fromisoformat(hook.headers["x-shopify-triggered-at"].replace("Z", "")[:26])
+    body = hook.json()
+    assert body["admin_graphql_api_id"] == order["admin_graphql_api_id"]
+    assert body["id"] > 2**53 and body["admin_graphql_api_id"].endswith(f"/{body['id']}")
+    assert [(li["sku"], li["quantity"]) for li in body["line_items"]] == [("SKU-1001", 2), ("SKU-1003", 1)]
+
+
+@pytest.mark.parametrize("topic", ["orders_create", "orders_updated", "orders_cancelled"])
+def test_order_bodies_have_the_documented_key_set(shopify, receiver, wait, documented_body, topic):
+    shopify.subscribe(topic.upper(), receiver.url(topic))
+    order = shopify.checkout(("SKU-1002", 1))
+    if topic != "orders_create":
+        response = shopify.http.post(f"/_sandbox/orders/{order['id']}/cancel", json={"reason": "CUSTOMER"})
+        assert response.status_code == 200, response.text
+
+    body = wait(lambda: receiver.on(topic), what=topic)[0].json()
+
+    documented = documented_body(topic)
+    assert set(body) == set(documented)
+    for nested in ("line_items", "customer", "shipping_address", "shipping_lines"):
+        # The stand-in has no staff, so attributed_staffs stays empty (its elements have no keys to compare).
+        wanted = {p for p in _key_paths(documented[nested]) if not p.startswith("[].attributed_staffs.[]")}
+        assert _key_paths(body[nested]) >= wanted, nested
+
+
+def test_fulfillment_refund_and_return_bodies_have_the_documented_key_sets(
+    shopify, receiver, wait, documented_body
+):
+    topics = {
+        "FULFILLMENTS_CREATE": "fulfillments_create",
+        "REFUNDS_CREATE": "refunds_create",
+        "RETURNS_REQUEST": "returns_request",
+        "RETURNS_APPROVE": "returns_approve",
+        "RETURNS_CLOSE": "returns_close",
+        "REVERSE_FULFILLMENT_ORDERS_DISPOSE": "reverse_fulfillment_orders_dispose",
+        "ORDERS_EDITED": "orders_edited",
+    }
+    for topic, name in topics.items():
+        shopify.subscribe(topic, receiver.url(name))
+    order = shopify.checkout(("SKU-1004", 2), ("SKU-1005", 1))
+    shopify.http.post(
+        f"/_sandbox/orders/{order['id']}/edit", json={"add": [{"sku": "SKU-1006", "quantity": 1}]}
+    ).raise_for_status()
+    fo = shopify.gql(
+        "query($id: ID!) { order(id: $id) { fulfillmentOrders(first: 5) { nodes { id } } } }",
+        {"id": order["admin_graphql_api_id"]},
+    )["order"]["fulfillmentOrders"]["nodes"][0]
+    shopify.gql(
+        """mutation($fo: ID!) { fulfillmentCreate(fulfillment: {lineItemsByFulfillmentOrder:
+            [{fulfillmentOrderId: $fo}],
+                 trackingInfo: {company: "UPS", number: "1Z999"}}) { fulfillment { id } userErrors {
+                   message } } }""",
+        {"fo": fo["id"]},
+    )
+    line_id = order["line_items"][0]["id"]
+    returned = shopify.http.post(
+        f"/_sandbox/orders/{order['id']}/returns",
+        json={"lines": [{"line_item_id": line_id, "quantity": 1, "reason": "DEFECTIVE"}]},
+    )
+    assert returned.status_code == 201, returned.text
+    _returns_flow(shopify, returned.json()["return"]["admin_graphql_api_id"])
+
+    for name in topics.values():
+        body = wait(lambda name=name: receiver.on(name), what=name)[0].json()
+        assert set(body) == set(documented_body(name)), name
+
+
+def _returns_flow(shopify, return_gid):
+    data = shopify.gql(
+        """mutation($id: ID!) { returnApproveRequest(input: {id: $id}) {
+        return { status reverseFulfillmentOrders(first: 1) { nodes { lineItems(first: 5) { nodes { id
+          totalQuantity } } } } }
+        userErrors { message } } }""",
+        {"id": return_gid},
+    )["returnApproveRequest"]
+    rfo_line = data["return"]["reverseFulfillmentOrders"]["nodes"][0]["lineItems"]["nodes"][0]
+    location = shopify.gql("{ locations(first: 1) { nodes { id } } }")["locations"]["nodes"][0]["id"]
+    shopify.gql(
+        """mutation($line: ID!, $loc: ID!) { reverseFulfillmentOrderDispose(dispositionInputs: [
+        {reverseFulfillmentOrderLineItemId: $line, quantity: 1, dispositionType: RESTOCKED, locationId:
+          $loc}]) {
+        userErrors { message } } }""",
+        {"line": rfo_line["id"], "loc": location},
+    )
+    return shopify.gql(
+        """mutation($id: ID!) { returnProcess(input: {returnId: $id, financialTransfer: {issueRefund: {}}}) {
+        return { status } userErrors { message } } }""",
+        {"id": return_gid},
+    )["returnProcess"]
+
+
+def test_a_failing_receiver_gets_retries_with_growing_back_off_until_it_answers(shopify, receiver, wait):
+    receiver.script["flaky"] = [500, 503, 500]
+    shopify.subscribe("ORDERS_CREATE", receiver.url("flaky"))
+
+    shopify.checkout(("SKU-1001", 1))
+
+    wait(lambda: len(receiver.on("flaky")) == 4, what="four attempts")
+    hooks = receiver.on("flaky")
+    assert {h.body for h in hooks} == {hooks[0].body}
+    assert len({h.headers["x-shopify-event-id"] for h in hooks}) == 1
+    assert len({h.headers["x-shopify-webhook-id"] for h in hooks}) == 1
+    attempts = wait(
+        lambda: (
+            [d for d in shopify.deliveries("orders/create") if d["outcome"] == "delivered"]
+            and shopify.deliveries("orders/create")
+        ),
+        what="delivery log",
+    )
+    waits = [d["next_retry_in_s"] for d in attempts if d["outcome"] == "failed"]
+    assert waits == [60 * 1e-5, 120 * 1e-5, 240 * 1e-5]
+    assert [d["outcome"] for d in attempts] == ["failed", "failed", "failed", "delivered"]
+
+
+def test_a_subscription_is_removed_after_eight_consecutive_failures(shopify, receiver, wait):
+    receiver.always["down"] = 500
+    shopify.subscribe("ORDERS_CREATE", receiver.url("down"))
+
+    shopify.checkout(("SKU-1001", 1))
+
+    wait(lambda: any(d["outcome"] == "subscription_removed" for d in shopify.deliveries()), what="removal")
+    assert len(receiver.on("down")) == 8
+    assert shopify.gql(ORDERS_QUERY)["webhookSubscriptions"]["nodes"] == []
+    shopify.checkout(("SKU-1001", 1))
+    assert len(receiver.on("down")) == 8
+
+
+def test_a_webhook_gives_up_after_eight_retries_when_removal_is_later(shopify_factory, receiver, wait):
+    shop = shopify_factory(webhook_remove_after_failures=100)
+    receiver.always["down"] = 500
+    shop.subscribe("ORDERS_CREATE", receiver.url("down"))
+
+    shop.checkout(("SKU-1001", 1))
+
+    wait(lambda: any(d["outcome"] == "gave_up" for d in shop.deliveries()), what="give up")
+    assert len(receiver.on("down")) == 9
+
+
+def test_duplicate_fault_sends_the_same_event_twice(shopify, receiver, wait):
+    shopify.subscribe("ORDERS_CREATE", receiver.url("dup"))
+    shopify.http.put("/_sandbox/webhook-faults", json={"duplicate_rate": 1.0}).raise_for_status()
+
+    shopify.checkout(("SKU-1001", 1))
+
+    hooks = wait(lambda: len(receiver.on("dup")) == 2 and receiver.on("dup"), what="two deliveries")
+    assert hooks[0].headers["x-shopify-event-id"] == hooks[1].headers["x-shopify-event-id"]
+    assert hooks[0].body == hooks[1].body
+    assert hooks[0].headers["x-shopify-webhook-id"] != hooks[1].headers["x-shopify-webhook-id"]
+
+
+def test_drop_fault_never_sends_and_records_the_drop(shopify, receiver, wait):
+    shopify.subscribe("ORDERS_CREATE", receiver.url("drop"))
+    shopify.subscribe("ORDERS_PAID", receiver.url("paid"))
+    shopify.http.put(
+        "/_sandbox/webhook-faults", json={"drop_rate": 1.0, "topics": ["orders/create"]}
+    ).raise_for_status()
+
+    shopify.checkout(("SKU-1001", 1))
+
+    wait(lambda: receiver.on("paid"), what="the orders/paid that is not dropped")
+    wait(lambda: shopify.deliveries("orders/paid"), what="logged orders/paid")
+    assert receiver.on("drop") == []
+    assert [d["outcome"] for d in shopify.deliveries("orders/create")] == ["dropped"]
+
+
+def test_delay_fault_holds_the_first_attempt(shopify, receiver, wait):
+    shopify.subscribe("ORDERS_CREATE", receiver.url("slow"))
+    shopify.http.put("/_sandbox/webhook-faults", json={"delay_rate": 1.0, "delay_ms": 300}).raise_for_status()
+
+    shopify.checkout(("SKU-1001", 1))
+
+    hook = wait(lambda: receiver.on("slow"), what="delayed delivery")[0]
+    triggered = datetime.fromisoformat(hook.headers["x-shopify-triggered-at"][:26] + "+00:00")
+    logged = wait(lambda: shopify.deliveries("orders/create"), what="logged attempt")[0]
+    assert (datetime.fromisoformat(logged["at"]) - triggered).total_seconds() >= 0.3
+    assert logged["fault"] == "delayed"
+
+
+def test_reorder_fault_delivers_a_held_webhook_after_the_next_one(shopify, receiver, wait):
+    shopify.subscribe("ORDERS_CREATE", receiver.url("order"))
+    shopify.http.put(
+        "/_sandbox/webhook-faults", json={"reorder_rate": 1.0, "reorder_max_hold_ms": 60000}
+    ).raise_for_status()
+
+    first = shopify.checkout(("SKU-1001", 1))
+    second = shopify.checkout(("SKU-1002", 1))
+
+    hooks = wait(lambda: len(receiver.on("order")) == 2 and receiver.on("order"), what="both deliveries")
+    assert [h.json()["id"] for h in hooks] == [second["id"], first["id"]]
+
+
+def test_webhook_subscriptions_are_created_listed_and_deleted(shopify, receiver):
+    sub_id = shopify.subscribe("ORDERS_UPDATED", receiver.url("crud"))
+
+    listed = shopify.gql(ORDERS_QUERY)["webhookSubscriptions"]["nodes"]
+    duplicate = shopify.gql(
+        """mutation($uri: String!) { webhookSubscriptionCreate(topic: ORDERS_UPDATED,
+        webhookSubscription: {uri: $uri}) { webhookSubscription { id } userErrors { field message } } }""",
+        {"uri": receiver.url("crud")},
+    )["webhookSubscriptionCreate"]
+    deleted = shopify.gql(
+        "mutation($id: ID!) { webhookSubscriptionDelete(id: $id) { deletedWebhookSubscriptionId "
+        "userErrors { message } } }",
+        {"id": sub_id},
+    )["webhookSubscriptionDelete"]
+    again = shopify.gql(
+        "mutation($id: ID!) { webhookSubscriptionDelete(id: $id) { deletedWebhookSubscriptionId "
+        "userErrors { message } } }",
+        {"id": sub_id},
+    )["webhookSubscriptionDelete"]
+
+    assert listed == [
+        {
+            "id": sub_id,
+            "topic": "ORDERS_UPDATED",
+            "uri": receiver.url("crud"),
+            "endpoint": {"callbackUrl": receiver.url("crud")},
+        }
+    ]
+    assert duplicate["webhookSubscription"] is None and duplicate["userErrors"][0]["message"].startswith(
+        "Address"
+    )
+    assert deleted == {"deletedWebhookSubscriptionId": sub_id, "userErrors": []}
+    assert again["deletedWebhookSubscriptionId"] is None and again["userErrors"]
+    assert shopify.gql(ORDERS_QUERY)["webhookSubscriptions"]["nodes"] == []
+
+
+def test_every_subscription_to_a_topic_gets_its_own_webhook_of_one_event(shopify, receiver, wait):
+    shopify.subscribe("ORDERS_CREATE", receiver.url("a"))
+    shopify.subscribe("ORDERS_CREATE", receiver.url("b"))
+
+    shopify.checkout(("SKU-1001", 1))
+
+    a = wait(lambda: receiver.on("a"), what="a")[0]
+    b = wait(lambda: receiver.on("b"), what="b")[0]
+    assert a.headers["x-shopify-event-id"] == b.headers["x-shopify-event-id"]
+    assert a.headers["x-shopify-webhook-id"] != b.headers["x-shopify-webhook-id"]
+    assert json.loads(a.body) == json.loads(b.body)
