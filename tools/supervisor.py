@@ -147,6 +147,7 @@ class Mesh:
 
     def _sandbox_child(self, spec: SandboxSpec) -> Child:
         argv = [self.python, "-m", spec.module, "--host", self.topology.host, "--port", str(spec.port)]
+        argv += [arg.format(data_dir=self.topology.data_dir) for arg in spec.args]
         env = self._base_env() | {"DATA_DIR": str(self.topology.data_dir)}
         return Child(f"sandbox-{spec.name}", argv, env, self.logs / f"sandbox-{spec.name}.log")
 

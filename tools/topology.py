@@ -50,7 +50,20 @@ class SandboxSpec:
     module: str
     port: int
     url_env: str
+    args: tuple[str, ...] = ()
 
+
+#: The sandbox's published development credentials (see sandbox/README.md); never real ones.
+#: Under `make run` the adapters get these, so they talk to the stand-ins exactly as they would to
+#: the real systems with real credentials.
+SANDBOX_CREDENTIALS: Mapping[str, str] = {
+    "SHOPIFY_ACCESS_TOKEN": "shpat_sandbox_token",
+    "SHOPIFY_WEBHOOK_SECRETS": "sandbox_webhook_secret",
+    "SHOPIFY_SHOP_DOMAINS": "retail-mesh-demo.myshopify.com",
+    "BC_CLIENT_ID": "retail-mesh",
+    "BC_CLIENT_SECRET": "sandbox-secret",
+    "TPL_API_TOKEN": "sandbox-tpl-token",
+}
 
 SERVICES: tuple[ServiceSpec, ...] = (
     ServiceSpec("orders", 50051, 9101, peers=("inventory",)),
@@ -67,7 +80,7 @@ SERVICES: tuple[ServiceSpec, ...] = (
 SANDBOX: tuple[SandboxSpec, ...] = (
     SandboxSpec("shopify", "sandbox.shopify", 8001, "SHOPIFY_BASE_URL"),
     SandboxSpec("business-central", "sandbox.business_central", 8002, "BC_BASE_URL"),
-    SandboxSpec("tpl", "sandbox.tpl", 8003, "TPL_BASE_URL"),
+    SandboxSpec("tpl", "sandbox.tpl", 8003, "TPL_BASE_URL", args=("--edi-dir", "{data_dir}/edi")),
 )
 
 
@@ -119,5 +132,12 @@ class Topology:
             env[peer.addr_env] = f"{self.host}:{peer.grpc_port}"
         for system in self.sandbox:
             env[system.url_env] = f"http://{self.host}:{system.port}"
+        env.update(SANDBOX_CREDENTIALS)
+        env["TPL_EDI_DIR"] = str(self.data_dir / "edi")
+        for adapter, variable, path in (
+            ("shopify-adapter", "SHOPIFY_WEBHOOK_CALLBACK_URL", "/webhooks/shopify"),
+            ("tpl-adapter", "TPL_WEBHOOK_CALLBACK_URL", "/webhooks/tpl"),
+        ):
+            env[variable] = f"http://{self.host}:{self.service(adapter).http_port}{path}"
         env.update(self.extra_env)
         return env
