@@ -2,13 +2,8 @@
 
 from __future__ import annotations
 
-import threading
-from concurrent import futures
-
-import grpc
 import pytest
 from opentelemetry import trace
-from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
 from libs.telemetry import (
     build_tracer_provider,
@@ -16,6 +11,7 @@ from libs.telemetry import (
     extract_trace_context,
     inject_trace_context,
 )
+from tests.support.otlp import OtlpCollector
 
 
 def test_spans_reach_the_in_memory_exporter(spans) -> None:
@@ -55,29 +51,12 @@ def test_extract_without_headers_starts_a_new_trace(spans) -> None:
     assert not trace.get_current_span(context).get_span_context().is_valid
 
 
-class _Collector(trace_service_pb2_grpc.TraceServiceServicer):
-    """A minimal OTLP trace collector that keeps what it receives."""
-
-    def __init__(self) -> None:
-        self.requests: list[trace_service_pb2.ExportTraceServiceRequest] = []
-        self.received = threading.Event()
-
-    def Export(self, request, context):
-        self.requests.append(request)
-        self.received.set()
-        return trace_service_pb2.ExportTraceServiceResponse()
-
-
 @pytest.fixture
 def collector():
     """A real OTLP gRPC collector on a free port."""
-    servicer = _Collector()
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
-    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(servicer, server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
-    yield servicer, port
-    server.stop(None)
+    collector = OtlpCollector().start()
+    yield collector, collector.port
+    collector.stop()
 
 
 def test_otlp_exporter_sends_spans_with_the_service_name(collector) -> None:
