@@ -5,7 +5,7 @@ the activation on first use); the key's worker task takes envelopes one at a tim
 as a *turn*: one `db.transaction()` in which the state is loaded if needed, the handler runs, and
 the state is saved with a version check. If another replica saved first the transaction is rolled
 back and the message retried on fresh state; the retry locks the row (`FOR UPDATE` on
-PostgreSQL) so it cannot lose again. See docs/decisions/0201-actor-turns-and-replicas.md.
+PostgreSQL) so it cannot lose again. See docs/decisions/0008-actor-turns-and-replicas.md.
 
 The seam for batching: `_run_turn` does everything a turn does inside a session it is given and
 returns what to apply in memory after commit. A batcher would run several activations' turns in

@@ -16,7 +16,7 @@ async def publish_batch(
     Concurrent `js.publish` requests rather than nats-py 2.16's `publish_async`: the latter's reply
     handler raises JetStream API errors (stream full under `discard: new`, message too large)
     inside the subscription callback instead of failing the future, so they surface only as
-    timeouts. See docs/decisions/0103-bus-outbox-relay.md.
+    timeouts. See docs/decisions/0007-bus-outbox-relay.md.
 
     Returns:
         One result per message, in order: the PubAck, or the exception (a TimeoutError when no

@@ -48,7 +48,7 @@ class StreamSpec:
 
     Defaults are the order-stream settings for every stream: with `discard: new` a full stream
     refuses the publish, the outbox keeps the row and retries, and nothing is silently deleted
-    (`discard: old` would drop unconsumed events). See docs/decisions/0101-bus-streams-discard-new.md.
+    (`discard: old` would drop unconsumed events). See docs/decisions/0005-bus-streams-discard-new.md.
 
     Args:
         name: stream name (`ORDERS`).
@@ -117,7 +117,7 @@ class ConsumerSpec:
     overwrites `ack_wait` with `backoff[0]`), so a short first back-off would redeliver a message
     whose handler is merely slow. `server_backoff()` therefore never goes below `ack_wait`; the
     shorter `backoff` delays are what the consumer asks for when it naks a failed attempt.
-    See docs/decisions/0102-bus-consumer-backoff.md.
+    See docs/decisions/0006-bus-consumer-backoff.md.
 
     Args:
         durable: consumer name, also the inbox key's consumer part (`erp-adapter.orders`).
