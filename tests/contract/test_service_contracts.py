@@ -1,10 +1,16 @@
-"""Each service's real servicer stack on port 0: health, reflection, and every RPC of its v1
-service answering a definite status: INVALID_ARGUMENT naming the field for an invalid request,
-UNIMPLEMENTED for what is not built yet, never OK by accident and never INTERNAL or UNKNOWN."""
+"""Services whose servicer is still the generated skeleton, on port 0 with the real interceptor
+stack: health, reflection, and every RPC answering a definite status: INVALID_ARGUMENT naming the
+field for an invalid request, UNIMPLEMENTED for what is not built yet, never OK by accident and
+never INTERNAL or UNKNOWN.
+
+A service whose servicer takes its collaborators (a database, a bus) has its own contract tests
+under tests/contract/<service>/, which cover the same ground with the real collaborators.
+"""
 
 from __future__ import annotations
 
 import importlib
+import inspect
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -29,7 +35,24 @@ class Served:
     channel: grpc.aio.Channel
 
 
-@pytest.fixture(params=[s.name for s in SERVICES])
+def _servicer_class(module: str) -> type:
+    servicers = importlib.import_module(f"{module}.api.servicer")
+    return next(
+        v
+        for k, v in vars(servicers).items()
+        if k.endswith("ServiceServicer") and v.__module__ == servicers.__name__
+    )
+
+
+def _is_skeleton(module: str) -> bool:
+    params = list(inspect.signature(_servicer_class(module).__init__).parameters.values())[1:]
+    return all(p.default is not p.empty or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) for p in params)
+
+
+SKELETONS = [s.name for s in SERVICES if _is_skeleton(s.module)]
+
+
+@pytest.fixture(params=SKELETONS)
 async def served(request: pytest.FixtureRequest) -> AsyncIterator[Served]:
     """The named service's settings, servicer and interceptors, on port 0."""
     spec = next(s for s in SERVICES if s.name == request.param)
@@ -43,7 +66,7 @@ async def served(request: pytest.FixtureRequest) -> AsyncIterator[Served]:
     grpc_module = importlib.import_module(
         descriptor.file.name.removesuffix(".proto").replace("/", ".") + "_pb2_grpc"
     )
-    servicer = getattr(importlib.import_module(f"{spec.module}.api.servicer"), f"{descriptor.name}Servicer")()
+    servicer = _servicer_class(spec.module)()
     server = RpcServer(
         settings,
         servicers=[(getattr(grpc_module, f"add_{descriptor.name}Servicer_to_server"), servicer)],

@@ -1,0 +1,1 @@
+"""Pure inventory rules: positions, reservations, channel allocation and routing (no I/O)."""

@@ -1,0 +1,710 @@
+"""The inventory ledger: every change to positions and reservations, one transaction each.
+
+Concurrency (docs/decisions/0009-inventory-reservations.md): a change locks the position rows it
+touches (`SELECT ... FOR UPDATE`, in (sku, location) order) and reservation rows of the order,
+computes the new state with the pure rules of `domain/`, writes it and stages its events in the
+outbox, all in one transaction. PostgreSQL serializes writers per row, so any number of replicas
+share one database without overselling; SQLite has one writer per file anyway. Deadlocks and
+duplicate-key races are retried from the start on fresh state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TypeVar
+
+from google.protobuf.message import Message
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from libs.bus.outbox import Outbox
+from libs.rpc import InvalidArgument
+from libs.store import Database
+from retail.inventory.v1 import events_pb2
+from services.inventory.domain import position as stock
+from services.inventory.domain import reservation as claims
+from services.inventory.domain.policy import Policy
+from services.inventory.domain.position import Position, StockError
+from services.inventory.domain.reservation import Reservation, ReservationState
+from services.inventory.domain.routing import Line, route
+from services.inventory.events.mapping import (
+    availability_changed,
+    channels_pb,
+    reservation_pb,
+    shortage_pb,
+    timestamp,
+)
+from services.inventory.store.tables import (
+    PositionRow,
+    RequestRow,
+    ReservationRow,
+    ShipmentLineRow,
+    SnapshotRow,
+)
+
+log = logging.getLogger(__name__)
+
+R = TypeVar("R", bound=Message)
+MAX_ATTEMPTS = 10
+
+
+def now() -> datetime:
+    """The current time in UTC."""
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class ReserveLine:
+    """A line to reserve; an empty location lets routing choose."""
+
+    line_id: str
+    sku: str
+    quantity: int
+    location_id: str = ""
+
+
+@dataclass(frozen=True)
+class Shortage:
+    """What could not be reserved, and why."""
+
+    line_id: str
+    sku: str
+    requested: int
+    shortfall: int
+    code: str
+    message: str
+
+
+@dataclass
+class ReserveResult:
+    """What Reserve did: `outcome` is RESERVED, PARTIALLY_RESERVED or REJECTED."""
+
+    outcome: str
+    reservations: list[Reservation]
+    shortages: list[Shortage]
+
+
+@dataclass(frozen=True)
+class SnapshotCount:
+    """Warehouse-reported quantities of one SKU."""
+
+    sku: str
+    on_hand: int
+    damaged: int = 0
+    quality_control: int = 0
+
+
+@dataclass
+class SnapshotResult:
+    """What ApplySnapshot did; drifts are (sku, bucket, expected, observed)."""
+
+    applied: bool
+    positions_changed: int = 0
+    drifts: list[tuple[str, str, int, int]] = field(default_factory=list)
+
+
+class _Retry(Exception):
+    """Rerun the transaction on fresh state."""
+
+
+class Work:
+    """One transaction's view: locked positions and the events the change causes."""
+
+    def __init__(self, session: AsyncSession, ledger: Ledger) -> None:
+        self.session = session
+        self.ledger = ledger
+        self.rows: dict[tuple[str, str], PositionRow] = {}
+        self.before: dict[tuple[str, str], Position] = {}
+        self.after: dict[tuple[str, str], Position] = {}
+        self.events: list[tuple[Message, str]] = []
+
+    async def lock(self, keys: Iterable[tuple[str, str]], *, create: bool = False) -> None:
+        """Lock positions in (sku, location) order; `create` makes missing ones first."""
+        wanted = sorted(set(keys) - set(self.rows))
+        if not wanted:
+            return
+        if create:
+            stamp = now()
+            rows = [{"sku": s, "location_id": loc, "version": 0, "updated_at": stamp} for s, loc in wanted]
+            await self.session.execute(self.ledger.insert_ignore(PositionRow, rows))
+        for sku, location_id in wanted:
+            result = await self.session.execute(
+                select(PositionRow)
+                .where(PositionRow.sku == sku, PositionRow.location_id == location_id)
+                .with_for_update()
+                .execution_options(populate_existing=True)
+            )
+            row = result.scalar_one_or_none()
+            if row is not None:
+                self.rows[(sku, location_id)] = row
+                self.before[(sku, location_id)] = self.after[(sku, location_id)] = to_position(row)
+
+    def position(self, sku: str, location_id: str) -> Position | None:
+        """The current (locked) position, or None if it does not exist."""
+        return self.after.get((sku, location_id))
+
+    def put(self, position: Position) -> None:
+        """Record the new state of a locked position."""
+        key = (position.sku, position.location_id)
+        row = self.rows[key]
+        for name in (
+            "on_hand",
+            "reserved",
+            "committed",
+            "incoming",
+            "damaged",
+            "quality_control",
+            "safety_stock",
+            "version",
+        ):
+            setattr(row, name, getattr(position, name))
+        row.updated_at = now()
+        self.after[key] = position
+
+    def emit(self, event: Message, key: str) -> None:
+        """Stage an event for the outbox at the end of the transaction."""
+        self.events.append((event, key))
+
+    async def finish(
+        self,
+        correlation_id: str | None,
+        causation_id: str | None,
+        emit: Callable[..., Awaitable[str]] | None = None,
+    ) -> None:
+        """Stage AvailabilityChanged for changed positions and every event in the outbox."""
+        policy = self.ledger.policy
+        for key, after in sorted(self.after.items()):
+            before = self.before[key]
+            if after.version == before.version:
+                continue
+            if before.available_to_sell != after.available_to_sell or channels_pb(
+                before, policy
+            ) != channels_pb(after, policy):
+                self.emit(availability_changed(before, after, policy), after.key)
+        for event, key in self.events:
+            if emit is not None:
+                await emit(event, key=key)
+                continue
+            await self.ledger.outbox.add(
+                self.session, event, key=key, correlation_id=correlation_id, causation_id=causation_id
+            )
+
+
+def to_position(row: PositionRow) -> Position:
+    """The domain position of a row."""
+    return Position(
+        sku=row.sku,
+        location_id=row.location_id,
+        on_hand=row.on_hand,
+        reserved=row.reserved,
+        committed=row.committed,
+        incoming=row.incoming,
+        damaged=row.damaged,
+        quality_control=row.quality_control,
+        safety_stock=row.safety_stock,
+        version=row.version,
+    )
+
+
+def to_reservation(row: ReservationRow) -> Reservation:
+    """The domain reservation of a row."""
+    return Reservation(
+        order_id=row.order_id,
+        line_id=row.line_id,
+        sku=row.sku,
+        location_id=row.location_id,
+        quantity=row.quantity,
+        channel=row.channel,
+        state=ReservationState(row.state),
+        shipped=row.shipped,
+        release_id=row.release_id,
+    )
+
+
+def write_reservation(row: ReservationRow, reservation: Reservation) -> None:
+    """Copy a reservation's mutable fields to its row."""
+    row.quantity = reservation.quantity
+    row.shipped = reservation.shipped
+    row.state = reservation.state.value
+    row.release_id = reservation.release_id
+    row.updated_at = now()
+
+
+def reservation_message(row: ReservationRow):
+    """The canonical message of a reservation row."""
+    return reservation_pb(to_reservation(row), created_at=row.created_at, updated_at=row.updated_at)
+
+
+class Ledger:
+    """Positions and reservations of the inventory service.
+
+    Args:
+        db: the service database.
+        outbox: the bus outbox events are staged in.
+        policy: channel allocation and routing policy.
+    """
+
+    def __init__(self, db: Database, outbox: Outbox, policy: Policy) -> None:
+        self.db = db
+        self.outbox = outbox
+        self.policy = policy
+
+    def insert_ignore(self, table: type, rows: list[dict]):
+        """INSERT ... ON CONFLICT DO NOTHING for the database's dialect."""
+        dialect = postgresql if self.db.dialect == "postgresql" else sqlite
+        return dialect.insert(table).values(rows).on_conflict_do_nothing()
+
+    async def run(
+        self,
+        work: Callable[[Work], Awaitable[R]],
+        *,
+        request_id: str | None = None,
+        request: Message | None = None,
+        response_type: type[R] | None = None,
+        session: AsyncSession | None = None,
+        correlation_id: str | None = None,
+        causation_id: str | None = None,
+        emit: Callable[..., Awaitable[str]] | None = None,
+    ) -> R:
+        """Run `work` in one transaction, replaying the stored response of a repeated request_id.
+
+        With `session` (an event handler's transaction) the work joins it and is not retried here:
+        the bus redelivers the event instead; `emit` (the handler's `ctx.emit`) stages its events.
+        """
+        if session is not None:
+            unit = Work(session, self)
+            result = await work(unit)
+            await unit.finish(correlation_id, causation_id, emit)
+            return result
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            try:
+                async with self.db.transaction() as tx:
+                    if request_id is not None:
+                        stored = await self._stored(tx, request_id, request)
+                        if stored is not None:
+                            return response_type.FromString(stored)  # type: ignore[union-attr]
+                    unit = Work(tx, self)
+                    result = await work(unit)
+                    await unit.finish(correlation_id, causation_id)
+                    if request_id is not None:
+                        tx.add(
+                            RequestRow(
+                                request_id=request_id,
+                                method=type(request).__name__,
+                                fingerprint=_fingerprint(request),
+                                response=result.SerializeToString(),
+                                created_at=now(),
+                            )
+                        )
+                        await tx.flush()
+                return result
+            except (IntegrityError, _Retry) as error:
+                log.info("inventory transaction retried (%s), attempt %d", type(error).__name__, attempt)
+            except DBAPIError as error:
+                if not _transient(error):
+                    raise
+                log.info("inventory transaction retried (%s), attempt %d", error.orig, attempt)
+            await asyncio.sleep(0.005 * attempt)
+        raise RuntimeError(f"inventory transaction kept conflicting after {MAX_ATTEMPTS} attempts")
+
+    async def _stored(self, session: AsyncSession, request_id: str, request: Message | None) -> bytes | None:
+        row = await session.get(RequestRow, request_id)
+        if row is None:
+            return None
+        if row.method != type(request).__name__ or row.fingerprint != _fingerprint(request):
+            raise InvalidArgument("request_id", "already used for a different request")
+        return row.response
+
+    # Reservations ---------------------------------------------------------------------------
+
+    async def reserve(
+        self,
+        unit: Work,
+        *,
+        order_id: str,
+        channel: str,
+        lines: list[ReserveLine],
+        allow_partial: bool,
+        country: str = "",
+        province: str = "",
+    ) -> ReserveResult:
+        """Reserve every line (or, with allow_partial, what fits); idempotent per order line."""
+        session = unit.session
+        existing = {
+            row.line_id: row
+            for row in (
+                await session.execute(select(ReservationRow).where(ReservationRow.order_id == order_id))
+            ).scalars()
+            if row.state != ReservationState.RELEASED.value
+        }
+        todo = [line for line in lines if line.line_id not in existing]
+        shortages: list[Shortage] = []
+        targets: list[tuple[ReserveLine, str, int]] = []
+        routed = [line for line in todo if not line.location_id]
+        for line in todo:
+            if line.location_id:
+                rule = self.policy.rule(channel, line.sku)
+                if not rule.ships_from(line.location_id):
+                    shortages.append(
+                        Shortage(
+                            line.line_id,
+                            line.sku,
+                            line.quantity,
+                            line.quantity,
+                            "LOCATION_NOT_ALLOWED",
+                            f"channel {channel} does not ship from {line.location_id}",
+                        )
+                    )
+                else:
+                    targets.append((line, line.location_id, line.quantity))
+        if routed:
+            decision, known = await self._route(
+                session, channel, [Line(x.line_id, x.sku, x.quantity) for x in routed], country, province
+            )
+            by_id = {line.line_id: line for line in routed}
+            for assignment in decision.assignments:
+                targets.append((by_id[assignment.line_id], assignment.location_id, assignment.quantity))
+            for line, missing in decision.unroutable:
+                code = "OUT_OF_STOCK" if line.sku in known else "UNKNOWN_SKU"
+                shortages.append(
+                    Shortage(
+                        line.line_id,
+                        line.sku,
+                        line.quantity,
+                        missing,
+                        code,
+                        f"{missing} of {line.quantity} {line.sku} not available",
+                    )
+                )
+        short_lines = {s.line_id for s in shortages}
+        if not allow_partial and short_lines:
+            targets = []
+        await unit.lock((line.sku, location) for line, location, _ in targets)
+        created: list[Reservation] = []
+        claimed: dict[tuple[str, str], Position] = {}
+        for line, location, quantity in sorted(targets, key=lambda t: (t[0].sku, t[1], t[0].line_id)):
+            current = claimed.get((line.sku, location)) or unit.position(line.sku, location)
+            rule = self.policy.rule(channel, line.sku)
+            try:
+                if current is None:
+                    raise StockError("OUT_OF_STOCK", "sku", f"no stock of {line.sku} at {location}")
+                after = stock.reserve(current, quantity, rule.available(current))
+            except StockError as error:
+                shortages.append(
+                    Shortage(line.line_id, line.sku, line.quantity, quantity, error.code, error.message)
+                )
+                short_lines.add(line.line_id)
+                continue
+            claimed[(line.sku, location)] = after
+            created.append(Reservation(order_id, line.line_id, line.sku, location, quantity, channel))
+        if short_lines and not allow_partial:
+            created, claimed = [], {}  # all or nothing: nothing of this request is kept
+        for after in claimed.values():
+            unit.put(after)
+        stamp = now()
+        for reservation in created:
+            session.add(
+                ReservationRow(
+                    reservation_id=reservation.reservation_id,
+                    order_id=order_id,
+                    line_id=reservation.line_id,
+                    sku=reservation.sku,
+                    location_id=reservation.location_id,
+                    quantity=reservation.quantity,
+                    shipped=0,
+                    state=reservation.state.value,
+                    channel=channel,
+                    release_id="",
+                    created_at=stamp,
+                    updated_at=stamp,
+                )
+            )
+        await session.flush()
+        asked = {line.line_id for line in lines}
+        if not shortages:
+            outcome = "RESERVED"
+        elif allow_partial and (created or asked & set(existing)):
+            outcome = "PARTIALLY_RESERVED"
+        else:
+            outcome = "REJECTED"
+        pb_short = [
+            shortage_pb(s.line_id, s.sku, s.requested, s.shortfall, s.code, s.message) for s in shortages
+        ]
+        if created:
+            unit.emit(
+                events_pb2.StockReserved(
+                    order_id=order_id,
+                    reservations=[reservation_pb(r, created_at=stamp, updated_at=stamp) for r in created],
+                    shortages=pb_short,
+                ),
+                order_id,
+            )
+        elif shortages:
+            unit.emit(events_pb2.ReservationRejected(order_id=order_id, shortages=pb_short), order_id)
+        active = [
+            to_reservation(row)
+            for row in (
+                await session.execute(
+                    select(ReservationRow)
+                    .where(ReservationRow.order_id == order_id, ReservationRow.state == "ACTIVE")
+                    .order_by(ReservationRow.reservation_id)
+                )
+            ).scalars()
+        ]
+        return ReserveResult(outcome, active, shortages)
+
+    async def _route(
+        self, session: AsyncSession, channel: str, lines: list[Line], country: str, province: str
+    ):
+        skus = sorted({line.sku for line in lines})
+        rows = (await session.execute(select(PositionRow).where(PositionRow.sku.in_(skus)))).scalars().all()
+        available = {}
+        locations = set()
+        for row in rows:
+            rule = self.policy.rule(channel, row.sku)
+            if rule.ships_from(row.location_id):
+                available[(row.sku, row.location_id)] = rule.available(to_position(row))
+                locations.add(row.location_id)
+        order = self.policy.location_order(locations, country, province)
+        return route(lines, available, order), {row.sku for row in rows}
+
+    async def _order_rows(self, unit: Work, order_id: str) -> list[ReservationRow]:
+        result = await unit.session.execute(
+            select(ReservationRow)
+            .where(ReservationRow.order_id == order_id)
+            .order_by(ReservationRow.reservation_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        return list(result.scalars())
+
+    async def release(
+        self, unit: Work, *, order_id: str, lines: list[tuple[str, int, str]], reason: str
+    ) -> list[ReservationRow]:
+        """Give back reservations: `lines` = (line_id, quantity (0 = all), location ('' = any));
+        empty releases the whole order. Active reservations go first, then committed ones."""
+        rows = await self._order_rows(unit, order_id)
+        open_rows = [r for r in rows if to_reservation(r).open > 0]
+        open_rows.sort(key=lambda r: (r.state != "ACTIVE", r.reservation_id))
+        await unit.lock((r.sku, r.location_id) for r in open_rows)
+        wanted = lines or [(r.line_id, 0, "") for r in open_rows]
+        changed: dict[str, ReservationRow] = {}
+        for line_id, quantity, location_id in wanted:
+            left = quantity
+            for row in open_rows:
+                if row.line_id != line_id or (location_id and row.location_id != location_id):
+                    continue
+                if quantity and left <= 0:
+                    break
+                reservation = to_reservation(row)
+                take = reservation.open if not quantity else min(left, reservation.open)
+                step = claims.release(reservation, unit.position(row.sku, row.location_id), take)
+                if step is None:
+                    continue
+                new, position = step
+                unit.put(position)
+                write_reservation(row, new)
+                changed[row.reservation_id] = row
+                left -= take
+        released = sorted(changed.values(), key=lambda r: r.reservation_id)
+        if released:
+            unit.emit(
+                events_pb2.StockReleased(
+                    order_id=order_id, reservations=[reservation_message(r) for r in released], reason=reason
+                ),
+                order_id,
+            )
+        return released
+
+    async def commit(
+        self, unit: Work, *, order_id: str, release_id: str, location_id: str, line_ids: list[str]
+    ) -> list[ReservationRow]:
+        """Commit active reservations of the order at the location to a warehouse release."""
+        rows = [
+            r
+            for r in await self._order_rows(unit, order_id)
+            if r.location_id == location_id and (not line_ids or r.line_id in line_ids)
+        ]
+        await unit.lock((r.sku, r.location_id) for r in rows)
+        committed = []
+        for row in rows:
+            step = claims.commit(to_reservation(row), unit.position(row.sku, row.location_id), release_id)
+            if step is None:
+                continue
+            new, position = step
+            unit.put(position)
+            write_reservation(row, new)
+            committed.append(row)
+        if committed:
+            unit.emit(
+                events_pb2.StockCommitted(
+                    order_id=order_id,
+                    release_id=release_id,
+                    reservations=[reservation_message(r) for r in committed],
+                ),
+                order_id,
+            )
+        return committed
+
+    async def consume(
+        self,
+        unit: Work,
+        *,
+        order_id: str,
+        shipment_id: str,
+        location_id: str,
+        shipped: dict[tuple[str, str], int],
+    ) -> list[ReservationRow]:
+        """Consume shipped quantities {(line_id, sku): quantity} once per (shipment, line)."""
+        stamp = now()
+        fresh: dict[tuple[str, str], int] = {}
+        for (line_id, sku), quantity in sorted(shipped.items()):
+            result = await unit.session.execute(
+                self.ledger_insert_shipment_line(shipment_id, line_id, quantity, stamp)
+            )
+            if result.rowcount:
+                fresh[(line_id, sku)] = quantity
+        rows = [r for r in await self._order_rows(unit, order_id) if r.location_id == location_id]
+        await unit.lock(((sku, location_id) for _, sku in fresh), create=True)
+        consumed: dict[str, ReservationRow] = {}
+        for (line_id, sku), quantity in fresh.items():
+            left = quantity
+            for row in sorted(rows, key=lambda r: (r.state != "COMMITTED", r.reservation_id)):
+                if row.line_id != line_id or left <= 0:
+                    continue
+                step = claims.ship(to_reservation(row), unit.position(row.sku, row.location_id), left)
+                if step is None:
+                    continue
+                new, position, left = step
+                unit.put(position)
+                write_reservation(row, new)
+                consumed[row.reservation_id] = row
+            if left > 0:
+                # shipped without a claim: physical facts win, on_hand still goes down
+                unit.put(stock.ship(unit.position(sku, location_id), unclaimed=left))
+        if consumed:
+            unit.emit(
+                events_pb2.StockConsumed(
+                    order_id=order_id,
+                    shipment_id=shipment_id,
+                    reservations=[
+                        reservation_message(r)
+                        for r in sorted(consumed.values(), key=lambda r: r.reservation_id)
+                    ],
+                ),
+                order_id,
+            )
+        return list(consumed.values())
+
+    def ledger_insert_shipment_line(self, shipment_id: str, line_id: str, quantity: int, stamp: datetime):
+        """Insert the (shipment, line) marker; zero rows when it was consumed before."""
+        return self.insert_ignore(
+            ShipmentLineRow,
+            [{"shipment_id": shipment_id, "line_id": line_id, "quantity": quantity, "created_at": stamp}],
+        )
+
+    # Positions ------------------------------------------------------------------------------
+
+    async def adjust(
+        self, unit: Work, *, sku: str, location_id: str, deltas: list[tuple[str, int]]
+    ) -> Position:
+        """Apply signed bucket changes atomically; creates the position."""
+        await unit.lock([(sku, location_id)], create=True)
+        merged: dict[str, int] = {}
+        for bucket, delta in deltas:
+            merged[bucket] = merged.get(bucket, 0) + delta
+        after = stock.adjust(unit.position(sku, location_id), merged)
+        unit.put(after)
+        return after
+
+    async def apply_snapshot(
+        self,
+        unit: Work,
+        *,
+        request_id: str,
+        location_id: str,
+        as_of: datetime,
+        counts: list[SnapshotCount],
+        complete: bool,
+    ) -> SnapshotResult:
+        """Set on_hand, damaged and quality_control of a location; never reserved or committed."""
+        session = unit.session
+        watermark = (
+            await session.execute(
+                select(SnapshotRow).where(SnapshotRow.location_id == location_id).with_for_update()
+            )
+        ).scalar_one_or_none()
+        if watermark is None:
+            await session.execute(
+                self.insert_ignore(
+                    SnapshotRow,
+                    [{"location_id": location_id, "as_of": as_of, "request_id": "", "applied_at": now()}],
+                )
+            )
+            watermark = (
+                await session.execute(
+                    select(SnapshotRow).where(SnapshotRow.location_id == location_id).with_for_update()
+                )
+            ).scalar_one()
+        elif _aware(watermark.as_of) >= as_of:
+            return SnapshotResult(applied=False)
+        watermark.as_of, watermark.request_id, watermark.applied_at = as_of, request_id, now()
+        reported = {count.sku: count for count in counts}
+        if len(reported) != len(counts):
+            raise StockError("DUPLICATE_SKU", "lines", "a SKU appears twice in the snapshot")
+        keys = {(sku, location_id) for sku in reported}
+        if complete:
+            others = await session.execute(
+                select(PositionRow.sku).where(PositionRow.location_id == location_id)
+            )
+            keys |= {(sku, location_id) for sku in others.scalars()}
+        await unit.lock(keys, create=True)
+        result = SnapshotResult(applied=True)
+        for sku, _ in sorted(keys):
+            count = reported.get(sku, SnapshotCount(sku, 0))
+            before = unit.position(sku, location_id)
+            for bucket in ("on_hand", "damaged", "quality_control"):
+                expected, observed = getattr(before, bucket), getattr(count, bucket)
+                if expected != observed and before.version > 0:
+                    result.drifts.append((sku, bucket, expected, observed))
+            after = stock.apply_counts(
+                before, on_hand=count.on_hand, damaged=count.damaged, quality_control=count.quality_control
+            )
+            unit.rows[(sku, location_id)].last_snapshot_at = as_of
+            if after.version != before.version:
+                unit.put(after)
+                result.positions_changed += 1
+        unit.emit(
+            events_pb2.SnapshotApplied(
+                location_id=location_id,
+                as_of=timestamp(as_of),
+                line_count=len(counts),
+                positions_changed=result.positions_changed,
+                drift_count=len(result.drifts),
+            ),
+            location_id,
+        )
+        return result
+
+
+def _fingerprint(request: Message | None) -> str:
+    data = b"" if request is None else request.SerializeToString(deterministic=True)
+    return hashlib.sha256(data).hexdigest()
+
+
+def _transient(error: DBAPIError) -> bool:
+    text = f"{type(error.orig).__name__} {error.orig}".lower()
+    return any(
+        word in text for word in ("deadlock", "serializ", "could not obtain lock", "database is locked")
+    )
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

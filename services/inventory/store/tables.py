@@ -1,0 +1,85 @@
+"""SQLAlchemy tables of the inventory service."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, DateTime, Index, Integer, LargeBinary, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from libs.store import Base
+
+TS = DateTime(timezone=True)
+
+
+class PositionRow(Base):
+    """One SKU at one location (I1); `version` increments with every change."""
+
+    __tablename__ = "inventory_position"
+
+    sku: Mapped[str] = mapped_column(String(64), primary_key=True)
+    location_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    on_hand: Mapped[int] = mapped_column(Integer, default=0)
+    reserved: Mapped[int] = mapped_column(Integer, default=0)
+    committed: Mapped[int] = mapped_column(Integer, default=0)
+    incoming: Mapped[int] = mapped_column(Integer, default=0)
+    damaged: Mapped[int] = mapped_column(Integer, default=0)
+    quality_control: Mapped[int] = mapped_column(Integer, default=0)
+    safety_stock: Mapped[int] = mapped_column(Integer, default=0)
+    version: Mapped[int] = mapped_column(BigInteger, default=0)
+    updated_at: Mapped[datetime] = mapped_column(TS)
+    last_snapshot_at: Mapped[datetime | None] = mapped_column(TS, nullable=True)
+
+
+class ReservationRow(Base):
+    """Stock held for one order line at one location (I2); the key makes a line reserve once."""
+
+    __tablename__ = "inventory_reservation"
+    __table_args__ = (Index("ix_inventory_reservation_order_id", "order_id"),)
+
+    reservation_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    order_id: Mapped[str] = mapped_column(String(64))
+    line_id: Mapped[str] = mapped_column(String(64))
+    sku: Mapped[str] = mapped_column(String(64))
+    location_id: Mapped[str] = mapped_column(String(64))
+    quantity: Mapped[int] = mapped_column(Integer)
+    shipped: Mapped[int] = mapped_column(Integer, default=0)
+    state: Mapped[str] = mapped_column(String(16))
+    channel: Mapped[str] = mapped_column(String(32))
+    release_id: Mapped[str] = mapped_column(String(64), default="")
+    created_at: Mapped[datetime] = mapped_column(TS)
+    updated_at: Mapped[datetime] = mapped_column(TS)
+
+
+class RequestRow(Base):
+    """The first response to a mutating request, replayed for a repeated request_id."""
+
+    __tablename__ = "inventory_request"
+
+    request_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    method: Mapped[str] = mapped_column(String(64))
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    response: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(TS)
+
+
+class ShipmentLineRow(Base):
+    """A shipped line already consumed, so a re-published shipment consumes once."""
+
+    __tablename__ = "inventory_shipment_line"
+
+    shipment_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    line_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    quantity: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(TS)
+
+
+class SnapshotRow(Base):
+    """The last snapshot applied per location; older snapshots are ignored."""
+
+    __tablename__ = "inventory_snapshot"
+
+    location_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    as_of: Mapped[datetime] = mapped_column(TS)
+    request_id: Mapped[str] = mapped_column(String(128))
+    applied_at: Mapped[datetime] = mapped_column(TS)
