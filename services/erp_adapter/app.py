@@ -1,32 +1,70 @@
-"""Wiring of the erp-adapter service, in order: metrics, database, event bus, gRPC server.
+"""Wiring of the erp-adapter service, in order: metrics, database, Business Central client and its
+request budget, event bus with the subscriptions, gRPC server.
 
-Torn down in reverse on SIGTERM or SIGINT: gRPC goes NOT_SERVING and drains, NATS drains,
-the database closes.
+Torn down in reverse on SIGTERM or SIGINT: gRPC goes NOT_SERVING and drains, NATS drains, the
+HTTP client closes, the database closes.
 """
 
 from contextlib import AsyncExitStack
 
 from libs import bus
+from libs.config import read_secret
 from libs.lifecycle import shutdown_requested
 from libs.rpc import RpcServer
 from libs.store import migrated
 from libs.telemetry import start_metrics_server
 from retail.integration.v1 import integration_service_pb2, integration_service_pb2_grpc
+from services.erp_adapter import store
 from services.erp_adapter.api.servicer import IntegrationServiceServicer
+from services.erp_adapter.clients import BusinessCentralClient, RequestBudget
 from services.erp_adapter.config import ErpAdapterSettings
+from services.erp_adapter.events import ErpHandlers, subscriptions
 
 SERVICE = integration_service_pb2.DESCRIPTOR.services_by_name["IntegrationService"].full_name
 
 
-async def serve(settings: ErpAdapterSettings) -> None:
+def business_central(settings: ErpAdapterSettings, **http: object) -> BusinessCentralClient:
+    """The ERP client with its request budget, from the settings (`http` goes to httpx, for tests)."""
+    budget = RequestBudget(
+        settings.bc_rate_limit, settings.bc_rate_window_s, bulk_share=settings.bc_bulk_share
+    )
+    return BusinessCentralClient(
+        base_url=settings.bc_base_url,
+        tenant_id=settings.bc_tenant_id,
+        client_id=settings.bc_client_id,
+        client_secret=lambda: read_secret(settings, "bc_client_secret"),
+        budget=budget,
+        company_id=settings.bc_company_id,
+        token_url=settings.bc_token_url,
+        scope=settings.bc_scope,
+        timeout_s=settings.bc_timeout_s,
+        max_budget_wait_s=settings.bc_max_budget_wait_s,
+        **http,  # type: ignore[arg-type]
+    )
+
+
+async def serve(settings: ErpAdapterSettings, **http: object) -> None:
     """Run the erp-adapter service until SIGTERM or SIGINT."""
     shutdown = shutdown_requested()
     async with AsyncExitStack() as stack:
         metrics = start_metrics_server(settings.metrics_port, settings.metrics_host)
         stack.callback(metrics.close)
-        db = await stack.enter_async_context(migrated(settings.database_url, [bus.MIGRATIONS]))
-        await stack.enter_async_context(bus.EventBus.for_service(db, settings, owns=("INTEGRATION",)))
-        servicer = IntegrationServiceServicer()
+        db = await stack.enter_async_context(
+            migrated(settings.database_url, [bus.MIGRATIONS, store.MIGRATIONS])
+        )
+        client = await stack.enter_async_context(business_central(settings, **http))
+        handlers = ErpHandlers(
+            client,
+            default_customer=settings.bc_default_customer,
+            customer_map=settings.bc_customer_map,
+            transient_retry_s=settings.bc_transient_retry_s,
+        )
+        await stack.enter_async_context(
+            bus.EventBus.for_service(
+                db, settings, owns=("INTEGRATION",), subscriptions=subscriptions(handlers)
+            )
+        )
+        servicer = IntegrationServiceServicer(client)
         await stack.enter_async_context(
             RpcServer(
                 settings,

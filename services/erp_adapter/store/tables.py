@@ -1,0 +1,54 @@
+"""What the erp-adapter remembers: order id ↔ BC sales order, and every shipment it posted."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, DateTime, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from libs.store import Base
+
+#: Values of ErpSalesOrderRow.status.
+CREATED = "created"
+CANCELLED = "cancelled"
+
+
+class ErpSalesOrderRow(Base):
+    """One mesh order's sales order in Business Central.
+
+    `status` is `created`, or `cancelled` once an OrderCancelled was handled; a cancelled row
+    without a BC id is a tombstone that stops a late OrderAccepted from creating the order.
+    `lines` maps each canonical line id to its BC line (`sequence`, `bc_line_id`, `sku`,
+    `quantity` as ordered, `cancelled` so far).
+    """
+
+    __tablename__ = "erp_sales_order"
+
+    order_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    external_document_number: Mapped[str] = mapped_column(String(35), index=True)
+    bc_id: Mapped[str | None] = mapped_column(String(64))
+    bc_number: Mapped[str | None] = mapped_column(String(32))
+    bc_etag: Mapped[str | None] = mapped_column(String(255))
+    customer_number: Mapped[str | None] = mapped_column(String(64))
+    currency: Mapped[str] = mapped_column(String(3))
+    status: Mapped[str] = mapped_column(String(16))
+    lines: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ErpShipmentPostingRow(Base):
+    """A shipment posted in BC (shipAndInvoice): the shipment id is the key, so it posts once."""
+
+    __tablename__ = "erp_shipment_posting"
+
+    shipment_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    order_id: Mapped[str] = mapped_column(String(64), index=True)
+    bc_shipment_id: Mapped[str] = mapped_column(String(64))
+    bc_shipment_number: Mapped[str] = mapped_column(String(32))
+    bc_invoice_id: Mapped[str | None] = mapped_column(String(64))
+    bc_invoice_number: Mapped[str | None] = mapped_column(String(32))
+    final: Mapped[bool] = mapped_column(Boolean)
+    posted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
