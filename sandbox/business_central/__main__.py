@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import json
 
 from sandbox.business_central.app import create_app
 from sandbox.business_central.config import BusinessCentralSettings
+from sandbox.common.cli import add_fault_arguments, parse_faults
 from sandbox.common.server import LOOPBACK, run
 
+FAULTS_ENV = "BC_SANDBOX_FAULTS"
 
-def main() -> None:
+
+def main(argv: list[str] | None = None) -> None:
     """Parse flags over the ``BC_SANDBOX_*`` settings and serve until interrupted."""
     parser = argparse.ArgumentParser(prog="python -m sandbox.business_central", description=__doc__)
     parser.add_argument("--host", default=LOOPBACK)
@@ -18,14 +20,12 @@ def main() -> None:
     parser.add_argument("--seed", type=int)
     parser.add_argument("--rate-limit", type=int, help="requests per window (BC: 6000)")
     parser.add_argument("--rate-window-s", type=float, help="window length (BC: 300)")
-    parser.add_argument(
-        "--fault",
-        action="append",
-        default=[],
-        metavar="OP=JSON",
-        help='e.g. --fault \'salesOrders.create={"error_rate": 0.1, "error_status": 429}\'',
-    )
-    args = parser.parse_args()
+    add_fault_arguments(parser, env_var=FAULTS_ENV)
+    args = parser.parse_args(argv)
+    try:
+        faults = parse_faults(args)
+    except ValueError as exc:
+        parser.error(str(exc))
     overrides: dict = {}
     if args.seed is not None:
         overrides["seed"] = args.seed
@@ -33,8 +33,8 @@ def main() -> None:
         overrides["rate_limit"] = args.rate_limit
     if args.rate_window_s is not None:
         overrides["rate_window_s"] = args.rate_window_s
-    if args.fault:
-        overrides["faults"] = {op: json.loads(spec) for op, _, spec in (f.partition("=") for f in args.fault)}
+    if faults:
+        overrides["faults"] = faults
     settings = BusinessCentralSettings(**overrides)
     run(create_app(settings), host=args.host, port=args.port)
 

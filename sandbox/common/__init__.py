@@ -1,1 +1,1 @@
-"""Machinery every sandbox stand-in shares: faults, create counters, control routes, rate limits, serving."""
+"""Machinery every stand-in shares: faults, create counters, control routes, rate limits, serving, CLI."""

@@ -170,9 +170,11 @@ def create_app(settings: ShopifySettings | None = None) -> Starlette:
     """Build the Shopify stand-in. ``app.state`` holds ``store``, ``dispatcher``, ``faults``, ``counter``."""
     settings = settings or ShopifySettings()
     faults = FaultInjector(settings.seed)
+    faults.configure_many(settings.faults)
     counter = CreateCounter()
     holder: dict[str, Store] = {}
     dispatcher = WebhookDispatcher(settings, lambda: holder["store"].subscriptions, faults)
+    dispatcher.set_faults(DeliveryFaults.model_validate(settings.webhook_faults))
     store = Store(settings.seed, settings.shop_domain, emit=dispatcher.publish)
     holder["store"] = store
     bucket = LeakyBucket(settings.throttle_capacity, settings.throttle_restore_rate)

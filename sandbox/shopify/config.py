@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 API_VERSION = "2026-04"
 """The Admin API version the stand-in implements and reports in ``X-Shopify-API-Version``."""
@@ -26,6 +27,10 @@ class ShopifySettings:
         webhook_backoff_base_s: the first retry's delay; each next one doubles (60 s .. 7680 s, ~4 h).
         webhook_time_scale: multiplies every back-off delay, so tests run the schedule in milliseconds.
         webhook_remove_after_failures: consecutive failed attempts that delete a subscription (8).
+        faults: faults at start, ``{"<operation>": {Fault fields}}`` (``checkout``, ``graphql``,
+            ``graphql.<rootField>``, ``webhook.<topic>``...); ``/_sandbox/faults`` changes them later.
+        webhook_faults: delivery faults at start (drop, duplicate, delay, reorder: the fields of
+            ``DeliveryFaults``); ``/_sandbox/webhook-faults`` changes them later.
     """
 
     seed: int = 0
@@ -41,3 +46,5 @@ class ShopifySettings:
     webhook_backoff_base_s: float = 60.0
     webhook_time_scale: float = 1.0
     webhook_remove_after_failures: int = 8
+    faults: dict[str, dict[str, Any]] = field(default_factory=dict)
+    webhook_faults: dict[str, Any] = field(default_factory=dict)

@@ -519,28 +519,63 @@ def _hold(h: FulfillmentHold) -> dict[str, Any]:
 
 
 def product(store: Store, p: Product) -> dict[str, Any]:
-    """The ``products/create`` and ``products/update`` body (the parts the mesh reads)."""
+    """The ``products/create`` and ``products/update`` body, with the documented example's key set.
+
+    The stand-in has no descriptions, media, tags or options beyond the default variant title, so
+    those keys carry Shopify's empty values.
+    """
+    variants = [store.variants[x] for x in p.variant_ids]
+
+    def quantity(v: Any) -> int:
+        return sum(lv.available for (item, _), lv in store.levels.items() if item == v.inventory_item_id)
+
     return {
         "id": p.id,
         "admin_graphql_api_id": p.gid,
         "title": p.title,
+        "body_html": "",
         "handle": p.handle,
         "vendor": p.vendor,
         "product_type": p.product_type,
         "status": p.status.lower(),
         "created_at": store.to_shop_time(p.created_at),
         "updated_at": store.to_shop_time(p.updated_at),
+        "published_at": store.to_shop_time(p.created_at) if p.status == "ACTIVE" else None,
+        "published_scope": "web",
+        "template_suffix": None,
+        "tags": "",
+        "category": None,
+        "has_variants_that_requires_components": False,
+        "options": [],
+        "images": [],
+        "image": None,
+        "media": [],
         "variants": [
             {
                 "id": v.id,
                 "admin_graphql_api_id": v.gid,
                 "product_id": p.id,
                 "sku": v.sku,
+                "barcode": v.barcode,
                 "price": money(v.price),
+                "compare_at_price": None,
+                "position": position,
+                "taxable": True,
                 "inventory_item_id": v.inventory_item_id,
                 "inventory_policy": v.inventory_policy.lower(),
+                "inventory_quantity": quantity(v),
+                "old_inventory_quantity": quantity(v),
                 "title": v.title,
+                "option1": v.title,
+                "option2": None,
+                "option3": None,
+                "image_id": None,
+                "created_at": store.to_shop_time(v.created_at),
+                "updated_at": store.to_shop_time(v.updated_at),
             }
-            for v in (store.variants[x] for x in p.variant_ids)
+            for position, v in enumerate(variants, start=1)
+        ],
+        "variant_gids": [
+            {"admin_graphql_api_id": v.gid, "updated_at": store.to_shop_time(v.updated_at)} for v in variants
         ],
     }

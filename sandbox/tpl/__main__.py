@@ -5,12 +5,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from sandbox.common.cli import add_fault_arguments, parse_faults
 from sandbox.common.server import LOOPBACK, run
 from sandbox.tpl.app import create_app
 from sandbox.tpl.config import TplSettings
 
+FAULTS_ENV = "TPL_SANDBOX_FAULTS"
 
-def main() -> None:
+
+def main(argv: list[str] | None = None) -> None:
     """Parse the command line, build the settings, serve until SIGINT/SIGTERM."""
     parser = argparse.ArgumentParser(prog="python -m sandbox.tpl", description=__doc__)
     parser.add_argument("--host", default=LOOPBACK)
@@ -26,7 +29,12 @@ def main() -> None:
     )
     parser.add_argument("--inventory-advice-s", type=float, default=3600.0, help="846 period (0: on demand)")
     parser.add_argument("--no-simulate", action="store_true", help="only /_sandbox/advance moves orders")
-    args = parser.parse_args()
+    add_fault_arguments(parser, env_var=FAULTS_ENV)
+    args = parser.parse_args(argv)
+    try:
+        faults = parse_faults(args)
+    except ValueError as exc:
+        parser.error(str(exc))
     settings = TplSettings(
         seed=args.seed,
         edi_dir=args.edi_dir,
@@ -35,6 +43,7 @@ def main() -> None:
         damaged_return_rate=args.damaged_rate,
         edi_inventory_advice_s=args.inventory_advice_s,
         simulate=not args.no_simulate,
+        faults=faults,
     )
     run(create_app(settings), host=args.host, port=args.port)
 

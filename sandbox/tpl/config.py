@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 API_VERSION = "2026-07"
 DEFAULT_TOKEN = "sandbox-tpl-token"
@@ -15,7 +16,9 @@ class TplSettings:
     """How the 3PL stand-in behaves.
 
     Delays are in simulated seconds and multiplied by ``time_scale`` (0.001 turns seconds into
-    milliseconds for tests). Rates are probabilities drawn from the seeded generator.
+    milliseconds for tests). Rates are probabilities drawn from the seeded generator. ``faults`` are
+    the faults at start, ``{"<operation>": {Fault fields}}`` (``order.create``, ``webhook.deliver``,
+    ``edi.poll``...); ``/_sandbox/faults`` changes them later.
     """
 
     seed: int = 0
@@ -42,6 +45,7 @@ class TplSettings:
     edi_inventory_advice_s: float = 0.0
     edi_sender_id: str = "TPLSANDBOX"
     edi_receiver_id: str = "RETAILMESH"
+    faults: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def scaled(self, seconds: float) -> float:
         """A simulated duration in real seconds."""

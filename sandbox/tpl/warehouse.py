@@ -37,6 +37,7 @@ class Warehouse:
             damaged_rate=settings.damaged_return_rate,
         )
         self.faults = FaultInjector(settings.seed)
+        self.faults.configure_many(settings.faults)
         self.counter = CreateCounter()
         self.webhooks = WebhookDispatcher(
             self.faults,

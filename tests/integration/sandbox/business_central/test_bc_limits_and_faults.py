@@ -6,6 +6,8 @@ import time
 import httpx
 import pytest
 
+from sandbox.business_central.config import BusinessCentralSettings
+
 
 def test_request_window_answers_429_with_retry_after_then_slides(make_bc):
     bc = make_bc(rate_limit=5, rate_window_s=300)  # the fixture already spent 1 (GET companies)
@@ -118,3 +120,12 @@ def test_faults_given_at_start_apply(make_bc):
     bc = make_bc(faults={"customers.list": {"error_rate": 1, "error_status": 500}})
 
     assert bc.api.get(bc.url("customers")).status_code == 500
+
+
+def test_the_default_request_window_is_bcs_6000_per_5_minutes(monkeypatch):
+    monkeypatch.delenv("BC_SANDBOX_RATE_LIMIT", raising=False)
+    monkeypatch.delenv("BC_SANDBOX_RATE_WINDOW_S", raising=False)
+
+    settings = BusinessCentralSettings()
+
+    assert (settings.rate_limit, settings.rate_window_s) == (6000, 300.0)

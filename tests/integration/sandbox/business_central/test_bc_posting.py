@@ -126,3 +126,18 @@ def test_purchase_order_receipt_brings_incoming_stock_on_hand(bc):
     assert po.status_code == 201
     assert received.status_code == 204
     assert bc.stock("SKU-1008", "EAST") == before + 40
+
+
+def test_items_carry_inventory_that_shipping_takes_down(bc):
+    def inventory() -> float:
+        params = {"$filter": "number eq 'SKU-1004'"}
+        return bc.api.get(bc.url("items"), params=params).json()["value"][0]["inventory"]
+
+    before = inventory()
+    order = bc.create_order("#8010", [{"lineObjectNumber": "SKU-1004", "quantity": 3}]).json()
+
+    shipped = _ship(bc, order["id"])
+
+    assert shipped.status_code == 204
+    assert before > 3
+    assert inventory() == before - 3

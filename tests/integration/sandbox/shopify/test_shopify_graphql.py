@@ -502,3 +502,77 @@ def test_ids_above_two_to_the_53_survive_the_json(shopify):
     assert str(order["id"]) in raw
     assert int(legacy) == order["id"]
     assert json.loads(raw, parse_int=str) is not None
+
+
+STORE = """{ locations(first: 5) { nodes { id name } }
+  products(first: 20) { nodes { title variants(first: 5) { nodes { sku inventoryItem { id } } } } }
+  customers(first: 10) { nodes { id email displayName } } }"""
+FO_LOCATIONS = """query($id: ID!) { order(id: $id) { fulfillmentOrders(first: 5) { nodes {
+  assignedLocation { name } lineItems(first: 5) { nodes { sku totalQuantity } } } } } }"""
+
+
+def _set_available(shopify, sku, location_name, quantity, key):
+    item, levels = _levels(shopify, sku)
+    current, location = levels[location_name]
+    change = {
+        "inventoryItemId": item,
+        "locationId": location,
+        "quantity": quantity,
+        "changeFromQuantity": current["available"],
+    }
+    result = shopify.gql(
+        SET, {"key": key, "input": {"name": "available", "reason": "correction", "quantities": [change]}}
+    )
+    assert result["inventorySetQuantities"]["userErrors"] == []
+
+
+def test_the_store_has_two_locations_ten_products_with_skus_and_five_customers(shopify):
+    data = shopify.gql(STORE)
+
+    assert sorted(n["name"] for n in data["locations"]["nodes"]) == ["East Warehouse", "West Warehouse"]
+    skus = [v["sku"] for p in data["products"]["nodes"] for v in p["variants"]["nodes"]]
+    assert sorted(skus) == [f"SKU-{n}" for n in range(1001, 1011)]
+    assert all(v["inventoryItem"]["id"] for p in data["products"]["nodes"] for v in p["variants"]["nodes"])
+    customers = data["customers"]["nodes"]
+    assert len(customers) == 5 and all("@" in c["email"] and c["displayName"] for c in customers)
+    _, levels = _levels(shopify, "SKU-1001")
+    for quantities, _ in levels.values():
+        assert set(quantities) == {
+            "available",
+            "on_hand",
+            "committed",
+            "incoming",
+            "reserved",
+            "damaged",
+            "safety_stock",
+            "quality_control",
+        }
+
+
+def test_an_order_no_single_location_can_fill_gets_one_fulfillment_order_per_location(shopify):
+    _set_available(shopify, "SKU-1001", "West Warehouse", 0, "route-1")
+    _set_available(shopify, "SKU-1002", "East Warehouse", 0, "route-2")
+
+    order = shopify.checkout(("SKU-1001", 1), ("SKU-1002", 1))
+    refused = shopify.http.post(
+        "/_sandbox/checkout", json={"lines": [{"sku": "SKU-1002", "quantity": 100000}]}
+    )
+
+    fos = shopify.gql(FO_LOCATIONS, {"id": order["admin_graphql_api_id"]})["order"]["fulfillmentOrders"]
+    placed = {
+        fo["assignedLocation"]["name"]: [(li["sku"], li["totalQuantity"]) for li in fo["lineItems"]["nodes"]]
+        for fo in fos["nodes"]
+    }
+    assert placed == {"East Warehouse": [("SKU-1001", 1)], "West Warehouse": [("SKU-1002", 1)]}
+    assert refused.status_code == 422
+    assert refused.json()["errors"][0]["code"] == "NOT_ENOUGH_IN_STOCK"
+
+
+def test_a_query_for_a_field_the_schema_lacks_is_refused_by_graphql_validation(shopify):
+    response = shopify.graphql("{ shop { name noSuchField } }")
+
+    body = response.json()
+    assert response.status_code == 200
+    assert "data" not in body
+    assert body["errors"][0]["message"] == "Cannot query field 'noSuchField' on type 'Shop'."
+    assert body["errors"][0]["locations"] == [{"line": 1, "column": 15}]

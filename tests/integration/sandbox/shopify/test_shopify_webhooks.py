@@ -2,16 +2,28 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
 import json
+import subprocess
+import sys
+import threading
+import time
 from datetime import datetime
+from pathlib import Path
 
 import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
-from sandbox.shopify.config import API_VERSION
+from sandbox.common.server import serve_in_thread
+from sandbox.shopify.config import API_VERSION, ShopifySettings
 
+ROOT = Path(__file__).resolve().parents[4]
 ORDERS_QUERY = (
     "{ webhookSubscriptions(first: 10) { nodes { id topic uri"
     " endpoint { ... on WebhookHttpEndpoint { callbackUrl } } } } }"
@@ -286,3 +298,146 @@ def test_every_subscription_to_a_topic_gets_its_own_webhook_of_one_event(shopify
     assert a.headers["x-shopify-event-id"] == b.headers["x-shopify-event-id"]
     assert a.headers["x-shopify-webhook-id"] != b.headers["x-shopify-webhook-id"]
     assert json.loads(a.body) == json.loads(b.body)
+
+
+def test_checkout_cli_order_reaches_a_loopback_callback_url_as_a_signed_orders_create(
+    shopify, receiver, wait
+):
+    registered = shopify.gql(
+        """mutation($url: URL!) { webhookSubscriptionCreate(topic: ORDERS_CREATE,
+             webhookSubscription: {callbackUrl: $url, format: JSON}) {
+             webhookSubscription { id endpoint { ... on WebhookHttpEndpoint { callbackUrl } } }
+             userErrors { field message } } }""",
+        {"url": receiver.url("adapter")},
+    )["webhookSubscriptionCreate"]
+    assert registered["userErrors"] == []
+    assert registered["webhookSubscription"]["endpoint"]["callbackUrl"] == receiver.url("adapter")
+
+    placed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "sandbox.shopify.checkout",
+            "--base-url",
+            shopify.base_url,
+            "--sku",
+            "SKU-1001:2",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert placed.returncode == 0, placed.stderr
+    printed = json.loads(placed.stdout.strip().splitlines()[-1])
+    hook = wait(lambda: receiver.on("adapter"), what="orders/create at the callback URL")[0]
+    signature = base64.b64encode(
+        hmac.new(shopify.settings.webhook_secret.encode(), hook.body, hashlib.sha256).digest()
+    ).decode()
+    assert hook.headers["x-shopify-hmac-sha256"] == signature
+    assert hook.headers["x-shopify-topic"] == "orders/create"
+    body = hook.json()
+    assert body["id"] == printed["id"] and body["name"] == printed["name"]
+    assert [(li["sku"], li["quantity"]) for li in body["line_items"]] == [("SKU-1001", 2)]
+
+
+@pytest.fixture
+def silent_receiver():
+    """A receiver that accepts the connection and never answers until the test ends."""
+    release = threading.Event()
+    hits: list[float] = []
+
+    async def hang(request: Request) -> Response:
+        await request.body()
+        hits.append(time.monotonic())
+        await asyncio.to_thread(release.wait, 30)
+        return Response(status_code=200)
+
+    app = Starlette(routes=[Route("/hang", hang, methods=["POST"])])
+    with serve_in_thread(app) as base_url:
+        yield f"{base_url}/hang", hits
+        release.set()
+
+
+def test_a_receiver_that_does_not_answer_in_time_fails_the_attempt_and_is_retried(
+    shopify_factory, silent_receiver, wait
+):
+    url, hits = silent_receiver
+    shop = shopify_factory(webhook_timeout_s=0.3, webhook_max_retries=1, webhook_remove_after_failures=100)
+    shop.subscribe("ORDERS_CREATE", url)
+
+    shop.checkout(("SKU-1001", 1))
+
+    wait(lambda: any(d["outcome"] == "gave_up" for d in shop.deliveries()), what="give up")
+    failed = [d for d in shop.deliveries("orders/create") if d["outcome"] == "failed"]
+    assert [d["error"] for d in failed] == ["timeout", "timeout"]
+    assert all(d["duration_ms"] >= 300 for d in failed)
+    assert len(hits) == 2
+    assert ShopifySettings().webhook_timeout_s == 5.0
+
+
+def test_paid_fulfilled_and_hold_topics_fire_with_the_documented_key_sets(
+    shopify, receiver, wait, documented_body
+):
+    topics = {
+        "ORDERS_PAID": "orders_paid",
+        "ORDERS_PARTIALLY_FULFILLED": "orders_partially_fulfilled",
+        "ORDERS_FULFILLED": "orders_fulfilled",
+        "FULFILLMENT_ORDERS_PLACED_ON_HOLD": "fulfillment_orders_placed_on_hold",
+        "FULFILLMENT_ORDERS_HOLD_RELEASED": "fulfillment_orders_hold_released",
+    }
+    for topic, name in topics.items():
+        shopify.subscribe(topic, receiver.url(name))
+    order = shopify.checkout(("SKU-1001", 2))
+    fo = shopify.gql(
+        """query($id: ID!) { order(id: $id) { fulfillmentOrders(first: 5) { nodes { id
+             lineItems(first: 5) { nodes { id } } } } } }""",
+        {"id": order["admin_graphql_api_id"]},
+    )["order"]["fulfillmentOrders"]["nodes"][0]
+    hold = shopify.gql(
+        """mutation($id: ID!) { fulfillmentOrderHold(id: $id, fulfillmentHold: {reason: OTHER}) {
+             userErrors { message } } }""",
+        {"id": fo["id"]},
+    )["fulfillmentOrderHold"]
+    release = shopify.gql(
+        "mutation($id: ID!) { fulfillmentOrderReleaseHold(id: $id) { userErrors { message } } }",
+        {"id": fo["id"]},
+    )["fulfillmentOrderReleaseHold"]
+    ship = """mutation($fo: ID!, $line: ID!) { fulfillmentCreate(fulfillment: {lineItemsByFulfillmentOrder:
+        [{fulfillmentOrderId: $fo, fulfillmentOrderLineItems: [{id: $line, quantity: 1}]}]}) {
+        userErrors { message } } }"""
+    line = fo["lineItems"]["nodes"][0]["id"]
+    first = shopify.gql(ship, {"fo": fo["id"], "line": line})["fulfillmentCreate"]
+    second = shopify.gql(ship, {"fo": fo["id"], "line": line})["fulfillmentCreate"]
+    assert hold["userErrors"] == release["userErrors"] == first["userErrors"] == second["userErrors"] == []
+
+    bodies = {
+        name: wait(lambda name=name: receiver.on(name), what=name)[0].json() for name in topics.values()
+    }
+
+    for name in ("orders_paid", "orders_partially_fulfilled", "orders_fulfilled"):
+        assert set(bodies[name]) == set(documented_body(name)), name
+        assert bodies[name]["id"] == order["id"]
+    assert bodies["orders_partially_fulfilled"]["fulfillment_status"] == "partial"
+    assert bodies["orders_fulfilled"]["fulfillment_status"] == "fulfilled"
+    for name in ("fulfillment_orders_placed_on_hold", "fulfillment_orders_hold_released"):
+        assert bodies[name]["fulfillment_order"]["id"] == fo["id"], name
+
+
+def test_products_update_body_has_the_documented_key_set(shopify, receiver, wait, documented_body):
+    shopify.subscribe("PRODUCTS_UPDATE", receiver.url("products"))
+    handle = shopify.http.get("/_sandbox/state").json()["products"][0]["handle"]
+
+    updated = shopify.gql(
+        """mutation($input: ProductSetInput!) { productSet(input: $input) { product { id }
+             userErrors { message } } }""",
+        {"input": {"handle": handle, "title": "Renamed"}},
+    )["productSet"]
+
+    assert updated["userErrors"] == []
+    body = wait(lambda: receiver.on("products"), what="products/update")[0].json()
+    documented = documented_body("products_update")
+    assert set(body) == set(documented)
+    assert set(body["variants"][0]) == set(documented["variants"][0])
+    assert body["title"] == "Renamed" and body["admin_graphql_api_id"] == updated["product"]["id"]
