@@ -1,0 +1,1 @@
+"""Event mapping and subscriptions of the orders service."""
