@@ -1,0 +1,1 @@
+"""Pure rules of the shipments domain: tracking progress and delivery."""

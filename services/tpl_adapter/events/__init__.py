@@ -1,0 +1,1 @@
+"""Subscriptions of the tpl-adapter: warehouse releases, cancellations and address corrections."""

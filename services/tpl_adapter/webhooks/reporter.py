@@ -1,0 +1,104 @@
+"""Reporting what the warehouse did to the shipments service (O6): a shipment → RecordShipment
+(request id = the 3PL's shipment id or the EDI control numbers), a delivery →
+RecordTrackingUpdate. Shared by the webhook processor and the EDI poller."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+import grpc
+
+from libs.store import Database
+from retail.common.v1 import common_pb2
+from retail.shipments.v1 import shipments_pb2, shipments_service_pb2, shipments_service_pb2_grpc
+from services.tpl_adapter.clients.mesh import is_transient
+from services.tpl_adapter.store import ReleaseRow
+from services.tpl_adapter.translate.release import Release
+
+log = logging.getLogger(__name__)
+
+
+class ReportFailed(Exception):
+    """A report that could not be made; `transient` says whether trying later can help."""
+
+    def __init__(self, message: str, *, transient: bool) -> None:
+        super().__init__(message)
+        self.transient = transient
+
+
+class ShipmentReporter:
+    """Looks releases up and calls ShipmentsService.
+
+    Args:
+        db: The adapter's database (releases).
+        shipments: A ShipmentsService stub.
+        timeout_s: Deadline of each call.
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        shipments: shipments_service_pb2_grpc.ShipmentsServiceStub,
+        timeout_s: float = 10.0,
+    ) -> None:
+        self._db = db
+        self._shipments = shipments
+        self._timeout_s = timeout_s
+
+    async def release(self, release_id: str) -> Release:
+        """The stored release a warehouse report refers to.
+
+        Raises:
+            ReportFailed: not ours (permanent).
+        """
+        async with self._db.read() as session:
+            row = await session.get(ReleaseRow, release_id)
+        if row is None:
+            raise ReportFailed(f"no release {release_id!r} was sent by this adapter", transient=False)
+        return Release.from_json(row.release_id, row.order_id, row.location_id, row.lines)
+
+    async def shipped(
+        self, request_id: str, notice: shipments_pb2.ShipmentNotice
+    ) -> shipments_pb2.ShipmentNotice:
+        """Record a shipment; marks the release shipped (cancellations are refused from then on)."""
+        try:
+            reply = await self._shipments.RecordShipment(
+                shipments_service_pb2.RecordShipmentRequest(request_id=request_id, shipment=notice),
+                timeout=self._timeout_s,
+            )
+        except grpc.aio.AioRpcError as error:
+            raise ReportFailed(
+                f"RecordShipment: {error.code().name} {error.details()}", transient=is_transient(error)
+            ) from error
+        async with self._db.transaction() as session:
+            row = await session.get(ReleaseRow, notice.release_id)
+            if row is not None:
+                row.shipped = True
+        return reply.shipment
+
+    async def delivered(self, request_id: str, warehouse_shipment_id: str, at: datetime) -> None:
+        """Record that every package of a warehouse shipment was delivered."""
+        try:
+            found = await self._shipments.GetShipment(
+                shipments_service_pb2.GetShipmentRequest(
+                    warehouse_shipment=common_pb2.ExternalRef(
+                        system=common_pb2.SOURCE_SYSTEM_TPL, id=warehouse_shipment_id
+                    )
+                ),
+                timeout=self._timeout_s,
+            )
+            update = shipments_service_pb2.RecordTrackingUpdateRequest(
+                request_id=request_id,
+                shipment_id=found.shipment.shipment_id,
+                status=shipments_pb2.SHIPMENT_STATUS_DELIVERED,
+                description="delivered",
+            )
+            update.occurred_at.FromDatetime(at)
+            await self._shipments.RecordTrackingUpdate(update, timeout=self._timeout_s)
+        except grpc.aio.AioRpcError as error:
+            # NOT_FOUND: the delivery overtook its shipment's report; it will be there later.
+            transient = is_transient(error) or error.code() == grpc.StatusCode.NOT_FOUND
+            raise ReportFailed(
+                f"tracking: {error.code().name} {error.details()}", transient=transient
+            ) from error
