@@ -1,37 +1,147 @@
-"""Wiring of the shopify-adapter service, in order: metrics, database, event bus, gRPC server.
+"""Wiring of the shopify-adapter service, in order: metrics, database, Admin API client, orders
+channel, event bus (ShipmentConfirmed consumer), workers (deliveries, fulfillments), webhook
+subscriptions and reconciliation loops, the webhook HTTP listener, and last the gRPC server.
 
-Torn down in reverse on SIGTERM or SIGINT: gRPC goes NOT_SERVING and drains, NATS drains,
-the database closes.
+Torn down in reverse on SIGTERM or SIGINT: gRPC goes NOT_SERVING and drains, the HTTP listener
+stops accepting and finishes in-flight webhooks, the loops stop, NATS drains, the database closes.
 """
 
-from contextlib import AsyncExitStack
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
 
 from libs import bus
+from libs.config import read_secret
 from libs.lifecycle import shutdown_requested
-from libs.rpc import RpcServer
-from libs.store import migrated
+from libs.rpc import RpcServer, channel
+from libs.store import Database, migrated
 from libs.telemetry import start_metrics_server
 from retail.integration.v1 import integration_service_pb2, integration_service_pb2_grpc
 from services.shopify_adapter.api.servicer import IntegrationServiceServicer
+from services.shopify_adapter.api.webhook import HttpListener, WebhookIngress
+from services.shopify_adapter.clients.admin import ShopifyAdmin
+from services.shopify_adapter.clients.orders import OrdersClient
 from services.shopify_adapter.config import ShopifyAdapterSettings
+from services.shopify_adapter.events.shipments import shipment_subscription
+from services.shopify_adapter.store import MIGRATIONS
+from services.shopify_adapter.sync.deliveries import DeliveryWorker
+from services.shopify_adapter.sync.fulfillments import FulfillmentWorker
+from services.shopify_adapter.sync.ingest import OrderIngestor
+from services.shopify_adapter.sync.reconciler import OrderReconciler
+from services.shopify_adapter.sync.subscriptions import SubscriptionKeeper
+from services.shopify_adapter.sync.worker import Loop
 
 SERVICE = integration_service_pb2.DESCRIPTOR.services_by_name["IntegrationService"].full_name
 
+log = logging.getLogger(__name__)
 
-async def serve(settings: ShopifyAdapterSettings) -> None:
-    """Run the shopify-adapter service until SIGTERM or SIGINT."""
-    shutdown = shutdown_requested()
+
+@dataclass
+class Adapter:
+    """The running parts, for tests and tools that drive the adapter in-process."""
+
+    db: Database
+    bus: bus.EventBus
+    admin: ShopifyAdmin
+    ingress: WebhookIngress
+    http: HttpListener
+    deliveries: DeliveryWorker
+    fulfillments: FulfillmentWorker
+    reconciler: OrderReconciler
+    subscriptions: SubscriptionKeeper
+    servicer: IntegrationServiceServicer
+    rpc: RpcServer
+
+
+@asynccontextmanager
+async def running(settings: ShopifyAdapterSettings) -> AsyncIterator[Adapter]:
+    """Start every part of the adapter in order; stop them in reverse on exit."""
     async with AsyncExitStack() as stack:
         metrics = start_metrics_server(settings.metrics_port, settings.metrics_host)
         stack.callback(metrics.close)
-        db = await stack.enter_async_context(migrated(settings.database_url, [bus.MIGRATIONS]))
-        await stack.enter_async_context(bus.EventBus.for_service(db, settings, owns=("INTEGRATION",)))
-        servicer = IntegrationServiceServicer()
+        db = await stack.enter_async_context(migrated(settings.database_url, [bus.MIGRATIONS, MIGRATIONS]))
+        admin = ShopifyAdmin(
+            settings.shopify_base_url,
+            settings.shopify_api_version,
+            lambda: read_secret(settings, "shopify_access_token"),
+            timeout_s=settings.shopify_http_timeout_s,
+        )
+        stack.push_async_callback(admin.close)
+        orders_channel = channel(settings.orders_addr, settings=settings, audience="orders")
+        stack.push_async_callback(orders_channel.close)
+        orders = OrdersClient(orders_channel, timeout_s=settings.grpc_client_timeout_s)
+        ingestor = OrderIngestor(db, orders)
+
+        fulfillment_loop_ref: list[Loop] = []
+        event_bus = await stack.enter_async_context(
+            bus.EventBus.for_service(
+                db,
+                settings,
+                owns=("INTEGRATION",),
+                subscriptions=[
+                    shipment_subscription(
+                        lambda: fulfillment_loop_ref[0].wake() if fulfillment_loop_ref else None
+                    )
+                ],
+            )
+        )
+        fulfillments = FulfillmentWorker(
+            db, admin, orders, event_bus.outbox.add, retry_max_s=settings.webhook_retry_max_s
+        )
+        fulfillment_loop = await stack.enter_async_context(
+            Loop("shopify-fulfillments", fulfillments.step, settings.webhook_worker_poll_s)
+        )
+        fulfillment_loop_ref.append(fulfillment_loop)
+        deliveries = DeliveryWorker(db, ingestor, orders, admin, retry_max_s=settings.webhook_retry_max_s)
+        delivery_loop = await stack.enter_async_context(
+            Loop("shopify-deliveries", deliveries.step, settings.webhook_worker_poll_s)
+        )
+        keeper = SubscriptionKeeper(admin, settings.shopify_webhook_callback_url)
         await stack.enter_async_context(
+            Loop("shopify-subscriptions", keeper.step, settings.subscription_check_interval_s)
+        )
+        reconciler = OrderReconciler(
+            db,
+            admin,
+            ingestor,
+            outbox_add=event_bus.outbox.add,
+            overlap_s=settings.reconcile_overlap_s,
+            initial_lookback_minutes=settings.reconcile_initial_lookback_minutes,
+        )
+        if settings.reconcile_interval_s > 0:
+            await stack.enter_async_context(
+                Loop("shopify-reconcile", reconciler.step, settings.reconcile_interval_s, run_at_start=False)
+            )
+        ingress = WebhookIngress(
+            db,
+            secrets=settings.webhook_secrets,
+            shop_domains=settings.shop_domains,
+            max_body_bytes=settings.webhook_max_body_bytes,
+            on_stored=delivery_loop.wake,
+        )
+        http = await stack.enter_async_context(
+            HttpListener(
+                ingress.app, settings.http_host, settings.http_port or 0, grace_s=settings.shutdown_grace_s
+            )
+        )
+        servicer = IntegrationServiceServicer(admin.state, db=db, reconciler=reconciler, subscriptions=keeper)
+        rpc = await stack.enter_async_context(
             RpcServer(
                 settings,
                 servicers=[(integration_service_pb2_grpc.add_IntegrationServiceServicer_to_server, servicer)],
                 service_names=[SERVICE],
             )
         )
+        yield Adapter(
+            db, event_bus, admin, ingress, http, deliveries, fulfillments, reconciler, keeper, servicer, rpc
+        )
+
+
+async def serve(settings: ShopifyAdapterSettings) -> None:
+    """Run the shopify-adapter service until SIGTERM or SIGINT."""
+    shutdown = shutdown_requested()
+    async with running(settings):
         await shutdown.wait()

@@ -1,8 +1,8 @@
 """Settings of the shopify-adapter service: the shared ones plus its own, from the environment."""
 
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 
-from libs.config import Port, ServiceSettings
+from libs.config import Port, ServiceSettings, read_secret
 
 
 class ShopifyAdapterSettings(ServiceSettings):
@@ -12,7 +12,8 @@ class ShopifyAdapterSettings(ServiceSettings):
         service_name: Name in compose, k8s, metrics and traces.
         grpc_port: gRPC port (`GRPC_PORT`).
         metrics_port: Prometheus port (`METRICS_PORT`).
-        http_port: HTTP listener port (`HTTP_PORT`).
+        http_port: HTTP listener port (`HTTP_PORT`), serving `POST /webhooks/shopify`; 0 picks a free one.
+        http_host: Address the HTTP listener binds; `0.0.0.0` in containers.
         orders_addr: `host:port` of the orders service (`ORDERS_ADDR`).
         inventory_addr: `host:port` of the inventory service (`INVENTORY_ADDR`).
         shopify_base_url: Shop admin base URL (`https://<shop>.myshopify.com`); the sandbox by default.
@@ -22,12 +23,24 @@ class ShopifyAdapterSettings(ServiceSettings):
             during rotation (S1).
         shopify_shop_domains: Comma-separated allow-list of shop domains (S1).
         webhook_max_body_bytes: Largest webhook body accepted (413 beyond).
+        shopify_webhook_callback_url: Where Shopify should deliver webhooks (this service's
+            `/webhooks/shopify`); the subscriptions registered at start point here.
+        shopify_http_timeout_s: Timeout of one Admin API call.
+        webhook_worker_poll_s: How often the delivery worker looks for work it was not woken for.
+        webhook_retry_max_s: Ceiling of the back-off between attempts of a delivery or fulfillment.
+        reconcile_interval_s: Seconds between reconciliation polls of orders updated since the
+            watermark (O2); 0 turns the periodic poll off (RunReconciliation still works).
+        reconcile_overlap_s: The poll re-reads this far before the watermark (late writes, clock skew).
+        reconcile_initial_lookback_minutes: How far back the first poll looks when no watermark is stored.
+        subscription_check_interval_s: Seconds between checks that every webhook subscription still
+            exists (Shopify deletes failing ones); 0 checks only at start.
     """
 
     service_name: str = "shopify-adapter"
     grpc_port: Port = 50056
     metrics_port: Port = 9106
     http_port: Port | None = 8080
+    http_host: str = "127.0.0.1"
     orders_addr: str = "127.0.0.1:50051"
     inventory_addr: str = "127.0.0.1:50052"
     shopify_base_url: str = "http://127.0.0.1:8001"
@@ -35,4 +48,21 @@ class ShopifyAdapterSettings(ServiceSettings):
     shopify_access_token: SecretStr | None = None
     shopify_webhook_secrets: SecretStr | None = None
     shopify_shop_domains: str = "retail-mesh-demo.myshopify.com"
-    webhook_max_body_bytes: int = 1_048_576
+    webhook_max_body_bytes: int = Field(default=1_048_576, gt=0)
+    shopify_webhook_callback_url: str = "http://127.0.0.1:8080/webhooks/shopify"
+    shopify_http_timeout_s: float = Field(default=10.0, gt=0)
+    webhook_worker_poll_s: float = Field(default=1.0, gt=0)
+    webhook_retry_max_s: float = Field(default=300.0, gt=0)
+    reconcile_interval_s: float = Field(default=300.0, ge=0)
+    reconcile_overlap_s: float = Field(default=120.0, ge=0)
+    reconcile_initial_lookback_minutes: int = Field(default=60, ge=0)
+    subscription_check_interval_s: float = Field(default=600.0, ge=0)
+
+    def webhook_secrets(self) -> list[str]:
+        """The webhook signing secrets, newest first (read again on each call, so a rotated file counts)."""
+        raw = read_secret(self, "shopify_webhook_secrets") or ""
+        return [part.strip() for part in raw.split(",") if part.strip()]
+
+    def shop_domains(self) -> frozenset[str]:
+        """The allow-listed shop domains, lower case."""
+        return frozenset(d.strip().lower() for d in self.shopify_shop_domains.split(",") if d.strip())

@@ -1,7 +1,7 @@
 """Services whose servicer is still the generated skeleton, on port 0 with the real interceptor
 stack: health, reflection, and every RPC answering a definite status: INVALID_ARGUMENT naming the
-field for an invalid request, UNIMPLEMENTED for what is not built yet, never OK by accident and
-never INTERNAL or UNKNOWN.
+field for an invalid request, UNIMPLEMENTED for what is not built yet, OK only for a read-only RPC
+(NO_SIDE_EFFECTS) to which an empty request is a valid question, never INTERNAL or UNKNOWN.
 
 A service whose servicer takes its collaborators (a database, a bus) has its own contract tests
 under tests/contract/<service>/, which cover the same ground with the real collaborators.
@@ -118,8 +118,10 @@ async def test_every_rpc_answers_a_definite_status_for_an_empty_request(served: 
         except grpc.aio.AioRpcError as error:
             outcomes[method.name] = (error.code().name, error.details() or "")
 
+    reads = {m.name for m in served.descriptor.methods if m.GetOptions().idempotency_level == 1}
     codes = {name: code for name, (code, _) in outcomes.items()}
-    assert set(codes.values()) <= {"UNIMPLEMENTED", "INVALID_ARGUMENT"}, codes
+    assert {n: c for n, c in codes.items() if c == "OK" and n not in reads} == {}, "a write answered OK"
+    assert set(codes.values()) <= {"UNIMPLEMENTED", "INVALID_ARGUMENT", "OK"}, codes
     for name, (code, details) in outcomes.items():
         if code == "INVALID_ARGUMENT":
             assert ":" in details, f"{served.name}.{name}: field not named in {details!r}"

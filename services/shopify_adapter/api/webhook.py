@@ -1,0 +1,228 @@
+"""Webhook ingress: `POST /webhooks/shopify` (MISSION O1, S1; reliability.md A6, C1).
+
+In order: body size limit (413), HMAC-SHA256 of the raw body against each configured secret in
+constant time (401, nothing stored), shop-domain allow-list (403), required headers and a JSON
+object body (400 with a stable code, the delivery stored as `rejected` for inspection), then the
+raw delivery is stored, deduplicated by `X-Shopify-Event-Id` through a unique constraint, and only
+then answered 200. Processing happens later in `sync.deliveries`. Bodies and the HMAC header are
+never logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import hashlib
+import hmac
+import logging
+import socket
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+
+import uvicorn
+from prometheus_client import Counter
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from libs.store import Database
+from services.shopify_adapter.store import tables
+from services.shopify_adapter.store.queries import insert_if_absent
+from services.shopify_adapter.translate.order import MalformedBody, parse_body
+
+log = logging.getLogger(__name__)
+
+WEBHOOKS = Counter(
+    "shopify_webhooks_total",
+    "Webhook requests by outcome (stored, duplicate, rejected, unauthorized, forbidden, too_large, error).",
+    ["outcome"],
+)
+SIGNATURES = Counter(
+    "shopify_webhook_signature_matches_total",
+    "Valid webhook signatures by which configured secret matched (1 = first, the newest).",
+    ["secret"],
+)
+
+
+def verify_signature(body: bytes, signature: str | None, secrets: Sequence[str]) -> int | None:
+    """The 1-based index of the secret whose HMAC-SHA256 of `body` equals `signature`, else None.
+
+    Every secret is compared with `hmac.compare_digest`, on the raw bytes, before any parsing.
+    """
+    if not signature or not secrets:
+        return None
+    given = signature.strip().encode()
+    matched = None
+    for index, secret in enumerate(secrets, start=1):
+        expected = base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest())
+        if hmac.compare_digest(expected, given) and matched is None:
+            matched = index
+    return matched
+
+
+def _error(status: int, code: str, message: str) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
+
+
+class WebhookIngress:
+    """The Starlette app that receives Shopify webhooks and stores them durably.
+
+    Args:
+        db: the service database.
+        secrets: returns the current signing secrets (newest first; two during rotation).
+        shop_domains: returns the allow-listed shop domains (lower case).
+        max_body_bytes: largest body accepted.
+        on_stored: called after a new delivery is committed (wakes the worker).
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        *,
+        secrets: Callable[[], Sequence[str]],
+        shop_domains: Callable[[], frozenset[str]],
+        max_body_bytes: int,
+        on_stored: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.db = db
+        self._secrets = secrets
+        self._domains = shop_domains
+        self.max_body_bytes = max_body_bytes
+        self._on_stored = on_stored
+        self.app = Starlette(routes=[Route("/webhooks/shopify", self.receive, methods=["POST"])])
+
+    async def _read_limited(self, request: Request) -> bytes | None:
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
+            return None
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                return None
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    async def receive(self, request: Request) -> Response:
+        """Handle one webhook POST."""
+        body = await self._read_limited(request)
+        if body is None:
+            WEBHOOKS.labels("too_large").inc()
+            return _error(413, "body_too_large", f"body exceeds {self.max_body_bytes} bytes")
+        headers = request.headers
+        matched = verify_signature(body, headers.get("x-shopify-hmac-sha256"), self._secrets())
+        if matched is None:
+            WEBHOOKS.labels("unauthorized").inc()
+            code = "missing_signature" if not headers.get("x-shopify-hmac-sha256") else "invalid_signature"
+            return _error(401, code, "webhook signature missing or invalid")
+        SIGNATURES.labels(str(matched)).inc()
+        shop = (headers.get("x-shopify-shop-domain") or "").strip().lower()
+        if shop not in self._domains():
+            WEBHOOKS.labels("forbidden").inc()
+            return _error(403, "shop_not_allowed", "shop domain is not on the allow-list")
+
+        topic = (headers.get("x-shopify-topic") or "").strip()
+        event_id = (headers.get("x-shopify-event-id") or "").strip()
+        problem: tuple[str, str] | None = None
+        if not topic:
+            problem = ("missing_topic", "X-Shopify-Topic header is missing")
+        elif not event_id or len(event_id) > 128:
+            problem = ("missing_event_id", "X-Shopify-Event-Id header is missing or too long")
+        else:
+            try:
+                parse_body(body)
+            except MalformedBody as exc:
+                problem = ("malformed_body", str(exc))
+        now = datetime.now(UTC)
+        row = {
+            "event_id": event_id if event_id and len(event_id) <= 128 else f"missing:{uuid.uuid4()}",
+            "webhook_id": (headers.get("x-shopify-webhook-id") or "")[:128] or None,
+            "topic": topic[:128] or "unknown",
+            "shop_domain": shop,
+            "api_version": (headers.get("x-shopify-api-version") or "")[:32] or None,
+            "triggered_at": (headers.get("x-shopify-triggered-at") or "")[:64] or None,
+            "body": body,
+            "status": tables.REJECTED if problem else tables.PENDING,
+            "attempts": 0,
+            "last_error": f"{problem[0]}: {problem[1]}" if problem else None,
+            "received_at": now,
+            "next_attempt_at": now,
+        }
+        try:
+            async with self.db.transaction() as session:
+                inserted = await insert_if_absent(session, tables.WebhookDelivery, row, ["event_id"])
+        except Exception:  # the store is down: Shopify retries, nothing is lost
+            log.exception("could not store webhook", extra={"topic": topic, "event_id": event_id})
+            WEBHOOKS.labels("error").inc()
+            return _error(503, "store_unavailable", "delivery could not be stored; retry later")
+        if problem:
+            WEBHOOKS.labels("rejected").inc()
+            log.warning("webhook rejected", extra={"topic": topic, "event_id": event_id, "code": problem[0]})
+            return _error(400, problem[0], problem[1])
+        if not inserted:
+            WEBHOOKS.labels("duplicate").inc()
+            return JSONResponse({"status": "duplicate"})
+        WEBHOOKS.labels("stored").inc()
+        self._on_stored()
+        return JSONResponse({"status": "stored"})
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handlers: the service's lifecycle owns SIGTERM and SIGINT."""
+
+    @contextlib.contextmanager
+    def capture_signals(self):  # type: ignore[override]
+        yield
+
+
+class HttpListener:
+    """uvicorn serving an ASGI app inside the service's event loop; an async context manager.
+
+    Args:
+        app: the ASGI app.
+        host: address to bind.
+        port: port to bind; 0 picks a free one (`port` holds the bound one after start).
+        grace_s: seconds in-flight requests get on stop.
+    """
+
+    def __init__(self, app: Starlette, host: str, port: int, *, grace_s: float = 5.0) -> None:
+        self.app = app
+        self.host = host
+        self.port = port
+        self.grace_s = grace_s
+        self._server: _Server | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._socket: socket.socket | None = None
+
+    async def __aenter__(self) -> HttpListener:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((self.host, self.port))
+        self.port = sock.getsockname()[1]
+        self._socket = sock
+        config = uvicorn.Config(
+            self.app,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+            timeout_graceful_shutdown=int(self.grace_s) or 1,
+        )
+        self._server = _Server(config)
+        self._task = asyncio.create_task(self._server.serve(sockets=[sock]), name="http-listener")
+        while not self._server.started:
+            if self._task.done():
+                await self._task
+                raise RuntimeError(f"HTTP listener on {self.host}:{self.port} did not start")
+            await asyncio.sleep(0.005)
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self._server is not None and self._task is not None:
+            self._server.should_exit = True
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._socket is not None:
+            self._socket.close()

@@ -1,0 +1,1 @@
+"""Clients of external systems and peer services: Shopify Admin GraphQL, the orders service."""

@@ -1,0 +1,305 @@
+"""Shopify Admin GraphQL client: auth header, cost-based throttle, transient vs business errors.
+
+The throttle is read from every answer (`extensions.cost.throttleStatus`, never hard-coded, M5):
+before a query whose last known cost exceeds what is left in the bucket, the client waits for the
+restore rate to refill it; a `THROTTLED` answer waits the same way and retries. 429/5xx and
+connection errors retry with back-off (honouring `Retry-After`) a few times, then raise
+`ShopifyTransient`; GraphQL errors and `userErrors` are `ShopifyError` (a business failure).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+
+log = logging.getLogger(__name__)
+
+ORDER_FIELDS = """
+  id legacyResourceId name createdAt updatedAt processedAt cancelledAt cancelReason currencyCode
+  displayFinancialStatus
+  subtotalPriceSet { shopMoney { amount currencyCode } }
+  totalPriceSet { shopMoney { amount currencyCode } }
+  totalShippingPriceSet { shopMoney { amount currencyCode } }
+  totalTaxSet { shopMoney { amount currencyCode } }
+  customer { id }
+  shippingAddress { name firstName lastName company address1 address2 city provinceCode zip
+    countryCodeV2 phone }
+  lineItems(first: 50) { nodes { id name title sku quantity currentQuantity
+    originalUnitPriceSet { shopMoney { amount currencyCode } } } }
+"""
+
+ORDER = "query($id: ID!) { order(id: $id) { " + ORDER_FIELDS + " } }"
+
+ORDERS_UPDATED_SINCE = """
+query($first: Int!, $after: String, $query: String!) {
+  orders(first: $first, after: $after, query: $query, sortKey: UPDATED_AT) {
+    nodes { id updatedAt }
+    pageInfo { hasNextPage endCursor }
+  }
+}"""
+
+FULFILLMENT_ORDERS = """
+query($id: ID!) {
+  order(id: $id) {
+    id name
+    fulfillments(first: 10) { id name status trackingInfo(first: 5) { company number url } }
+    fulfillmentOrders(first: 5) { nodes {
+      id status
+      assignedLocation { name location { id name } }
+      lineItems(first: 25) { nodes { id remainingQuantity totalQuantity sku lineItem { id } } }
+    } }
+  }
+}"""
+
+FULFILLMENT_CREATE = """
+mutation($fulfillment: FulfillmentInput!) {
+  fulfillmentCreate(fulfillment: $fulfillment) {
+    fulfillment { id name status trackingInfo(first: 10) { company number url } }
+    userErrors { field message }
+  }
+}"""
+
+LOCATIONS = "{ locations(first: 50) { nodes { id name isActive } } }"
+
+SUBSCRIPTIONS = """
+query($after: String) {
+  webhookSubscriptions(first: 100, after: $after) {
+    nodes { id topic uri endpoint { ... on WebhookHttpEndpoint { callbackUrl } } }
+    pageInfo { hasNextPage endCursor }
+  }
+}"""
+
+SUBSCRIPTION_CREATE = """
+mutation($topic: WebhookSubscriptionTopic!, $uri: String!) {
+  webhookSubscriptionCreate(topic: $topic, webhookSubscription: {uri: $uri, format: JSON}) {
+    webhookSubscription { id topic uri }
+    userErrors { field message }
+  }
+}"""
+
+
+class ShopifyTransient(Exception):
+    """The call may succeed later (throttled too long, 429, 5xx, timeout, connection refused)."""
+
+
+class ShopifyError(Exception):
+    """Shopify refused the call for a reason retrying will not fix (GraphQL errors, userErrors)."""
+
+
+@dataclass
+class ConnectionState:
+    """What GetConnection reports: last success and failure, and the throttle budget (M5)."""
+
+    base_url: str = ""
+    last_success_at: datetime | None = None
+    last_failure_at: datetime | None = None
+    last_failure: str = ""
+    maximum_available: float = 0.0
+    currently_available: float = 0.0
+    restore_rate: float = 0.0
+    observed_at: float = field(default_factory=time.monotonic)
+
+    def budget_available(self) -> float:
+        """Share of the bucket free now (0..1), estimated from the last answer and the restore rate."""
+        if self.maximum_available <= 0:
+            return 1.0
+        refilled = self.currently_available + self.restore_rate * (time.monotonic() - self.observed_at)
+        return max(0.0, min(1.0, refilled / self.maximum_available))
+
+    def wait_for(self, cost: float) -> float:
+        """Seconds to wait until the bucket holds `cost` points (0 when it already does)."""
+        if self.maximum_available <= 0 or self.restore_rate <= 0:
+            return 0.0
+        refilled = self.currently_available + self.restore_rate * (time.monotonic() - self.observed_at)
+        missing = min(cost, self.maximum_available) - refilled
+        return max(0.0, missing / self.restore_rate)
+
+
+class ShopifyAdmin:
+    """One shop's Admin GraphQL endpoint.
+
+    Args:
+        base_url: shop admin base URL (`https://<shop>.myshopify.com`, or the sandbox).
+        api_version: Admin API version (`2026-04`).
+        access_token: callable returning the current access token (re-read on rotation).
+        timeout_s: timeout of one HTTP call.
+        max_attempts: attempts per call for transient failures and throttling.
+        max_wait_s: the longest single wait for the throttle or Retry-After.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        api_version: str,
+        access_token: Any,
+        *,
+        timeout_s: float = 10.0,
+        max_attempts: int = 5,
+        max_wait_s: float = 30.0,
+    ) -> None:
+        self.endpoint = f"{base_url.rstrip('/')}/admin/api/{api_version}/graphql.json"
+        self._token = access_token
+        self._http = httpx.AsyncClient(timeout=timeout_s, trust_env=False)
+        self.max_attempts = max_attempts
+        self.max_wait_s = max_wait_s
+        self.state = ConnectionState(base_url=base_url.rstrip("/"))
+        self._last_cost: dict[str, float] = {}
+
+    async def close(self) -> None:
+        """Close the HTTP connection pool."""
+        await self._http.aclose()
+
+    def _failed(self, reason: str) -> None:
+        self.state.last_failure_at = datetime.now(UTC)
+        self.state.last_failure = reason[:500]
+
+    def _observe(self, body: dict[str, Any]) -> dict[str, Any]:
+        cost = ((body.get("extensions") or {}).get("cost")) or {}
+        status = cost.get("throttleStatus") or {}
+        if status:
+            self.state.maximum_available = float(status.get("maximumAvailable") or 0)
+            self.state.currently_available = float(status.get("currentlyAvailable") or 0)
+            self.state.restore_rate = float(status.get("restoreRate") or 0)
+            self.state.observed_at = time.monotonic()
+        return cost
+
+    async def execute(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Run one query or mutation; return its `data`.
+
+        Raises:
+            ShopifyTransient: still throttled or failing transiently after the attempts.
+            ShopifyError: GraphQL errors (other than THROTTLED) or 4xx other than 429.
+        """
+        delay = 0.5
+        for attempt in range(1, self.max_attempts + 1):
+            wait = self.state.wait_for(self._last_cost.get(query, 0.0))
+            if wait > 0:
+                await asyncio.sleep(min(wait, self.max_wait_s))
+            try:
+                response = await self._http.post(
+                    self.endpoint,
+                    json={"query": query, "variables": variables or {}},
+                    headers={
+                        "X-Shopify-Access-Token": self._token() or "",
+                        "Content-Type": "application/json",
+                    },
+                )
+            except httpx.HTTPError as exc:
+                self._failed(f"{type(exc).__name__}")
+                if attempt == self.max_attempts:
+                    raise ShopifyTransient(f"Shopify unreachable: {type(exc).__name__}") from None
+                await asyncio.sleep(delay * (1 + random.random() / 2))
+                delay = min(delay * 2, self.max_wait_s)
+                continue
+            if response.status_code == 429 or response.status_code >= 500:
+                self._failed(f"HTTP {response.status_code}")
+                if attempt == self.max_attempts:
+                    raise ShopifyTransient(f"Shopify answered HTTP {response.status_code}")
+                retry_after = _retry_after(response.headers.get("Retry-After"))
+                await asyncio.sleep(min(retry_after if retry_after is not None else delay, self.max_wait_s))
+                delay = min(delay * 2, self.max_wait_s)
+                continue
+            if response.status_code >= 400:
+                self._failed(f"HTTP {response.status_code}")
+                raise ShopifyError(f"Shopify answered HTTP {response.status_code}")
+            try:
+                body = response.json()
+            except ValueError:
+                self._failed("answer is not JSON")
+                raise ShopifyTransient("Shopify answered a body that is not JSON") from None
+            cost = self._observe(body)
+            if cost.get("requestedQueryCost") is not None:
+                self._last_cost[query] = float(cost["requestedQueryCost"])
+            errors = body.get("errors") or []
+            if any(((e.get("extensions") or {}).get("code")) == "THROTTLED" for e in errors):
+                self._failed("THROTTLED")
+                if attempt == self.max_attempts:
+                    raise ShopifyTransient("Shopify throttled the call")
+                wait = self.state.wait_for(
+                    float(cost.get("requestedQueryCost") or self._last_cost.get(query, 50.0))
+                )
+                await asyncio.sleep(min(max(wait, 0.05), self.max_wait_s))
+                continue
+            if errors:
+                message = "; ".join(str(e.get("message")) for e in errors)[:500]
+                self._failed(message)
+                raise ShopifyError(message)
+            self.state.last_success_at = datetime.now(UTC)
+            return body.get("data") or {}
+        raise ShopifyTransient("Shopify call not attempted")  # pragma: no cover - loop always returns
+
+    # ----- the calls the adapter makes -----------------------------------------------------------
+
+    async def locations(self) -> dict[str, str]:
+        """Location GID → name (`EAST`, `WEST`)."""
+        data = await self.execute(LOCATIONS)
+        return {node["id"]: node["name"] for node in data["locations"]["nodes"]}
+
+    async def order(self, gid: str) -> dict[str, Any] | None:
+        """One order with the fields `translate.order.order_from_graphql` reads."""
+        return (await self.execute(ORDER, {"id": gid})).get("order")
+
+    async def orders_updated_since(self, since: str, *, page_size: int = 100) -> list[dict[str, Any]]:
+        """`{id, updatedAt}` of every order updated at or after `since` (UTC), oldest first."""
+        found: list[dict[str, Any]] = []
+        after: str | None = None
+        while True:
+            data = await self.execute(
+                ORDERS_UPDATED_SINCE, {"first": page_size, "after": after, "query": f"updated_at:>='{since}'"}
+            )
+            connection = data["orders"]
+            found.extend(connection["nodes"])
+            if not connection["pageInfo"]["hasNextPage"]:
+                return found
+            after = connection["pageInfo"]["endCursor"]
+
+    async def fulfillment_orders(self, order_gid: str) -> dict[str, Any] | None:
+        """The order's fulfillments (with tracking) and fulfillment orders (with open lines)."""
+        return (await self.execute(FULFILLMENT_ORDERS, {"id": order_gid})).get("order")
+
+    async def create_fulfillment(self, fulfillment: dict[str, Any]) -> dict[str, Any]:
+        """`fulfillmentCreate`; returns the fulfillment.
+
+        Raises:
+            ShopifyError: userErrors (the message lists them).
+        """
+        payload = (await self.execute(FULFILLMENT_CREATE, {"fulfillment": fulfillment}))["fulfillmentCreate"]
+        if payload.get("userErrors"):
+            raise ShopifyError("; ".join(e["message"] for e in payload["userErrors"])[:500])
+        return payload["fulfillment"]
+
+    async def subscriptions(self) -> list[dict[str, Any]]:
+        """Every webhook subscription of the app: `{id, topic, uri}`."""
+        found: list[dict[str, Any]] = []
+        after: str | None = None
+        while True:
+            connection = (await self.execute(SUBSCRIPTIONS, {"after": after}))["webhookSubscriptions"]
+            found.extend(connection["nodes"])
+            if not connection["pageInfo"]["hasNextPage"]:
+                return found
+            after = connection["pageInfo"]["endCursor"]
+
+    async def create_subscription(self, topic: str, uri: str) -> str:
+        """`webhookSubscriptionCreate` (JSON format); returns the subscription GID."""
+        payload = (await self.execute(SUBSCRIPTION_CREATE, {"topic": topic, "uri": uri}))[
+            "webhookSubscriptionCreate"
+        ]
+        if payload.get("userErrors"):
+            raise ShopifyError("; ".join(e["message"] for e in payload["userErrors"])[:500])
+        return payload["webhookSubscription"]["id"]
+
+
+def _retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None

@@ -1,0 +1,1 @@
+"""Event subscriptions of the shopify-adapter."""

@@ -1,0 +1,53 @@
+"""ShipmentConfirmed → a durable fulfillment job (O6).
+
+The handler only records the job, inside the consumer's inbox transaction, so a redelivered event
+adds nothing (inbox) and a second event for the same shipment adds nothing (primary key). The
+Admin API calls happen in `sync.fulfillments`, outside any database transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from sqlalchemy import event as sa_event
+
+from libs.bus import MessageContext, Subscription
+from retail.shipments.v1 import events_pb2 as shipment_events
+from services.shopify_adapter.store import tables
+from services.shopify_adapter.store.queries import insert_if_absent
+
+DURABLE = "shopify-adapter"
+
+
+def shipment_subscription(on_recorded: Callable[[], None] = lambda: None) -> Subscription:
+    """The durable consumer of ShipmentConfirmed; `on_recorded` runs after a new job commits."""
+
+    async def on_shipment_confirmed(event: shipment_events.ShipmentConfirmed, ctx: MessageContext) -> None:
+        notice = event.shipment
+        now = datetime.now(UTC)
+        inserted = await insert_if_absent(
+            ctx.session,
+            tables.FulfillmentJob,
+            {
+                "shipment_id": notice.shipment_id or ctx.event_id,
+                "order_id": notice.order_id,
+                "notice": notice.SerializeToString(),
+                "correlation_id": ctx.correlation_id,
+                "causation_id": ctx.event_id,
+                "status": tables.PENDING,
+                "attempts": 0,
+                "created_at": now,
+                "next_attempt_at": now,
+            },
+            ["shipment_id"],
+        )
+        if inserted:
+            sa_event.listen(ctx.session.sync_session, "after_commit", lambda _s: on_recorded(), once=True)
+
+    return Subscription(
+        durable=DURABLE,
+        filter_subjects=[shipment_events.ShipmentConfirmed],
+        handler=on_shipment_confirmed,
+        ack_wait=30.0,
+    )

@@ -1,0 +1,104 @@
+"""The shopify-adapter's tables: stored webhook deliveries, channel orders, fulfillment jobs, watermarks."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import DateTime, Index, Integer, LargeBinary, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from libs.store import Base
+
+# Delivery and job states. A row is written `pending` (or `rejected`) and changes once it is worked.
+PENDING = "pending"
+PROCESSED = "processed"
+IGNORED = "ignored"
+FAILED = "failed"
+REJECTED = "rejected"
+DONE = "done"
+
+
+class WebhookDelivery(Base):
+    """One webhook as received: raw body and headers, stored before the 200 (O1).
+
+    `event_id` (`X-Shopify-Event-Id`) is unique: the constraint, not a look-up, decides that a
+    delivery is a duplicate. Signature-checked but unparseable bodies are kept as `rejected`.
+    """
+
+    __tablename__ = "webhook_delivery"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    event_id: Mapped[str] = mapped_column(String(128), unique=True)
+    webhook_id: Mapped[str | None] = mapped_column(String(128))
+    topic: Mapped[str] = mapped_column(String(128))
+    shop_domain: Mapped[str] = mapped_column(String(255))
+    api_version: Mapped[str | None] = mapped_column(String(32))
+    triggered_at: Mapped[str | None] = mapped_column(String(64))
+    body: Mapped[bytes] = mapped_column(LargeBinary)
+    status: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    order_gid: Mapped[str | None] = mapped_column(String(255))
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    processed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (Index("ix_webhook_delivery_status_next_attempt_at", "status", "next_attempt_at"),)
+
+
+class ChannelOrder(Base):
+    """A Shopify order the mesh ingested: its GID and the mesh's order id (for outbound calls)."""
+
+    __tablename__ = "channel_order"
+
+    order_gid: Mapped[str] = mapped_column(String(255), primary_key=True)
+    order_id: Mapped[str] = mapped_column(String(64), index=True)
+    name: Mapped[str | None] = mapped_column(String(64))
+    channel_updated_at: Mapped[str | None] = mapped_column(String(64))
+    ingested_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class FulfillmentJob(Base):
+    """A confirmed shipment to turn into one Shopify fulfillment with tracking (O6).
+
+    Written by the ShipmentConfirmed consumer (fast, inside its inbox transaction); worked outside
+    any transaction by the fulfillment worker, so Admin API calls never hold the database.
+    """
+
+    __tablename__ = "fulfillment_job"
+
+    shipment_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    order_id: Mapped[str] = mapped_column(String(64))
+    notice: Mapped[bytes] = mapped_column(LargeBinary)
+    correlation_id: Mapped[str] = mapped_column(String(128))
+    causation_id: Mapped[str] = mapped_column(String(128))
+    status: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    fulfillment_gid: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    done_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (Index("ix_fulfillment_job_status_next_attempt_at", "status", "next_attempt_at"),)
+
+
+class Watermark(Base):
+    """How far a reconciliation poll got: Shopify `updatedAt` and the last order id at that time."""
+
+    __tablename__ = "reconcile_watermark"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    updated_at: Mapped[str] = mapped_column(String(64))
+    last_id: Mapped[str] = mapped_column(String(255))
+    saved_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ReconciliationRunRow(Base):
+    """A RunReconciliation result, kept by request_id so a repeated request returns the first run."""
+
+    __tablename__ = "reconciliation_run"
+
+    request_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    run: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -1,0 +1,1 @@
+"""Background work of the adapter: stored deliveries, fulfillments, reconciliation, subscriptions."""

@@ -1,0 +1,185 @@
+"""The delivery worker: drains stored webhooks into the orders service (O1, asynchronous part).
+
+Crash-safe: a delivery stays `pending` until its outcome is committed, and every call it makes is
+idempotent (IngestOrder by version key, CancelOrder by a key derived from the cancellation), so
+a crash mid-way only repeats calls that return their first result. Per topic:
+
+- `orders/create`, `orders/updated`, `orders/paid`: translate the body, IngestOrder;
+- `orders/cancelled`: ingest the body (the mesh may never have seen the order), then CancelOrder;
+- `orders/edited`: the body holds only the edit, so re-fetch the order from the Admin API and
+  ingest that version (the same path as the reconciliation poll);
+- anything else: stored and marked `ignored`.
+
+Transient failures (orders or Shopify unavailable) keep the delivery pending with a back-off;
+business failures (translation, INVALID_ARGUMENT, FAILED_PRECONDITION, ...) mark it `failed` with
+the reason, to be inspected and replayed (`replay`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import select, update
+
+from libs.store import Database
+from libs.telemetry import record_outcome
+from services.shopify_adapter.clients.admin import ShopifyAdmin, ShopifyError, ShopifyTransient
+from services.shopify_adapter.clients.orders import OrdersClient, OrdersRefused, OrdersUnavailable
+from services.shopify_adapter.store import tables
+from services.shopify_adapter.sync.ingest import OrderIngestor
+from services.shopify_adapter.sync.worker import backoff_s
+from services.shopify_adapter.translate.order import (
+    TranslationError,
+    cancellation_reason,
+    edited_order_gid,
+    numeric_id,
+    order_from_graphql,
+    order_from_webhook,
+    parse_body,
+    utc_text,
+)
+
+log = logging.getLogger(__name__)
+
+INGEST_TOPICS = frozenset({"orders/create", "orders/updated", "orders/paid"})
+
+
+class DeliveryWorker:
+    """Works stored webhook deliveries, oldest first.
+
+    Args:
+        db: the service database.
+        ingestor: the order ingest path.
+        orders: the orders service client (cancellations).
+        admin: the Admin API client (re-fetching edited orders).
+        batch: deliveries per round.
+        retry_max_s: back-off ceiling for transient failures.
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        ingestor: OrderIngestor,
+        orders: OrdersClient,
+        admin: ShopifyAdmin,
+        *,
+        batch: int = 50,
+        retry_max_s: float = 300.0,
+    ) -> None:
+        self.db = db
+        self.ingestor = ingestor
+        self.orders = orders
+        self.admin = admin
+        self.batch = batch
+        self.retry_max_s = retry_max_s
+
+    async def step(self) -> bool:
+        """Work the deliveries that are due; True when a full batch was worked (more may wait)."""
+        now = datetime.now(UTC)
+        async with self.db.read() as session:
+            rows = (
+                (
+                    await session.execute(
+                        select(tables.WebhookDelivery.id)
+                        .where(tables.WebhookDelivery.status == tables.PENDING)
+                        .where(tables.WebhookDelivery.next_attempt_at <= now)
+                        .order_by(tables.WebhookDelivery.id)
+                        .limit(self.batch)
+                    )
+                )
+                .scalars()
+                .all()
+            )
+        for delivery_id in rows:
+            await self.work(delivery_id)
+        return len(rows) == self.batch
+
+    async def work(self, delivery_id: int) -> str:
+        """Work one delivery; return its new status."""
+        async with self.db.read() as session:
+            row = await session.get(tables.WebhookDelivery, delivery_id)
+        if row is None or row.status != tables.PENDING:
+            return row.status if row else "missing"
+        started = time.perf_counter()
+        status, error, order_gid = tables.PROCESSED, None, None
+        try:
+            order_gid = await self._apply(row.topic, row.body, row.event_id)
+            if order_gid is None:
+                status = tables.IGNORED
+        except (OrdersUnavailable, ShopifyTransient) as exc:
+            attempts = row.attempts + 1
+            async with self.db.transaction() as session:
+                await session.execute(
+                    update(tables.WebhookDelivery)
+                    .where(tables.WebhookDelivery.id == delivery_id)
+                    .values(
+                        attempts=attempts,
+                        last_error=str(exc)[:1000],
+                        next_attempt_at=datetime.now(UTC)
+                        + timedelta(seconds=backoff_s(attempts, self.retry_max_s)),
+                    )
+                )
+            record_outcome("shopify-adapter.webhook", "retry", time.perf_counter() - started)
+            log.warning("delivery will be retried", extra={"delivery_id": delivery_id, "topic": row.topic})
+            return tables.PENDING
+        except (TranslationError, OrdersRefused, ShopifyError) as exc:
+            status, error = tables.FAILED, f"{type(exc).__name__}: {exc}"[:1000]
+        async with self.db.transaction() as session:
+            await session.execute(
+                update(tables.WebhookDelivery)
+                .where(tables.WebhookDelivery.id == delivery_id)
+                .values(
+                    status=status,
+                    attempts=row.attempts + 1,
+                    last_error=error,
+                    order_gid=order_gid,
+                    processed_at=datetime.now(UTC),
+                )
+            )
+        outcome = "business_error" if status == tables.FAILED else "ok"
+        record_outcome("shopify-adapter.webhook", outcome, time.perf_counter() - started)
+        if status == tables.FAILED:
+            log.warning(
+                "delivery failed", extra={"delivery_id": delivery_id, "topic": row.topic, "reason": error}
+            )
+        return status
+
+    async def _apply(self, topic: str, raw: bytes, event_id: str) -> str | None:
+        """Do what the topic asks; return the order GID, or None when the topic is not handled."""
+        if topic in INGEST_TOPICS:
+            order = order_from_webhook(parse_body(raw))
+            await self.ingestor.ingest(order)
+            return order.channel_order.id
+        if topic == "orders/cancelled":
+            body = parse_body(raw)
+            order = order_from_webhook(body)
+            reply = await self.ingestor.ingest(order)
+            cancelled_at = body.get("cancelled_at") or body.get("updated_at")
+            await self.orders.cancel(
+                reply.order_id,
+                cancellation_reason(body.get("cancel_reason")),
+                f"shopify:cancel:{numeric_id(order.channel_order.id)}@{utc_text(cancelled_at)}",
+                note=f"cancelled in Shopify ({str(body.get('cancel_reason') or 'other')[:32]})",
+            )
+            return order.channel_order.id
+        if topic == "orders/edited":
+            gid = edited_order_gid(parse_body(raw))
+            node = await self.admin.order(gid)
+            if node is None:
+                raise TranslationError(f"edited order {numeric_id(gid)} not found in Shopify")
+            await self.ingestor.ingest(order_from_graphql(node))
+            return gid
+        return None
+
+    async def replay(self, delivery_ids: list[int]) -> int:
+        """Set failed deliveries back to pending (after a fix); return how many were reset."""
+        async with self.db.transaction() as session:
+            result = await session.execute(
+                update(tables.WebhookDelivery)
+                .where(tables.WebhookDelivery.id.in_(delivery_ids))
+                .where(tables.WebhookDelivery.status == tables.FAILED)
+                .values(status=tables.PENDING, next_attempt_at=datetime.now(UTC), last_error=None)
+            )
+        return int(result.rowcount or 0)

@@ -1,0 +1,183 @@
+"""The fulfillment worker: one Shopify fulfillment with tracking per confirmed shipment (O6).
+
+Exactly once without an idempotency key on `fulfillmentCreate`: before creating, the order's
+fulfillments are read and one already carrying the shipment's tracking number is taken as ours
+(a crash after Shopify created it and before we recorded it repeats only the look-up). Shipments
+without tracking numbers are protected by the fulfillment orders themselves: once fulfilled, the
+lines have no open quantity and a repeat fails instead of fulfilling twice. On success the job is
+marked done and ChannelFulfillmentCreated is added to the outbox in the same transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+
+from libs.store import Database
+from libs.telemetry import record_outcome
+from retail.common.v1 import common_pb2
+from retail.shipments.v1 import events_pb2 as shipment_events
+from retail.shipments.v1 import shipments_pb2
+from services.shopify_adapter.clients.admin import ShopifyAdmin, ShopifyError, ShopifyTransient
+from services.shopify_adapter.clients.orders import OrdersClient, OrdersRefused, OrdersUnavailable
+from services.shopify_adapter.store import tables
+from services.shopify_adapter.sync.worker import backoff_s
+from services.shopify_adapter.translate.fulfillment import (
+    existing_fulfillment,
+    fulfillment_input,
+    tracking_numbers,
+)
+from services.shopify_adapter.translate.order import TranslationError
+
+log = logging.getLogger(__name__)
+
+#: Attempts while the order is unknown to the adapter and to the orders service, before giving up.
+MAX_UNKNOWN_ORDER_ATTEMPTS = 12
+
+
+class OrderNotMapped(Exception):
+    """The shipment's order has no known Shopify order yet."""
+
+
+class FulfillmentWorker:
+    """Works pending fulfillment jobs.
+
+    Args:
+        db: the service database.
+        admin: the Admin API client.
+        orders: the orders service (to find the Shopify order of an order not ingested here).
+        outbox_add: `bus.outbox.add`.
+        retry_max_s: back-off ceiling.
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        admin: ShopifyAdmin,
+        orders: OrdersClient,
+        outbox_add: Any,
+        *,
+        retry_max_s: float = 300.0,
+    ) -> None:
+        self.db = db
+        self.admin = admin
+        self.orders = orders
+        self.outbox_add = outbox_add
+        self.retry_max_s = retry_max_s
+
+    async def step(self) -> bool:
+        """Work the jobs that are due; True when more may wait."""
+        async with self.db.read() as session:
+            ids = (
+                (
+                    await session.execute(
+                        select(tables.FulfillmentJob.shipment_id)
+                        .where(tables.FulfillmentJob.status == tables.PENDING)
+                        .where(tables.FulfillmentJob.next_attempt_at <= datetime.now(UTC))
+                        .order_by(tables.FulfillmentJob.created_at)
+                        .limit(20)
+                    )
+                )
+                .scalars()
+                .all()
+            )
+        for shipment_id in ids:
+            await self.work(shipment_id)
+        return len(ids) == 20
+
+    async def _order_gid(self, order_id: str) -> str:
+        async with self.db.read() as session:
+            found = (
+                await session.execute(
+                    select(tables.ChannelOrder.order_gid)
+                    .where(tables.ChannelOrder.order_id == order_id)
+                    .limit(1)
+                )
+            ).scalar_one_or_none()
+        if found:
+            return found
+        ref = await self.orders.channel_order(order_id)
+        if ref is None or ref.system != common_pb2.SOURCE_SYSTEM_SHOPIFY or not ref.id:
+            raise OrderNotMapped(f"order {order_id} has no known Shopify order")
+        return ref.id
+
+    async def work(self, shipment_id: str) -> str:
+        """Work one job; return its new status."""
+        async with self.db.read() as session:
+            job = await session.get(tables.FulfillmentJob, shipment_id)
+        if job is None or job.status != tables.PENDING:
+            return job.status if job else "missing"
+        started = time.perf_counter()
+        notice = shipments_pb2.ShipmentNotice.FromString(job.notice)
+        try:
+            order_gid = await self._order_gid(job.order_id)
+            order = await self.admin.fulfillment_orders(order_gid)
+            if order is None:
+                raise ShopifyError(f"Shopify order {order_gid} not found")
+            made = existing_fulfillment(order.get("fulfillments") or [], tracking_numbers(notice))
+            if made is None:
+                made = await self.admin.create_fulfillment(
+                    fulfillment_input(notice, (order.get("fulfillmentOrders") or {}).get("nodes") or [])
+                )
+        except (OrdersUnavailable, ShopifyTransient, OrderNotMapped) as exc:
+            attempts = job.attempts + 1
+            give_up = isinstance(exc, OrderNotMapped) and attempts >= MAX_UNKNOWN_ORDER_ATTEMPTS
+            await self._settle(
+                shipment_id,
+                status=tables.FAILED if give_up else tables.PENDING,
+                attempts=attempts,
+                last_error=f"{type(exc).__name__}: {exc}"[:1000],
+                next_attempt_at=datetime.now(UTC) + timedelta(seconds=backoff_s(attempts, self.retry_max_s)),
+            )
+            record_outcome("shopify-adapter.fulfillment", "business_error" if give_up else "retry")
+            return tables.FAILED if give_up else tables.PENDING
+        except (TranslationError, ShopifyError, OrdersRefused) as exc:
+            await self._settle(
+                shipment_id,
+                status=tables.FAILED,
+                attempts=job.attempts + 1,
+                last_error=f"{type(exc).__name__}: {exc}"[:1000],
+            )
+            record_outcome("shopify-adapter.fulfillment", "business_error", time.perf_counter() - started)
+            log.warning("fulfillment failed", extra={"shipment_id": shipment_id, "reason": str(exc)[:300]})
+            return tables.FAILED
+        async with self.db.transaction() as session:
+            await session.execute(
+                update(tables.FulfillmentJob)
+                .where(tables.FulfillmentJob.shipment_id == shipment_id)
+                .values(
+                    status=tables.DONE,
+                    attempts=job.attempts + 1,
+                    last_error=None,
+                    fulfillment_gid=made["id"],
+                    done_at=datetime.now(UTC),
+                )
+            )
+            await self.outbox_add(
+                session,
+                shipment_events.ChannelFulfillmentCreated(
+                    meta=common_pb2.EventMeta(source_system=common_pb2.SOURCE_SYSTEM_SHOPIFY),
+                    shipment_id=shipment_id,
+                    order_id=job.order_id,
+                    channel_fulfillment=common_pb2.ExternalRef(
+                        system=common_pb2.SOURCE_SYSTEM_SHOPIFY, id=made["id"], name=made.get("name") or ""
+                    ),
+                ),
+                correlation_id=job.correlation_id,
+                causation_id=job.causation_id,
+                key=job.order_id,
+            )
+        record_outcome("shopify-adapter.fulfillment", "ok", time.perf_counter() - started)
+        return tables.DONE
+
+    async def _settle(self, shipment_id: str, **values: Any) -> None:
+        async with self.db.transaction() as session:
+            await session.execute(
+                update(tables.FulfillmentJob)
+                .where(tables.FulfillmentJob.shipment_id == shipment_id)
+                .values(**values)
+            )

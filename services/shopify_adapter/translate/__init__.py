@@ -1,0 +1,1 @@
+"""Pure translations between Shopify payloads and canonical protos; no I/O."""

@@ -1,0 +1,80 @@
+"""ShipmentNotice → FulfillmentInput on the right fulfillment-order lines, and the tracking look-up."""
+
+from __future__ import annotations
+
+import pytest
+
+from retail.shipments.v1 import shipments_pb2
+from services.shopify_adapter.translate.fulfillment import (
+    existing_fulfillment,
+    fulfillment_input,
+    location_code,
+)
+from services.shopify_adapter.translate.order import TranslationError
+
+
+def _notice(location: str, *lines: tuple[str, int], tracking: str = "1Z1") -> shipments_pb2.ShipmentNotice:
+    return shipments_pb2.ShipmentNotice(
+        location_id=location,
+        packages=[
+            shipments_pb2.Package(
+                package_id="p1",
+                tracking_number=tracking,
+                carrier="FEDEX",
+                lines=[shipments_pb2.ShipmentLine(line_id=lid, sku="SKU-1", quantity=q) for lid, q in lines],
+            )
+        ],
+    )
+
+
+def _fo(fo_id: str, location: str, *items: tuple[str, str, int]) -> dict:
+    return {
+        "id": f"gid://shopify/FulfillmentOrder/{fo_id}",
+        "status": "OPEN",
+        "assignedLocation": {"location": {"name": location}},
+        "lineItems": {
+            "nodes": [
+                {
+                    "id": f"gid://shopify/FulfillmentOrderLineItem/{item}",
+                    "remainingQuantity": q,
+                    "lineItem": {"id": f"gid://shopify/LineItem/{line}"},
+                }
+                for item, line, q in items
+            ]
+        },
+    }
+
+
+def test_shipped_lines_land_on_the_fulfillment_order_of_the_shipping_location():
+    orders = [_fo("1", "West Warehouse", ("11", "100", 2)), _fo("2", "East Warehouse", ("21", "100", 2))]
+
+    made = fulfillment_input(_notice("EAST", ("100", 2)), orders)
+
+    assert made["lineItemsByFulfillmentOrder"] == [
+        {
+            "fulfillmentOrderId": "gid://shopify/FulfillmentOrder/2",
+            "fulfillmentOrderLineItems": [{"id": "gid://shopify/FulfillmentOrderLineItem/21", "quantity": 2}],
+        }
+    ]
+    assert made["trackingInfo"] == {"company": "FedEx", "number": "1Z1"}
+
+
+def test_more_shipped_than_open_is_refused_instead_of_fulfilling_twice():
+    with pytest.raises(TranslationError, match="no open fulfillment-order line"):
+        fulfillment_input(_notice("EAST", ("100", 3)), [_fo("2", "East Warehouse", ("21", "100", 2))])
+
+
+def test_an_existing_fulfillment_is_found_by_its_tracking_number_unless_cancelled():
+    fulfillments = [
+        {"id": "f1", "status": "CANCELLED", "trackingInfo": [{"number": "1Z1"}]},
+        {"id": "f2", "status": "SUCCESS", "trackingInfo": [{"number": "1Z1"}]},
+    ]
+
+    assert existing_fulfillment(fulfillments, ["1Z1"])["id"] == "f2"
+    assert existing_fulfillment(fulfillments, ["other"]) is None
+    assert existing_fulfillment(fulfillments, []) is None
+
+
+def test_location_names_map_to_the_mesh_location_ids():
+    assert location_code("East Warehouse") == "EAST"
+    assert location_code("WEST") == "WEST"
