@@ -9,6 +9,7 @@ from libs.telemetry.correlation import (
     ensure_correlation_id,
     new_correlation_id,
 )
+from libs.telemetry.flow import capture_flow, resume_flow
 from libs.telemetry.log import JsonFormatter, RedactionFilter, configure_logging
 from libs.telemetry.metrics import (
     HANDLER_OUTCOME_VALUES,
@@ -37,6 +38,7 @@ __all__ = [
     "Telemetry",
     "accept_correlation_id",
     "build_tracer_provider",
+    "capture_flow",
     "configure_logging",
     "configure_telemetry",
     "correlation_id",
@@ -50,6 +52,7 @@ __all__ = [
     "record_outcome",
     "redact",
     "redact_text",
+    "resume_flow",
     "set_redaction_key",
     "start_metrics_server",
 ]

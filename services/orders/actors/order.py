@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from libs.actors import Actor, Reminder, Turn
 from libs.bus import Outbox
+from libs.telemetry import capture_flow, correlation_id, resume_flow
 from services.orders.domain import machine
 from services.orders.domain.machine import Invalid, Outcome, Refused, Shortage
 from services.orders.domain.order import Order, Status, System
@@ -44,9 +45,14 @@ KIND = "order"
 
 
 class OrderState(BaseModel):
-    """The actor's state: the order, or None before it exists."""
+    """The actor's state: the order, or None before it exists, and the flow it belongs to.
+
+    `flow` is the correlation id and trace context of the order's first ingest; every later turn
+    runs inside it, so every event and call of the order continues one trace (MISSION V1).
+    """
 
     order: Order | None = None
+    flow: dict[str, str] = {}
 
 
 class VersionMismatch(Exception):
@@ -76,10 +82,11 @@ class Command:
 
 @dataclass
 class Ingest:
-    """IngestOrder: a channel version of the order (create or update)."""
+    """IngestOrder: a channel version of the order (create or update), with the caller's flow."""
 
     request_id: str
     order: Order
+    flow: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -169,7 +176,19 @@ class OrderActor(Actor[OrderState]):
     # -- turns ------------------------------------------------------------------------------------
 
     async def receive(self, message: Any, ctx: Turn[OrderState]) -> Any:
-        """Apply one message; the reply is what the RPC returns (a dict) or None."""
+        """Apply one message inside the order's flow; the reply is what the RPC returns or None."""
+        if ctx.state.flow:
+            with resume_flow(ctx.state.flow):
+                return await self._dispatch(message, ctx)
+        # The turn runs in the actor's task, not the caller's: the flow comes with the message.
+        flow = message.flow if isinstance(message, Ingest) and message.flow else capture_flow()
+        with resume_flow(flow):
+            reply = await self._dispatch(message, ctx)
+        if ctx.state.order is not None:
+            ctx.state.flow = flow
+        return reply
+
+    async def _dispatch(self, message: Any, ctx: Turn[OrderState]) -> Any:
         if isinstance(message, Ingest):
             return await self._ingest(message, ctx)
         if isinstance(message, Command):
@@ -193,6 +212,8 @@ class OrderActor(Actor[OrderState]):
         if stored is not None:
             return stored
         order, out = machine.ingest(ctx.state.order, msg.order, ctx.now(), request_id=msg.request_id)
+        if not order.correlation_id:
+            order.correlation_id = correlation_id.get() or ""
         ctx.state.order = order
         return await self._commit(ctx, out, rpc="IngestOrder", request_id=msg.request_id)
 

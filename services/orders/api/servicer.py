@@ -13,6 +13,7 @@ from sqlalchemy import select
 from libs.actors import ActorRuntime
 from libs.rpc import Conflict, FailedPrecondition, InvalidArgument, NotFound, Unavailable
 from libs.store import Database
+from libs.telemetry import capture_flow
 from retail.common.v1 import common_pb2
 from retail.inventory.v1 import inventory_service_pb2 as inv
 from retail.orders.v1 import orders_pb2, orders_service_pb2, orders_service_pb2_grpc
@@ -121,7 +122,7 @@ class OrdersServiceServicer(orders_service_pb2_grpc.OrdersServiceServicer):
             raise InvalidArgument(invalid.field, invalid.message) from None
         stored = await self._stored(request.request_id)
         reply = stored or await self._ask(
-            order_id, Ingest(request.request_id, order_from_proto(msg, order_id))
+            order_id, Ingest(request.request_id, order_from_proto(msg, order_id), flow=capture_flow())
         )
         order = Order.model_validate(reply["order"])
         return pb.IngestOrderResponse(
@@ -412,6 +413,7 @@ def _timeline(order: Order) -> list[common_pb2.TimelineEntry]:
         entry = common_pb2.TimelineEntry(
             type="OrderStatusChanged",
             message_id=change.caused_by,
+            correlation_id=order.correlation_id,
             source_system=common_pb2.SourceSystem.Value(f"SOURCE_SYSTEM_{change.source}"),
             service="orders",
             outcome=common_pb2.HOP_OUTCOME_SUCCEEDED,
@@ -423,6 +425,7 @@ def _timeline(order: Order) -> list[common_pb2.TimelineEntry]:
         entry = common_pb2.TimelineEntry(
             type=note.type,
             message_id=note.message_id,
+            correlation_id=order.correlation_id,
             source_system=common_pb2.SourceSystem.Value(f"SOURCE_SYSTEM_{note.source}"),
             service="orders",
             outcome=_OUTCOMES.get(note.outcome, common_pb2.HOP_OUTCOME_UNSPECIFIED),

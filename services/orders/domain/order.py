@@ -183,6 +183,8 @@ class Order(BaseModel):
 
     order_id: str
     channel: str
+    #: The correlation id of the order's flow (its first ingest), for tracing and support.
+    correlation_id: str = ""
     channel_order: dict[str, Any] = Field(default_factory=dict)
     customer: dict[str, Any] = Field(default_factory=dict)
     lines: list[Line]

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from libs.bus import MessageContext, Permanent, Retryable, Subscription
+from libs.telemetry import capture_flow
 from libs.x12 import Reference
 from retail.common.v1 import common_pb2
 from retail.orders.v1 import events_pb2 as order_events
@@ -114,6 +115,7 @@ class WarehouseEvents:
                 status="sent",
                 shipped=False,
                 correlation_id=ctx.correlation_id,
+                flow=capture_flow(),
                 created_at=_now(),
                 updated_at=_now(),
             )

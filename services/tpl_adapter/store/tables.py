@@ -33,6 +33,9 @@ class ReleaseRow(Base):
     cancel_lines: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
     shipped: Mapped[bool] = mapped_column(Boolean)
     correlation_id: Mapped[str | None] = mapped_column(String(128))
+    #: The order flow's correlation id and trace context (libs.telemetry.capture_flow): shipment
+    #: reports that arrive later continue the order's trace.
+    flow: Mapped[dict[str, str] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(TS)
     updated_at: Mapped[datetime] = mapped_column(TS)
 

@@ -10,6 +10,7 @@ from datetime import datetime
 import grpc
 
 from libs.store import Database
+from libs.telemetry import resume_flow
 from retail.common.v1 import common_pb2
 from retail.shipments.v1 import shipments_pb2, shipments_service_pb2, shipments_service_pb2_grpc
 from services.tpl_adapter.clients.mesh import is_transient
@@ -61,12 +62,20 @@ class ShipmentReporter:
     async def shipped(
         self, request_id: str, notice: shipments_pb2.ShipmentNotice
     ) -> shipments_pb2.ShipmentNotice:
-        """Record a shipment; marks the release shipped (cancellations are refused from then on)."""
+        """Record a shipment; marks the release shipped (cancellations are refused from then on).
+
+        The call continues the order's flow saved with the release, so the shipment's hops join
+        the order's trace and correlation id.
+        """
+        async with self._db.read() as session:
+            release = await session.get(ReleaseRow, notice.release_id)
+            flow = release.flow if release is not None else None
         try:
-            reply = await self._shipments.RecordShipment(
-                shipments_service_pb2.RecordShipmentRequest(request_id=request_id, shipment=notice),
-                timeout=self._timeout_s,
-            )
+            with resume_flow(flow):
+                reply = await self._shipments.RecordShipment(
+                    shipments_service_pb2.RecordShipmentRequest(request_id=request_id, shipment=notice),
+                    timeout=self._timeout_s,
+                )
         except grpc.aio.AioRpcError as error:
             raise ReportFailed(
                 f"RecordShipment: {error.code().name} {error.details()}", transient=is_transient(error)

@@ -81,5 +81,5 @@ async def register(db: Database, api: TplApi, url: str, secrets: WebhookSecrets)
                 delete(WebhookSubscriptionRow).where(WebhookSubscriptionRow.subscription_id.in_(gone))
             )
     await secrets.load()
-    log.info("3PL webhook subscriptions registered", extra={"created": created})
+    log.info("3PL webhook subscriptions registered", extra={"subscriptions_created": created})
     return created

@@ -31,6 +31,7 @@ def upgrade() -> None:
         sa.Column("cancel_lines", sa.JSON),
         sa.Column("shipped", sa.Boolean, nullable=False),
         sa.Column("correlation_id", sa.String(128)),
+        sa.Column("flow", sa.JSON),
         sa.Column("created_at", TS, nullable=False),
         sa.Column("updated_at", TS, nullable=False),
         sa.PrimaryKeyConstraint("release_id", name="pk_tpl_release"),
