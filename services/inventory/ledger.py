@@ -14,34 +14,41 @@ import asyncio
 import hashlib
 import logging
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TypeVar
 
 from google.protobuf.message import Message
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from libs.bus.envelope import new_event_id
 from libs.bus.outbox import Outbox
 from libs.rpc import InvalidArgument
 from libs.store import Database
-from retail.inventory.v1 import events_pb2
+from retail.common.v1 import common_pb2
+from retail.inventory.v1 import events_pb2, inventory_pb2
 from services.inventory.domain import position as stock
 from services.inventory.domain import reservation as claims
 from services.inventory.domain.policy import Policy
 from services.inventory.domain.position import Position, StockError
+from services.inventory.domain.reconciliation import Count, Finding, Outcome, reconcile
 from services.inventory.domain.reservation import Reservation, ReservationState
 from services.inventory.domain.routing import Line, route
 from services.inventory.events.mapping import (
+    BUCKET_OF,
     availability_changed,
     channels_pb,
+    position_pb,
     reservation_pb,
     shortage_pb,
     timestamp,
 )
 from services.inventory.store.tables import (
+    DriftRow,
+    MovementRow,
     PositionRow,
     RequestRow,
     ReservationRow,
@@ -53,6 +60,12 @@ log = logging.getLogger(__name__)
 
 R = TypeVar("R", bound=Message)
 MAX_ATTEMPTS = 10
+
+#: Adjust reasons that move goods physically; their on_hand changes are movements a later count
+#: must be compared against (cycle counts, corrections and reconciliation repairs are not).
+PHYSICAL_REASONS = frozenset(
+    {"RECEIPT", "RETURN_RESTOCK", "RETURN_DAMAGED", "TRANSFER", "DAMAGE", "QUALITY_CONTROL"}
+)
 
 
 def now() -> datetime:
@@ -93,21 +106,23 @@ class ReserveResult:
 
 @dataclass(frozen=True)
 class SnapshotCount:
-    """Warehouse-reported quantities of one SKU."""
+    """Warehouse-reported quantities of one SKU; `allocated` (the warehouse's committed) is
+    evidence only."""
 
     sku: str
     on_hand: int
     damaged: int = 0
     quality_control: int = 0
+    allocated: int = 0
 
 
 @dataclass
 class SnapshotResult:
-    """What ApplySnapshot did; drifts are (sku, bucket, expected, observed)."""
+    """What ApplySnapshot did; drifts are (sku, finding) in SKU then bucket order."""
 
     applied: bool
     positions_changed: int = 0
-    drifts: list[tuple[str, str, int, int]] = field(default_factory=list)
+    drifts: list[tuple[str, Finding]] = field(default_factory=list)
 
 
 class _Retry(Exception):
@@ -337,13 +352,15 @@ class Ledger:
     ) -> ReserveResult:
         """Reserve every line (or, with allow_partial, what fits); idempotent per order line."""
         session = unit.session
-        existing = {
-            row.line_id: row
-            for row in (
-                await session.execute(select(ReservationRow).where(ReservationRow.order_id == order_id))
-            ).scalars()
-            if row.state != ReservationState.RELEASED.value
-        }
+        rows = (
+            await session.execute(select(ReservationRow).where(ReservationRow.order_id == order_id))
+        ).scalars()
+        existing, released_rows = {}, {}
+        for row in rows:
+            if row.state == ReservationState.RELEASED.value:
+                released_rows[row.reservation_id] = row  # a line reserved again after a release
+            else:
+                existing[row.line_id] = row
         todo = [line for line in lines if line.line_id not in existing]
         shortages: list[Shortage] = []
         targets: list[tuple[ReserveLine, str, int]] = []
@@ -410,6 +427,12 @@ class Ledger:
             unit.put(after)
         stamp = now()
         for reservation in created:
+            again = released_rows.get(reservation.reservation_id)
+            if again is not None:
+                # Replayed after a rejection or cancellation: the same line's row becomes active again.
+                again.quantity, again.shipped, again.state = reservation.quantity, 0, reservation.state.value
+                again.channel, again.release_id, again.updated_at = channel, "", stamp
+                continue
             session.add(
                 ReservationRow(
                     reservation_id=reservation.reservation_id,
@@ -561,8 +584,14 @@ class Ledger:
         shipment_id: str,
         location_id: str,
         shipped: dict[tuple[str, str], int],
+        shipped_at: datetime | None = None,
     ) -> list[ReservationRow]:
-        """Consume shipped quantities {(line_id, sku): quantity} once per (shipment, line)."""
+        """Consume shipped quantities {(line_id, sku): quantity} once per (shipment, line).
+
+        A shipment made at or before the count the position's on_hand rests on
+        (`last_snapshot_at`) is already missing from that count: its claims are consumed, on_hand
+        is left alone, so a late confirmation is not counted twice (I5).
+        """
         stamp = now()
         fresh: dict[tuple[str, str], int] = {}
         for (line_id, sku), quantity in sorted(shipped.items()):
@@ -575,6 +604,7 @@ class Ledger:
         await unit.lock(((sku, location_id) for _, sku in fresh), create=True)
         consumed: dict[str, ReservationRow] = {}
         for (line_id, sku), quantity in fresh.items():
+            start = unit.position(sku, location_id)
             left = quantity
             for row in sorted(rows, key=lambda r: (r.state != "COMMITTED", r.reservation_id)):
                 if row.line_id != line_id or left <= 0:
@@ -589,6 +619,15 @@ class Ledger:
             if left > 0:
                 # shipped without a claim: physical facts win, on_hand still goes down
                 unit.put(stock.ship(unit.position(sku, location_id), unclaimed=left))
+            await self.record_movement(
+                unit,
+                start,
+                kind="SHIPMENT",
+                reference=f"{shipment_id}/{line_id}",
+                reported=-quantity,
+                occurred_at=shipped_at,
+                absorb=True,
+            )
         if consumed:
             unit.emit(
                 events_pb2.StockConsumed(
@@ -612,16 +651,78 @@ class Ledger:
 
     # Positions ------------------------------------------------------------------------------
 
+    async def record_movement(
+        self,
+        unit: Work,
+        start: Position,
+        *,
+        kind: str,
+        reference: str,
+        reported: int,
+        occurred_at: datetime | None,
+        absorb: bool = False,
+    ) -> None:
+        """Log the on_hand movement from `start` to the locked position's current state.
+
+        With `absorb`, a movement that happened at or before the count on_hand rests on is
+        already in that count: on_hand goes back to `start` (claims keep their change).
+        """
+        key = (start.sku, start.location_id)
+        current = unit.after[key]
+        moment = occurred_at or now()
+        counted_at = unit.rows[key].last_snapshot_at
+        absorbed = absorb and counted_at is not None and moment <= _aware(counted_at)
+        if absorbed and current.on_hand != start.on_hand:
+            current = replace(current, on_hand=start.on_hand)
+            unit.put(current)
+        applied = current.on_hand - start.on_hand
+        if applied == 0 and not absorbed:
+            return
+        unit.session.add(
+            MovementRow(
+                sku=start.sku,
+                location_id=start.location_id,
+                kind=kind,
+                reference=reference[:200],
+                reported=reported,
+                applied=applied,
+                occurred_at=moment,
+                recorded_at=now(),
+            )
+        )
+
     async def adjust(
-        self, unit: Work, *, sku: str, location_id: str, deltas: list[tuple[str, int]]
+        self,
+        unit: Work,
+        *,
+        sku: str,
+        location_id: str,
+        deltas: list[tuple[str, int]],
+        reason: str = "",
+        reference: str = "",
+        occurred_at: datetime | None = None,
     ) -> Position:
-        """Apply signed bucket changes atomically; creates the position."""
+        """Apply signed bucket changes atomically; creates the position.
+
+        On_hand changes for a physical `reason` (receipt, return, transfer) are logged as
+        movements at `occurred_at` (default: now) for reconciliation.
+        """
         await unit.lock([(sku, location_id)], create=True)
+        start = unit.position(sku, location_id)
         merged: dict[str, int] = {}
         for bucket, delta in deltas:
             merged[bucket] = merged.get(bucket, 0) + delta
-        after = stock.adjust(unit.position(sku, location_id), merged)
+        after = stock.adjust(start, merged)
         unit.put(after)
+        if reason in PHYSICAL_REASONS:
+            await self.record_movement(
+                unit,
+                start,
+                kind=reason,
+                reference=reference,
+                reported=merged.get("on_hand", 0),
+                occurred_at=occurred_at,
+            )
         return after
 
     async def apply_snapshot(
@@ -633,8 +734,16 @@ class Ledger:
         as_of: datetime,
         counts: list[SnapshotCount],
         complete: bool,
+        source_system: int = common_pb2.SOURCE_SYSTEM_TPL,
     ) -> SnapshotResult:
-        """Set on_hand, damaged and quality_control of a location; never reserved or committed."""
+        """Reconcile a location's counts with its positions (I5); never reserved or committed.
+
+        Per position and counted bucket: compare with the mesh's figure at `as_of`
+        (domain/reconciliation.py), repair within the SKU's bound, escalate beyond it, record a
+        drift row with the evidence and publish InventoryDriftDetected. A drift found again by a
+        later snapshot with the same figures, while the mesh still holds its own, is neither
+        recorded nor published again.
+        """
         session = unit.session
         watermark = (
             await session.execute(
@@ -666,21 +775,82 @@ class Ledger:
             )
             keys |= {(sku, location_id) for sku in others.scalars()}
         await unit.lock(keys, create=True)
+        moved = await self._moved_since(session, location_id, as_of)
+        source = common_pb2.SourceSystem.Name(source_system).removeprefix("SOURCE_SYSTEM_")
         result = SnapshotResult(applied=True)
         for sku, _ in sorted(keys):
             count = reported.get(sku, SnapshotCount(sku, 0))
             before = unit.position(sku, location_id)
-            for bucket in ("on_hand", "damaged", "quality_control"):
-                expected, observed = getattr(before, bucket), getattr(count, bucket)
-                if expected != observed and before.version > 0:
-                    result.drifts.append((sku, bucket, expected, observed))
-            after = stock.apply_counts(
-                before, on_hand=count.on_hand, damaged=count.damaged, quality_control=count.quality_control
+            bound = self.policy.reconciliation.bound(sku)
+            outcome = reconcile(
+                before,
+                Count(count.on_hand, count.damaged, count.quality_control),
+                in_flight=moved.get(sku, 0),
+                bound=bound,
             )
-            unit.rows[(sku, location_id)].last_snapshot_at = as_of
+            if outcome.counted:
+                unit.rows[(sku, location_id)].last_snapshot_at = as_of
+            after = outcome.position
             if after.version != before.version:
                 unit.put(after)
                 result.positions_changed += 1
+            for finding in outcome.findings:
+                result.drifts.append((sku, finding))
+                if await self._seen_before(session, sku, location_id, finding):
+                    continue
+                evidence = _evidence(
+                    finding,
+                    before,
+                    count,
+                    source=source,
+                    snapshot_id=request_id,
+                    as_of=as_of,
+                    bound=bound.describe(),
+                    policy_version=self.policy.version,
+                )
+                event = events_pb2.InventoryDriftDetected(
+                    sku=sku,
+                    location_id=location_id,
+                    compared_system=source_system,
+                    bucket=BUCKET_OF[finding.bucket],
+                    expected=finding.expected,
+                    observed=finding.observed,
+                    auto_repaired=finding.outcome.repaired,
+                    evidence=evidence,
+                )
+                event.meta.event_id = new_event_id()
+                event.meta.source_system = common_pb2.SOURCE_SYSTEM_MESH
+                unit.emit(event, before.key)
+                session.add(
+                    DriftRow(
+                        drift_id=f"{request_id}/{sku}/{finding.bucket}",
+                        sku=sku,
+                        location_id=location_id,
+                        bucket=finding.bucket,
+                        source_system=source,
+                        snapshot_id=request_id,
+                        as_of=as_of,
+                        mesh=finding.mesh,
+                        in_flight=finding.in_flight,
+                        expected=finding.expected,
+                        observed=finding.observed,
+                        reserved=before.reserved,
+                        committed=before.committed,
+                        allocated=count.allocated,
+                        bound=bound.describe(),
+                        policy_version=self.policy.version,
+                        outcome=finding.outcome.value,
+                        result=finding.result,
+                        evidence=evidence,
+                        event_id=event.meta.event_id,
+                        detected_at=now(),
+                    )
+                )
+            if outcome.findings and after.version != before.version:
+                unit.emit(
+                    _count_adjusted(before, after, outcome.findings, source_system, request_id, self),
+                    after.key,
+                )
         unit.emit(
             events_pb2.SnapshotApplied(
                 location_id=location_id,
@@ -691,7 +861,129 @@ class Ledger:
             ),
             location_id,
         )
+        await session.flush()
         return result
+
+    async def _moved_since(self, session: AsyncSession, location_id: str, as_of: datetime) -> dict[str, int]:
+        """Per SKU, the on_hand the mesh applied for movements that happened after `as_of`."""
+        rows = await session.execute(
+            select(MovementRow.sku, func.sum(MovementRow.applied))
+            .where(MovementRow.location_id == location_id, MovementRow.occurred_at > as_of)
+            .group_by(MovementRow.sku)
+        )
+        return {sku: int(total or 0) for sku, total in rows.all()}
+
+    async def _seen_before(self, session: AsyncSession, sku: str, location_id: str, finding: Finding) -> bool:
+        """True when the finding changes nothing and the last drift of this bucket had the same
+        figures (a held count reported again): nothing new to record or publish."""
+        if finding.result != finding.mesh:
+            return False
+        last = (
+            await session.execute(
+                select(DriftRow)
+                .where(
+                    DriftRow.sku == sku,
+                    DriftRow.location_id == location_id,
+                    DriftRow.bucket == finding.bucket,
+                )
+                .order_by(DriftRow.as_of.desc(), DriftRow.detected_at.desc())
+                .limit(1)
+            )
+        ).scalar_one_or_none()
+        return (
+            last is not None
+            and last.outcome == finding.outcome.value
+            and (last.expected, last.observed, last.mesh, last.result)
+            == (finding.expected, finding.observed, finding.mesh, finding.result)
+        )
+
+    async def drifts(self, sku: str, location_id: str) -> list[DriftRow]:
+        """Drifts recorded for a position, oldest first (for ops and tests; no RPC exposes them)."""
+        async with self.db.read() as session:
+            rows = await session.execute(
+                select(DriftRow)
+                .where(DriftRow.sku == sku, DriftRow.location_id == location_id)
+                .order_by(DriftRow.as_of, DriftRow.bucket)
+            )
+            return list(rows.scalars())
+
+
+def _count_adjusted(
+    before: Position,
+    after: Position,
+    findings: list[Finding],
+    source_system: int,
+    snapshot_id: str,
+    ledger: Ledger,
+) -> events_pb2.StockAdjusted:
+    """StockAdjusted for the buckets a count changed: RECONCILIATION when every applied drift was
+    within its bound, CYCLE_COUNT when an escalated count was applied."""
+    repaired = all(f.outcome.repaired for f in findings if f.outcome is not Outcome.ESCALATED_HELD)
+    changes = [
+        inventory_pb2.BucketDelta(bucket=BUCKET_OF[name], delta=getattr(after, name) - getattr(before, name))
+        for name in ("on_hand", "damaged", "quality_control")
+        if getattr(after, name) != getattr(before, name)
+    ]
+    return events_pb2.StockAdjusted(
+        sku=after.sku,
+        location_id=after.location_id,
+        changes=changes,
+        reason=(
+            inventory_pb2.ADJUSTMENT_REASON_RECONCILIATION
+            if repaired
+            else inventory_pb2.ADJUSTMENT_REASON_CYCLE_COUNT
+        ),
+        reference=common_pb2.ExternalRef(system=source_system, id=snapshot_id),
+        position=position_pb(after, ledger.policy, updated_at=now()),
+    )
+
+
+def _evidence(
+    finding: Finding,
+    before: Position,
+    count: SnapshotCount,
+    *,
+    source: str,
+    snapshot_id: str,
+    as_of: datetime,
+    bound: str,
+    policy_version: str,
+) -> str:
+    """The drift in words, for the people who work the exception (no personal data)."""
+    lines = [
+        f"{finding.bucket} of {before.key}: {source} counted {finding.observed}, "
+        f"the mesh expected {finding.expected} (drift {finding.drift:+d}).",
+        f"Snapshot {snapshot_id} as of {as_of.astimezone(UTC).isoformat()}.",
+    ]
+    if finding.in_flight:
+        lines.append(
+            f"The mesh holds {finding.mesh}, of which {finding.in_flight:+d} from movements "
+            "(shipments, receipts) after as_of, left out of the comparison."
+        )
+    lines.append(
+        f"At the time: reserved {before.reserved}, committed {before.committed}; "
+        f"the warehouse reported {count.allocated} allocated."
+    )
+    unconfirmed = before.committed - count.allocated
+    if finding.bucket == "on_hand" and finding.drift < 0 and unconfirmed > 0:
+        lines.append(
+            f"Committed exceeds the warehouse's allocation by {unconfirmed}: up to that many units may "
+            "have shipped before as_of without a confirmation yet; a late confirmation will not "
+            "lower on_hand again."
+        )
+    action = {
+        Outcome.REPAIRED: f"Within bound {bound}: repaired, {finding.bucket} is now {finding.result}.",
+        Outcome.ESCALATED_APPLIED: (
+            f"Beyond bound {bound}: the lower count was applied ({finding.bucket} is now "
+            f"{finding.result}); needs a person."
+        ),
+        Outcome.ESCALATED_HELD: (
+            f"Beyond bound {bound}: held at {finding.result}, the count would raise sellable stock; "
+            "needs a person (confirm with an Adjust, or a recount)."
+        ),
+    }[finding.outcome]
+    lines.append(f"{action} Policy {policy_version}.")
+    return " ".join(lines)[:4000]
 
 
 def _fingerprint(request: Message | None) -> str:

@@ -1,76 +1,115 @@
 """Order-to-cash through real processes: the Shopify stand-in's checkout to the ERP invoice.
 
-The whole mesh runs as processes (NATS, every service, the three stand-ins), exporting traces to a
-real OTLP collector. What is asserted is what a user would check in each system: the sales order
-in Business Central, the order at the 3PL, the fulfillment with tracking in Shopify, the order's
-status and timeline in the mesh, and one trace across the hops.
+One mesh runs for the module as processes (NATS, every service, the three stand-ins), exporting
+traces to a real OTLP collector; each scenario places its own orders. What is asserted is what a
+user would check in each system: the sales order in Business Central, the order at the 3PL, the
+fulfillment with tracking in Shopify (the stand-ins' create counts prove nothing was duplicated),
+the order's status, timeline and transaction log in the mesh, and one trace across the hops.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
+import hmac
+import json
+import os
+import signal
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 import grpc
 import httpx
 import pytest
+import pytest_asyncio
 
 from libs.bus.embedded import free_port
 from retail.common.v1 import common_pb2
+from retail.inventory.v1 import inventory_pb2, inventory_service_pb2, inventory_service_pb2_grpc
 from retail.orders.v1 import orders_pb2, orders_service_pb2, orders_service_pb2_grpc
 from tests.support.otlp import OtlpCollector
 from tools.supervisor import Mesh
-from tools.topology import Topology
+from tools.topology import SANDBOX_CREDENTIALS, Topology
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
 
 Status = orders_pb2.OrderStatus
 SourceSystem = common_pb2.SourceSystem
 #: Services that consume this flow's events and so write transaction-log rows for it.
 HOP_SERVICES = ("orders", "inventory", "erp-adapter", "tpl-adapter", "shopify-adapter")
+TWO_LINES = [{"sku": "SKU-1001", "quantity": 1}, {"sku": "SKU-1002", "quantity": 2}]
 
 
 class Running:
-    """The running mesh with clients for the stand-ins and the orders service."""
+    """The running mesh with clients for the stand-ins and the mesh's gRPC services."""
 
     def __init__(self, mesh: Mesh, collector: OtlpCollector, http: httpx.AsyncClient) -> None:
         self.mesh = mesh
         self.collector = collector
         self.http = http
-        topology = mesh.topology
         self.shopify = self._sandbox("shopify")
         self.bc = self._sandbox("business-central")
         self.tpl = self._sandbox("tpl")
-        self.channel = grpc.aio.insecure_channel(f"127.0.0.1:{topology.service('orders').grpc_port}")
-        self.orders = orders_service_pb2_grpc.OrdersServiceStub(self.channel)
+        topology = mesh.topology
+        self.webhook_url = (
+            f"http://127.0.0.1:{topology.service('shopify-adapter').http_port}/webhooks/shopify"
+        )
+        self._orders_channel = grpc.aio.insecure_channel(f"127.0.0.1:{topology.service('orders').grpc_port}")
+        self._inventory_channel = grpc.aio.insecure_channel(
+            f"127.0.0.1:{topology.service('inventory').grpc_port}"
+        )
+        self.orders = orders_service_pb2_grpc.OrdersServiceStub(self._orders_channel)
+        self.inventory = inventory_service_pb2_grpc.InventoryServiceStub(self._inventory_channel)
 
     def _sandbox(self, name: str) -> str:
         spec = next(s for s in self.mesh.topology.sandbox if s.name == name)
         return f"http://127.0.0.1:{spec.port}"
 
+    async def close(self) -> None:
+        await self._orders_channel.close()
+        await self._inventory_channel.close()
+
+    async def checkout(self, lines: list[dict[str, Any]] = TWO_LINES) -> dict[str, Any]:
+        """Place an order as a customer would; returns Shopify's order JSON."""
+        placed = await self.http.post(f"{self.shopify}/_sandbox/checkout", json={"lines": lines})
+        assert placed.status_code == 201, placed.text
+        return placed.json()["order"]
+
     async def order(self, order_id: str) -> orders_pb2.SalesOrder | None:
         try:
             reply = await self.orders.GetOrder(
-                orders_service_pb2.GetOrderRequest(order_id=order_id, include_timeline=True), timeout=5
+                orders_service_pb2.GetOrderRequest(order_id=order_id), timeout=5
             )
         except grpc.aio.AioRpcError as error:
-            if error.code() == grpc.StatusCode.NOT_FOUND:
+            if error.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.UNAVAILABLE):
                 return None
             raise
         return reply.order
-
-    async def counts(self, base: str) -> dict[str, Any]:
-        return (await self.http.get(f"{base}/_sandbox/counts")).json()
 
     async def timeline(self, order_id: str) -> list[common_pb2.TimelineEntry]:
         reply = await self.orders.GetOrder(
             orders_service_pb2.GetOrderRequest(order_id=order_id, include_timeline=True), timeout=5
         )
         return list(reply.timeline)
+
+    async def reaches(self, order_id: str, status: int, *, ship: bool = False, timeout: float = 90) -> Any:
+        """Wait until the order has `status`; with `ship`, keep the 3PL's warehouse moving meanwhile."""
+
+        async def check() -> orders_pb2.SalesOrder | None:
+            if ship:
+                await self.http.post(f"{self.tpl}/_sandbox/advance", json={"steps": 5, "force": True})
+            order = await self.order(order_id)
+            return order if order is not None and order.status == status else None
+
+        return await until(check, f"{order_id} {Status.Name(status)}", timeout=timeout)
+
+    async def created(self, base: str, kind: str, needle: str) -> dict[str, int]:
+        """The stand-in's create counts of `kind` whose external key contains `needle`."""
+        counts = (await self.http.get(f"{base}/_sandbox/counts")).json()
+        return {key: n for key, n in counts["created"].get(kind, {}).items() if needle in key}
 
     def hop_rows(self, service: str, correlation_id: str) -> list[tuple[str, str, str, float]]:
         """The transaction log (V2) rows of one flow in one service's database."""
@@ -80,6 +119,10 @@ class Running:
                 "SELECT hop, outcome, latency_ms FROM hop_log WHERE correlation_id = ?", (correlation_id,)
             ).fetchall()
         return [(service, hop, outcome, latency) for hop, outcome, latency in rows]
+
+    def adapter_rows(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
+        with sqlite3.connect(self.mesh.topology.data_dir / "shopify-adapter.db") as db:
+            return db.execute(sql, args).fetchall()
 
 
 async def until(check: Callable[[], Awaitable[Any]], what: str, timeout: float = 90.0) -> Any:
@@ -94,12 +137,27 @@ async def until(check: Callable[[], Awaitable[Any]], what: str, timeout: float =
         await asyncio.sleep(0.25)
 
 
-@pytest.fixture
-async def running(tmp_path: Path) -> AsyncIterator[Running]:
-    """The mesh with its sandbox on free ports, exporting traces to a collector."""
+def signed(body: bytes, topic: str, event_id: str, secret: str | None = None) -> dict[str, str]:
+    """The headers Shopify sends with a webhook, signed with the app secret (or `secret`)."""
+    key = (secret or SANDBOX_CREDENTIALS["SHOPIFY_WEBHOOK_SECRETS"]).encode()
+    return {
+        "Content-Type": "application/json",
+        "X-Shopify-Topic": topic,
+        "X-Shopify-Hmac-Sha256": base64.b64encode(hmac.new(key, body, hashlib.sha256).digest()).decode(),
+        "X-Shopify-Shop-Domain": SANDBOX_CREDENTIALS["SHOPIFY_SHOP_DOMAINS"],
+        "X-Shopify-API-Version": "2026-04",
+        "X-Shopify-Webhook-Id": f"manual-{event_id}",
+        "X-Shopify-Event-Id": event_id,
+        "X-Shopify-Triggered-At": "2026-11-27T12:00:00Z",
+    }
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def running(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Running]:
+    """The mesh with its sandbox on free ports, ready for orders: stock known, webhooks subscribed."""
     collector = OtlpCollector().start()
     topology = Topology.with_free_ports(
-        tmp_path / "mesh",
+        tmp_path_factory.mktemp("order-to-cash") / "mesh",
         f"nats://127.0.0.1:{free_port()}",
         extra_env={"OTEL_EXPORTER_OTLP_ENDPOINT": collector.endpoint},
     )
@@ -109,87 +167,205 @@ async def running(tmp_path: Path) -> AsyncIterator[Running]:
         async with httpx.AsyncClient(timeout=10) as http:
             running = Running(mesh, collector, http)
             try:
+                await until(lambda: _stock_known(running), "3PL stock in the inventory service")
+                await until(lambda: _subscribed(running), "the adapter's webhook subscription at Shopify")
                 yield running
             finally:
-                await running.channel.close()
+                await running.close()
     finally:
         await mesh.stop()
         collector.stop()
 
 
-async def _stock_ready(running: Running) -> bool:
-    """True once the 3PL's stock has reached the inventory service (the tpl-adapter's snapshot)."""
-    from retail.inventory.v1 import inventory_service_pb2, inventory_service_pb2_grpc
-
-    port = running.mesh.topology.service("inventory").grpc_port
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-        stub = inventory_service_pb2_grpc.InventoryServiceStub(channel)
-        reply = await stub.ListPositions(inventory_service_pb2.ListPositionsRequest(), timeout=5)
+async def _stock_known(running: Running) -> bool:
+    try:
+        reply = await running.inventory.ListPositions(inventory_service_pb2.ListPositionsRequest(), timeout=5)
+    except grpc.aio.AioRpcError:
+        return False
     return len(reply.positions) > 0
 
 
 async def _subscribed(running: Running) -> bool:
-    """True once the shopify-adapter has registered its orders/create webhook at the stand-in."""
     state = (await running.http.get(f"{running.shopify}/_sandbox/state")).json()
-    return any(
-        "ORDERS_CREATE" in str(s) or "orders/create" in str(s) for s in state.get("webhook_subscriptions", [])
-    )
+    callback = running.webhook_url
+    return any(s["topic"] == "orders/create" and s["uri"] == callback for s in state["webhook_subscriptions"])
 
 
 async def test_one_order_flows_from_checkout_to_invoice_as_one_trace(running: Running):
-    await until(lambda: _stock_ready(running), "3PL stock in the inventory service")
-    await until(lambda: _subscribed(running), "the adapter's webhook subscription at Shopify")
-
-    placed = await running.http.post(
-        f"{running.shopify}/_sandbox/checkout",
-        json={"lines": [{"sku": "SKU-1001", "quantity": 1}, {"sku": "SKU-1002", "quantity": 2}]},
-    )
-    assert placed.status_code == 201, placed.text
-    shop_order = placed.json()["order"]
+    shop_order = await running.checkout()
     order_id = f"shp-{shop_order['id']}"
 
-    async def released() -> bool:
-        order = await running.order(order_id)
-        return order is not None and order.status == Status.ORDER_STATUS_RELEASED
+    order = await running.reaches(order_id, Status.ORDER_STATUS_INVOICED, ship=True)
 
-    await until(released, "the order released to the warehouse")
-
-    async def invoiced() -> orders_pb2.SalesOrder | None:
-        # The 3PL's warehouse moves on when told; keep it moving until the ERP has invoiced.
-        await running.http.post(f"{running.tpl}/_sandbox/advance", json={"steps": 5, "force": True})
-        order = await running.order(order_id)
-        return order if order is not None and order.status == Status.ORDER_STATUS_INVOICED else None
-
-    order = await until(invoiced, "the order invoiced")
-
-    bc_counts = await running.counts(running.bc)
-    tpl_counts = await running.counts(running.tpl)
-    shop_counts = await running.counts(running.shopify)
-    assert list(bc_counts["created"].get("salesOrders", {}).values()) == [1]
-    assert list(tpl_counts["created"].get("orders", {}).values()) == [1]
-    assert sum(shop_counts["created"].get("fulfillments", {}).values()) == 1
-    assert (
-        bc_counts["duplicates"] == {} and tpl_counts["duplicates"] == {} and shop_counts["duplicates"] == {}
-    )
+    assert list((await running.created(running.bc, "salesOrders", shop_order["name"])).values()) == [1]
+    assert list((await running.created(running.tpl, "orders", order_id)).values()) == [1]
+    assert sum((await running.created(running.shopify, "fulfillments", str(shop_order["id"]))).values()) == 1
     systems = {c.to_status: c.source_system for c in order.status_history}
     assert order.status_history[0].to_status == Status.ORDER_STATUS_RECEIVED
     assert systems[Status.ORDER_STATUS_ERP_CREATED] == SourceSystem.SOURCE_SYSTEM_ERP
     assert systems[Status.ORDER_STATUS_SHIPPED] == SourceSystem.SOURCE_SYSTEM_TPL
     assert systems[Status.ORDER_STATUS_INVOICED] == SourceSystem.SOURCE_SYSTEM_ERP
 
-    timeline = await running.timeline(order_id)
-    correlations = {entry.correlation_id for entry in timeline if entry.correlation_id}
+    correlations = {
+        entry.correlation_id for entry in await running.timeline(order_id) if entry.correlation_id
+    }
     assert len(correlations) == 1, correlations
     (correlation_id,) = correlations
     hops = [row for service in HOP_SERVICES for row in running.hop_rows(service, correlation_id)]
     assert {service for service, *_ in hops} == set(HOP_SERVICES)
     assert all(outcome in ("ok", "duplicate") and latency >= 0 for _, _, outcome, latency in hops), hops
 
-    def one_trace() -> bool:
+    async def one_trace() -> bool:
         wanted = {"shopify-adapter", "orders", "inventory", "erp-adapter", "tpl-adapter", "shipments"}
         return any(wanted <= services for services in running.collector.services_by_trace().values())
 
-    async def traced() -> bool:
-        return one_trace()
+    await until(one_trace, "one trace spanning every hop", timeout=30)
 
-    await until(traced, "one trace spanning every hop", timeout=30)
+
+async def test_the_same_webhook_three_times_two_concurrently_makes_one_of_everything(running: Running):
+    await running.http.put(f"{running.shopify}/_sandbox/webhook-faults", json={"duplicate_rate": 1.0})
+    try:
+        shop_order = await running.checkout()
+    finally:
+        await running.http.delete(f"{running.shopify}/_sandbox/webhook-faults")
+    order_id = f"shp-{shop_order['id']}"
+
+    async def duplicated_event() -> str | None:
+        deliveries = (await running.http.get(f"{running.shopify}/_sandbox/deliveries")).json()["deliveries"]
+        # Faults were on for this checkout only, so its orders/create is the one duplicated.
+        copies = [
+            d["event_id"] for d in deliveries if d["topic"] == "orders/create" and d["fault"] == "duplicate"
+        ]
+        return copies[-1] if copies else None
+
+    event_id = await until(duplicated_event, "the stand-in's duplicate delivery", timeout=30)
+    body = json.dumps(shop_order).encode()
+    third = await running.http.post(
+        running.webhook_url, content=body, headers=signed(body, "orders/create", event_id)
+    )
+
+    await running.reaches(order_id, Status.ORDER_STATUS_INVOICED, ship=True)
+
+    assert third.status_code == 200
+    assert running.adapter_rows("SELECT count(*) FROM webhook_delivery WHERE event_id = ?", event_id) == [
+        (1,)
+    ]
+    assert list((await running.created(running.bc, "salesOrders", shop_order["name"])).values()) == [1]
+    assert list((await running.created(running.tpl, "orders", order_id)).values()) == [1]
+    assert sum((await running.created(running.shopify, "fulfillments", str(shop_order["id"]))).values()) == 1
+
+
+async def test_a_bad_signature_is_refused_and_a_malformed_body_is_kept_for_inspection(running: Running):
+    body = json.dumps({"id": 1, "note": "forged"}).encode()
+
+    forged = await running.http.post(
+        running.webhook_url,
+        content=body,
+        headers=signed(body, "orders/create", "evt-forged", secret="not-the-secret"),
+    )
+    malformed = await running.http.post(
+        running.webhook_url,
+        content=b"{not json",
+        headers=signed(b"{not json", "orders/create", "evt-malformed"),
+    )
+
+    assert forged.status_code == 401
+    assert forged.json()["error"]["code"] == "invalid_signature"
+    assert running.adapter_rows("SELECT count(*) FROM webhook_delivery WHERE event_id = 'evt-forged'") == [
+        (0,)
+    ]
+    assert await running.order("shp-1") is None
+    assert malformed.status_code == 400
+    assert malformed.json()["error"]["code"] == "malformed_body"
+    assert running.adapter_rows("SELECT status FROM webhook_delivery WHERE event_id = 'evt-malformed'") == [
+        ("rejected",)
+    ]
+
+
+async def test_an_erp_rejection_holds_nothing_and_a_replay_completes_the_order_once_fixed(running: Running):
+    token = await _bc_token(running)
+    customer = await _bc_customer(running, token, "C10000")
+    await _bc_patch_customer(running, token, customer, {"blocked": "All"})
+    try:
+        shop_order = await running.checkout()
+        order_id = f"shp-{shop_order['id']}"
+        rejected = await running.reaches(order_id, Status.ORDER_STATUS_REJECTED)
+        released = await until(lambda: _no_active_reservation(running, order_id), "the reservation released")
+    finally:
+        customer = await _bc_customer(running, token, "C10000")
+        await _bc_patch_customer(running, token, customer, {"blocked": " "})
+
+    replay = await running.orders.ReplayOrder(
+        orders_service_pb2.ReplayOrderRequest(
+            request_id=f"replay-{order_id}", order_id=order_id, note="customer unblocked in the ERP"
+        ),
+        timeout=10,
+    )
+    await running.reaches(order_id, Status.ORDER_STATUS_INVOICED, ship=True)
+
+    assert rejected.rejection_reason != orders_pb2.RejectionReason.Value("REJECTION_REASON_UNSPECIFIED")
+    assert released
+    assert replay is not None
+    assert list((await running.created(running.bc, "salesOrders", shop_order["name"])).values()) == [1]
+    assert list((await running.created(running.tpl, "orders", order_id)).values()) == [1]
+
+
+@pytest.mark.parametrize("service", ["orders", "erp-adapter", "tpl-adapter"])
+async def test_kill_9_of_a_service_mid_flow_loses_and_duplicates_nothing(running: Running, service: str):
+    shop_order = await running.checkout()
+    order_id = f"shp-{shop_order['id']}"
+    child = running.mesh.children[service]
+    restarts = child.restarts
+
+    os.kill(child.pid, signal.SIGKILL)
+    await until(lambda: asyncio.sleep(0, child.restarts > restarts), f"{service} restarted", timeout=30)
+    await running.mesh.wait_serving(timeout=60)
+    await running.reaches(order_id, Status.ORDER_STATUS_INVOICED, ship=True, timeout=120)
+
+    assert list((await running.created(running.bc, "salesOrders", shop_order["name"])).values()) == [1]
+    assert list((await running.created(running.tpl, "orders", order_id)).values()) == [1]
+    assert sum((await running.created(running.shopify, "fulfillments", str(shop_order["id"]))).values()) == 1
+
+
+async def _no_active_reservation(running: Running, order_id: str) -> bool:
+    reply = await running.inventory.ListReservations(
+        inventory_service_pb2.ListReservationsRequest(order_id=order_id, include_closed=True), timeout=5
+    )
+    active = inventory_pb2.ReservationState.Value("RESERVATION_STATE_ACTIVE")
+    return bool(reply.reservations) and all(r.state != active for r in reply.reservations)
+
+
+async def _bc_token(running: Running) -> str:
+    reply = await running.http.post(
+        f"{running.bc}/sandbox/oauth2/v2.0/token",
+        data={
+            "grant_type": "client_credentials",
+            "client_id": SANDBOX_CREDENTIALS["BC_CLIENT_ID"],
+            "client_secret": SANDBOX_CREDENTIALS["BC_CLIENT_SECRET"],
+            "scope": "https://api.businesscentral.dynamics.com/.default",
+        },
+    )
+    return reply.json()["access_token"]
+
+
+async def _bc_customer(running: Running, token: str, number: str) -> dict[str, Any]:
+    auth = {"Authorization": f"Bearer {token}"}
+    companies = (await running.http.get(f"{running.bc}/api/v2.0/companies", headers=auth)).json()["value"]
+    base = f"{running.bc}/api/v2.0/companies({companies[0]['id']})"
+    found = await running.http.get(
+        f"{base}/customers", params={"$filter": f"number eq '{number}'"}, headers=auth
+    )
+    customer = found.json()["value"][0]
+    customer["_url"] = f"{base}/customers({customer['id']})"
+    return customer
+
+
+async def _bc_patch_customer(
+    running: Running, token: str, customer: dict[str, Any], change: dict[str, Any]
+) -> None:
+    reply = await running.http.patch(
+        customer["_url"],
+        json=change,
+        headers={"Authorization": f"Bearer {token}", "If-Match": customer["@odata.etag"]},
+    )
+    assert reply.status_code == 200, reply.text

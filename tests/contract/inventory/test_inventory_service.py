@@ -207,6 +207,22 @@ async def test_commit_release_and_list_reservations_follow_the_order(served: Ser
     assert (p1.reserved, p1.committed, p1.available_to_sell) == (0, 0, 5)
 
 
+async def test_a_released_order_reserved_again_after_a_replay_holds_its_lines_once_more(served: Served):
+    await snapshot(served.stub, "snap-1", "EAST", 100, SKU_1001=5)
+    await served.stub.Reserve(reserve("r-1", "o-1", ("1", "SKU-1001", 2)))
+    await served.stub.Release(
+        pb.ReleaseRequest(request_id="x-1", order_id="o-1", reason=pb.RELEASE_REASON_ORDER_REJECTED)
+    )
+
+    again = await served.stub.Reserve(reserve("r-2", "o-1", ("1", "SKU-1001", 2)))
+
+    listed = await served.stub.ListReservations(pb.ListReservationsRequest(order_id="o-1", include_closed=True))
+    p1 = (await served.stub.GetPosition(pb.GetPositionRequest(sku="SKU-1001", location_id="EAST"))).position
+    assert again.outcome == pb.RESERVE_OUTCOME_RESERVED
+    assert [r.state for r in listed.reservations] == [inventory_pb2.RESERVATION_STATE_ACTIVE]
+    assert (p1.reserved, p1.available_to_sell) == (2, 3)
+
+
 async def test_adjust_changes_buckets_and_refuses_a_negative_bucket_naming_the_field(served: Served):
     adjusted = await served.stub.Adjust(
         pb.AdjustRequest(
