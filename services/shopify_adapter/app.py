@@ -1,6 +1,7 @@
 """Wiring of the shopify-adapter service, in order: metrics, database, Admin API client, orders
-channel, event bus (ShipmentConfirmed consumer), workers (deliveries, fulfillments), webhook
-subscriptions and reconciliation loops, the webhook HTTP listener, and last the gRPC server.
+channel, event bus (ShipmentConfirmed and AvailabilityChanged consumers), workers (fulfillments,
+inventory pusher, deliveries), webhook subscriptions and reconciliation loops, the webhook HTTP
+listener, and last the gRPC server.
 
 Torn down in reverse on SIGTERM or SIGINT: gRPC goes NOT_SERVING and drains, the HTTP listener
 stops accepting and finishes in-flight webhooks, the loops stop, NATS drains, the database closes.
@@ -25,11 +26,13 @@ from services.shopify_adapter.api.webhook import HttpListener, WebhookIngress
 from services.shopify_adapter.clients.admin import ShopifyAdmin
 from services.shopify_adapter.clients.orders import OrdersClient
 from services.shopify_adapter.config import ShopifyAdapterSettings
+from services.shopify_adapter.events.availability import availability_subscription
 from services.shopify_adapter.events.shipments import shipment_subscription
 from services.shopify_adapter.store import MIGRATIONS
 from services.shopify_adapter.sync.deliveries import DeliveryWorker
 from services.shopify_adapter.sync.fulfillments import FulfillmentWorker
 from services.shopify_adapter.sync.ingest import OrderIngestor
+from services.shopify_adapter.sync.inventory import InventoryEchoFilter, InventoryPusher
 from services.shopify_adapter.sync.reconciler import OrderReconciler
 from services.shopify_adapter.sync.subscriptions import SubscriptionKeeper
 from services.shopify_adapter.sync.worker import Loop
@@ -54,6 +57,7 @@ class Adapter:
     subscriptions: SubscriptionKeeper
     servicer: IntegrationServiceServicer
     rpc: RpcServer
+    inventory: InventoryPusher | None = None
 
 
 @asynccontextmanager
@@ -76,6 +80,7 @@ async def running(settings: ShopifyAdapterSettings) -> AsyncIterator[Adapter]:
         ingestor = OrderIngestor(db, orders)
 
         fulfillment_loop_ref: list[Loop] = []
+        inventory_loop_ref: list[Loop] = []
         event_bus = await stack.enter_async_context(
             bus.EventBus.for_service(
                 db,
@@ -84,7 +89,12 @@ async def running(settings: ShopifyAdapterSettings) -> AsyncIterator[Adapter]:
                 subscriptions=[
                     shipment_subscription(
                         lambda: fulfillment_loop_ref[0].wake() if fulfillment_loop_ref else None
-                    )
+                    ),
+                    availability_subscription(
+                        settings.inventory_channel,
+                        coalesce_s=settings.inventory_push_coalesce_s,
+                        on_recorded=lambda: inventory_loop_ref[0].wake() if inventory_loop_ref else None,
+                    ),
                 ],
             )
         )
@@ -95,7 +105,25 @@ async def running(settings: ShopifyAdapterSettings) -> AsyncIterator[Adapter]:
             Loop("shopify-fulfillments", fulfillments.step, settings.webhook_worker_poll_s)
         )
         fulfillment_loop_ref.append(fulfillment_loop)
-        deliveries = DeliveryWorker(db, ingestor, orders, admin, retry_max_s=settings.webhook_retry_max_s)
+        inventory = InventoryPusher(
+            db,
+            admin,
+            batch=settings.inventory_push_batch,
+            keep_free=settings.inventory_push_keep_free,
+            retry_max_s=settings.webhook_retry_max_s,
+        )
+        inventory_loop = await stack.enter_async_context(
+            Loop("shopify-inventory", inventory.step, settings.inventory_push_poll_s)
+        )
+        inventory_loop_ref.append(inventory_loop)
+        deliveries = DeliveryWorker(
+            db,
+            ingestor,
+            orders,
+            admin,
+            retry_max_s=settings.webhook_retry_max_s,
+            inventory_echo=InventoryEchoFilter(db),
+        )
         delivery_loop = await stack.enter_async_context(
             Loop("shopify-deliveries", deliveries.step, settings.webhook_worker_poll_s)
         )
@@ -136,7 +164,18 @@ async def running(settings: ShopifyAdapterSettings) -> AsyncIterator[Adapter]:
             )
         )
         yield Adapter(
-            db, event_bus, admin, ingress, http, deliveries, fulfillments, reconciler, keeper, servicer, rpc
+            db,
+            event_bus,
+            admin,
+            ingress,
+            http,
+            deliveries,
+            fulfillments,
+            reconciler,
+            keeper,
+            servicer,
+            rpc,
+            inventory,
         )
 
 

@@ -34,6 +34,13 @@ class ShopifyAdapterSettings(ServiceSettings):
         reconcile_initial_lookback_minutes: How far back the first poll looks when no watermark is stored.
         subscription_check_interval_s: Seconds between checks that every webhook subscription still
             exists (Shopify deletes failing ones); 0 checks only at start.
+        inventory_channel: The mesh channel whose availability Shopify shows (I4).
+        inventory_push_batch: Quantities per `inventorySetQuantities` call (Shopify allows 250).
+        inventory_push_poll_s: How often the inventory pusher looks for due rows it was not woken for.
+        inventory_push_coalesce_s: How long a changed item waits for further changes before it is
+            pushed (rapid changes to one item become one push of the latest figure).
+        inventory_push_keep_free: Share of Shopify's cost bucket the inventory pusher leaves to
+            customer-facing calls (M5 priority lanes).
     """
 
     service_name: str = "shopify-adapter"
@@ -57,6 +64,11 @@ class ShopifyAdapterSettings(ServiceSettings):
     reconcile_overlap_s: float = Field(default=120.0, ge=0)
     reconcile_initial_lookback_minutes: int = Field(default=60, ge=0)
     subscription_check_interval_s: float = Field(default=600.0, ge=0)
+    inventory_channel: str = Field(default="online-store", min_length=1)
+    inventory_push_batch: int = Field(default=250, ge=1, le=250)
+    inventory_push_poll_s: float = Field(default=0.5, gt=0)
+    inventory_push_coalesce_s: float = Field(default=0.25, ge=0)
+    inventory_push_keep_free: float = Field(default=0.25, ge=0, lt=1)
 
     def webhook_secrets(self) -> list[str]:
         """The webhook signing secrets, newest first (read again on each call, so a rotated file counts)."""

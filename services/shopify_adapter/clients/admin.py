@@ -18,8 +18,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+from prometheus_client import Counter
 
 log = logging.getLogger(__name__)
+
+#: Calls that waited for the throttle bucket before being sent (M5), and THROTTLED answers.
+THROTTLE_WAITS = Counter(
+    "shopify_admin_throttle_waits_total", "Admin API calls that waited for the cost bucket before sending."
+)
+THROTTLED = Counter("shopify_admin_throttled_total", "Admin API answers that were THROTTLED.")
 
 ORDER_FIELDS = """
   id legacyResourceId name createdAt updatedAt processedAt cancelledAt cancelReason currencyCode
@@ -75,6 +82,27 @@ query($after: String) {
     pageInfo { hasNextPage endCursor }
   }
 }"""
+
+INVENTORY_LEVELS_AT = """
+query($ids: [ID!]!, $location: ID!) {
+  nodes(ids: $ids) {
+    ... on InventoryItem {
+      id
+      inventoryLevel(locationId: $location) { quantities(names: ["available"]) { name quantity } }
+    }
+  }
+}"""
+
+INVENTORY_SET_QUANTITIES = """
+mutation($input: InventorySetQuantitiesInput!, $key: String!) {
+  inventorySetQuantities(input: $input) @idempotent(key: $key) {
+    inventoryAdjustmentGroup { id }
+    userErrors { field message code }
+  }
+}"""
+
+#: Points one aliased `inventoryItems(first: 3)` look-up costs (connection 2 + 3 nodes).
+ITEM_LOOKUP_COST = 5
 
 SUBSCRIPTION_CREATE = """
 mutation($topic: WebhookSubscriptionTopic!, $uri: String!) {
@@ -170,8 +198,16 @@ class ShopifyAdmin:
             self.state.observed_at = time.monotonic()
         return cost
 
-    async def execute(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
+    async def execute(
+        self, query: str, variables: dict[str, Any] | None = None, *, keep_free: float = 0.0
+    ) -> dict[str, Any]:
         """Run one query or mutation; return its `data`.
+
+        Args:
+            query: the GraphQL document.
+            variables: its variables.
+            keep_free: share of the bucket (0..1) this call must leave to others: bulk lanes
+                (inventory) pass a share so customer-facing calls always find points (M5).
 
         Raises:
             ShopifyTransient: still throttled or failing transiently after the attempts.
@@ -179,8 +215,10 @@ class ShopifyAdmin:
         """
         delay = 0.5
         for attempt in range(1, self.max_attempts + 1):
-            wait = self.state.wait_for(self._last_cost.get(query, 0.0))
+            reserve = keep_free * self.state.maximum_available
+            wait = self.state.wait_for(self._last_cost.get(query, 0.0) + reserve)
             if wait > 0:
+                THROTTLE_WAITS.inc()
                 await asyncio.sleep(min(wait, self.max_wait_s))
             try:
                 response = await self._http.post(
@@ -220,6 +258,7 @@ class ShopifyAdmin:
             errors = body.get("errors") or []
             if any(((e.get("extensions") or {}).get("code")) == "THROTTLED" for e in errors):
                 self._failed("THROTTLED")
+                THROTTLED.inc()
                 if attempt == self.max_attempts:
                     raise ShopifyTransient("Shopify throttled the call")
                 wait = self.state.wait_for(
@@ -237,9 +276,9 @@ class ShopifyAdmin:
 
     # ----- the calls the adapter makes -----------------------------------------------------------
 
-    async def locations(self) -> dict[str, str]:
+    async def locations(self, *, keep_free: float = 0.0) -> dict[str, str]:
         """Location GID → name (`EAST`, `WEST`)."""
-        data = await self.execute(LOCATIONS)
+        data = await self.execute(LOCATIONS, keep_free=keep_free)
         return {node["id"]: node["name"] for node in data["locations"]["nodes"]}
 
     async def order(self, gid: str) -> dict[str, Any] | None:
@@ -274,6 +313,59 @@ class ShopifyAdmin:
         if payload.get("userErrors"):
             raise ShopifyError("; ".join(e["message"] for e in payload["userErrors"])[:500])
         return payload["fulfillment"]
+
+    async def inventory_items_by_sku(self, skus: list[str], *, keep_free: float = 0.0) -> dict[str, str]:
+        """SKU → inventory item GID for the SKUs Shopify knows (exact SKU match), in one call.
+
+        One aliased `inventoryItems(query: "sku:...")` per SKU: the search works the same on
+        every plan and needs no `OR` syntax. Callers keep the list short enough for the bucket.
+        """
+        if not skus:
+            return {}
+        header = ", ".join(f"$q{i}: String!" for i in range(len(skus)))
+        body = " ".join(
+            f"s{i}: inventoryItems(first: 3, query: $q{i}) {{ nodes {{ id sku }} }}" for i in range(len(skus))
+        )
+        data = await self.execute(
+            f"query({header}) {{ {body} }}",
+            {f"q{i}": f'sku:"{sku}"' for i, sku in enumerate(skus)},
+            keep_free=keep_free,
+        )
+        found: dict[str, str] = {}
+        for i, sku in enumerate(skus):
+            for node in (data.get(f"s{i}") or {}).get("nodes") or []:
+                if node.get("sku") == sku:
+                    found[sku] = node["id"]
+                    break
+        return found
+
+    async def available_at(
+        self, location_gid: str, item_gids: list[str], *, keep_free: float = 0.0
+    ) -> dict[str, int | None]:
+        """Item GID → Shopify's current `available` at the location (None: not stocked there)."""
+        if not item_gids:
+            return {}
+        data = await self.execute(
+            INVENTORY_LEVELS_AT, {"ids": item_gids, "location": location_gid}, keep_free=keep_free
+        )
+        levels: dict[str, int | None] = dict.fromkeys(item_gids)
+        for node in data.get("nodes") or []:
+            if not node or not node.get("id"):
+                continue
+            level = node.get("inventoryLevel") or {}
+            for quantity in level.get("quantities") or []:
+                if quantity.get("name") == "available":
+                    levels[node["id"]] = int(quantity["quantity"])
+        return levels
+
+    async def set_quantities(
+        self, payload: dict[str, Any], key: str, *, keep_free: float = 0.0
+    ) -> dict[str, Any]:
+        """`inventorySetQuantities(input) @idempotent(key)`; returns the payload with its userErrors
+        (the caller decides per quantity: a stale compare-and-set is not a failure of the batch)."""
+        variables = {"input": payload, "key": key}
+        data = await self.execute(INVENTORY_SET_QUANTITIES, variables, keep_free=keep_free)
+        return data.get("inventorySetQuantities") or {"userErrors": [{"message": "no payload"}]}
 
     async def subscriptions(self) -> list[dict[str, Any]]:
         """Every webhook subscription of the app: `{id, topic, uri}`."""

@@ -1,10 +1,11 @@
-"""The shopify-adapter's tables: stored webhook deliveries, channel orders, fulfillment jobs, watermarks."""
+"""The shopify-adapter's tables: stored webhook deliveries, channel orders, fulfillment jobs, watermarks,
+inventory pushes and the SKU → inventory item map."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import DateTime, Index, Integer, LargeBinary, String, Text
+from sqlalchemy import BigInteger, DateTime, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from libs.store import Base
@@ -102,3 +103,53 @@ class ReconciliationRunRow(Base):
     request_id: Mapped[str] = mapped_column(String(128), primary_key=True)
     run: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class InventoryPush(Base):
+    """What Shopify should show for one SKU at one mesh location, and what it was last told (I4).
+
+    The AvailabilityChanged consumer writes only the wanted side (`wanted_*`, keeping the highest
+    position version) inside its inbox transaction; the inventory pusher reads due rows, calls
+    Shopify outside any transaction and records the pushed side. A row is due while
+    `pushed_version < wanted_version`, so rapid changes to one item collapse into one push of the
+    latest figure and nothing is lost: a failed push leaves the row due.
+
+    `shopify_available` is the last `available` Shopify was seen to hold (after our write or a
+    read); it is the next `changeFromQuantity`, and None means "read it first". `item_gid`,
+    `location_gid` and `pushed_quantity` identify our own writes when Shopify reports them back.
+    """
+
+    __tablename__ = "inventory_push"
+
+    sku: Mapped[str] = mapped_column(String(64), primary_key=True)
+    location_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    wanted_quantity: Mapped[int] = mapped_column(Integer)
+    wanted_version: Mapped[int] = mapped_column(BigInteger)
+    wanted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    pending_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    correlation_id: Mapped[str] = mapped_column(String(128))
+    pushed_quantity: Mapped[int | None] = mapped_column(Integer)
+    pushed_version: Mapped[int] = mapped_column(BigInteger, default=0)
+    pushed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    shopify_available: Mapped[int | None] = mapped_column(Integer)
+    item_gid: Mapped[str | None] = mapped_column(String(255))
+    location_gid: Mapped[str | None] = mapped_column(String(255))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        Index("ix_inventory_push_next_attempt_at", "next_attempt_at"),
+        Index("ix_inventory_push_item_location", "item_gid", "location_gid"),
+    )
+
+
+class InventoryItemMap(Base):
+    """A SKU's Shopify inventory item, looked up once by SKU and kept (cleared when Shopify says the
+    item is invalid)."""
+
+    __tablename__ = "shopify_inventory_item"
+
+    sku: Mapped[str] = mapped_column(String(64), primary_key=True)
+    item_gid: Mapped[str] = mapped_column(String(255))
+    resolved_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

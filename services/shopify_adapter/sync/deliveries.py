@@ -8,6 +8,8 @@ a crash mid-way only repeats calls that return their first result. Per topic:
 - `orders/cancelled`: ingest the body (the mesh may never have seen the order), then CancelOrder;
 - `orders/edited`: the body holds only the edit, so re-fetch the order from the Admin API and
   ingest that version (the same path as the reconciliation poll);
+- `inventory_levels/update`: `ignored`, never an input (the mesh owns availability); classified
+  as the echo of our own push or an external change, and counted (`sync.inventory`);
 - anything else: stored and marked `ignored`.
 
 Transient failures (orders or Shopify unavailable) keep the delivery pending with a back-off;
@@ -20,6 +22,7 @@ from __future__ import annotations
 import logging
 import time
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import select, update
 
@@ -56,6 +59,7 @@ class DeliveryWorker:
         admin: the Admin API client (re-fetching edited orders).
         batch: deliveries per round.
         retry_max_s: back-off ceiling for transient failures.
+        inventory_echo: classifies `inventory_levels/update` bodies (echo of our push or external).
     """
 
     def __init__(
@@ -67,6 +71,7 @@ class DeliveryWorker:
         *,
         batch: int = 50,
         retry_max_s: float = 300.0,
+        inventory_echo: Any = None,
     ) -> None:
         self.db = db
         self.ingestor = ingestor
@@ -74,6 +79,7 @@ class DeliveryWorker:
         self.admin = admin
         self.batch = batch
         self.retry_max_s = retry_max_s
+        self.inventory_echo = inventory_echo
 
     async def step(self) -> bool:
         """Work the deliveries that are due; True when a full batch was worked (more may wait)."""
@@ -171,6 +177,9 @@ class DeliveryWorker:
                 raise TranslationError(f"edited order {numeric_id(gid)} not found in Shopify")
             await self.ingestor.ingest(order_from_graphql(node))
             return gid
+        if topic == "inventory_levels/update" and self.inventory_echo is not None:
+            kind = await self.inventory_echo.classify(parse_body(raw))
+            log.info("inventory level update ignored", extra={"event_id": event_id, "kind": kind})
         return None
 
     async def replay(self, delivery_ids: list[int]) -> int:

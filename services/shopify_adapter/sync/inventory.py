@@ -1,0 +1,395 @@
+"""The inventory pusher: the mesh's channel availability → Shopify, per location (I4, M5).
+
+Each round takes up to one batch (≤ 250) of due `inventory_push` rows, oldest change first, and:
+
+1. maps mesh locations (`EAST`) to Shopify location GIDs (read once, cached; read again when a code
+   is missing) and SKUs to inventory item GIDs (`shopify_inventory_item`, looked up once);
+2. reads Shopify's current `available` where the adapter does not know it (first push, or after
+   a stale compare-and-set);
+3. sends one `inventorySetQuantities(name: "available", reason: "correction")` with
+   `changeFromQuantity` = the `available` Shopify was last seen to hold, under an `@idempotent`
+   key derived from the batch content;
+4. on `CHANGE_FROM_QUANTITY_STALE` for some quantities (someone else changed Shopify, e.g. an order
+   placed there), reads those levels again and sends again: the set is all-or-nothing, so the
+   others are sent again with them, and the mesh's figure wins because the mesh owns availability;
+5. records what was pushed; a row whose wanted version moved on meanwhile stays due.
+
+Nothing is lost: a row leaves the due set only when Shopify accepted its wanted version; every
+failure (throttled too long, 5xx, unknown SKU, item not stocked) keeps it due with a back-off.
+Pacing: every call goes through `ShopifyAdmin.execute`, which waits for the cost bucket reported in
+`extensions.cost.throttleStatus` and leaves `keep_free` of it to customer-facing calls.
+
+Echo: the mesh never reads Shopify's `available` as an input: availability flows mesh → Shopify
+only. Shopify's own `inventory_levels/update` webhooks (if subscribed) are classified by
+`InventoryEchoFilter`: those matching our last push are echoes of our own write; all are ignored.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from prometheus_client import Counter, Histogram
+from sqlalchemy import case, delete, select, update
+
+from libs.store import Database
+from libs.telemetry import record_outcome
+from services.shopify_adapter.clients.admin import (
+    ITEM_LOOKUP_COST,
+    ShopifyAdmin,
+    ShopifyError,
+    ShopifyTransient,
+)
+from services.shopify_adapter.store import tables
+from services.shopify_adapter.store.queries import upsert
+from services.shopify_adapter.sync.worker import backoff_s
+from services.shopify_adapter.translate.fulfillment import location_code
+from services.shopify_adapter.translate.inventory import (
+    MAPPING_ERRORS,
+    MAX_QUANTITIES_PER_CALL,
+    STALE,
+    Quantity,
+    errors_by_index,
+    idempotency_key,
+    set_quantities_input,
+)
+
+log = logging.getLogger(__name__)
+
+#: Inventory update lag (V4): from the oldest position change not yet in Shopify (the event's
+#: occurred_at) to Shopify accepting the figure.
+UPDATE_LAG = Histogram(
+    "shopify_inventory_update_lag_seconds",
+    "Time from a position change (AvailabilityChanged occurred_at) until Shopify shows the channel figure.",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 900.0),
+)
+PUSHED = Counter(
+    "shopify_inventory_quantities_total",
+    "Inventory quantities by outcome: pushed, unchanged (Shopify already showed it), stale (compare-and-set "
+    "retried from a fresh read), deferred (kept due with a back-off).",
+    ["outcome"],
+)
+CALLS = Histogram(
+    "shopify_inventory_set_quantities_batch_size",
+    "Quantities per inventorySetQuantities call.",
+    buckets=(1, 5, 10, 25, 50, 100, 250),
+)
+LEVEL_UPDATES = Counter(
+    "shopify_inventory_level_updates_total",
+    "inventory_levels/update webhooks by kind: echo (our own write) or external (ignored: Shopify's "
+    "available is never an input).",
+    ["kind"],
+)
+
+#: Rounds of read-and-send for one batch before stale items are left for the next round.
+MAX_STALE_ROUNDS = 4
+
+
+@dataclass
+class _Item:
+    """One due row while a round works it."""
+
+    sku: str
+    location_id: str
+    wanted: int
+    version: int
+    pending_since: datetime | None
+    attempts: int
+    item_gid: str = ""
+    location_gid: str = ""
+    current: int | None = None
+
+
+class InventoryPusher:
+    """Pushes due `inventory_push` rows to Shopify.
+
+    Args:
+        db: the service database.
+        admin: the Admin API client.
+        batch: quantities per call (≤ 250).
+        keep_free: share of the throttle bucket left to customer-facing calls (M5 priority lanes).
+        retry_max_s: back-off ceiling of a row that failed.
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        admin: ShopifyAdmin,
+        *,
+        batch: int = MAX_QUANTITIES_PER_CALL,
+        keep_free: float = 0.25,
+        retry_max_s: float = 300.0,
+    ) -> None:
+        self.db = db
+        self.admin = admin
+        self.batch = max(1, min(batch, MAX_QUANTITIES_PER_CALL))
+        self.keep_free = keep_free
+        self.retry_max_s = retry_max_s
+        self._locations: dict[str, str] = {}
+
+    async def step(self) -> bool:
+        """Push one batch of due rows; True when a full batch was taken (more may wait)."""
+        now = datetime.now(UTC)
+        push = tables.InventoryPush
+        async with self.db.read() as session:
+            rows = (
+                await session.execute(
+                    select(push)
+                    .where(push.pushed_version < push.wanted_version)
+                    .where(push.next_attempt_at <= now)
+                    .order_by(push.pending_since, push.sku, push.location_id)
+                    .limit(self.batch)
+                )
+            ).scalars()
+            items = [
+                _Item(
+                    r.sku,
+                    r.location_id,
+                    r.wanted_quantity,
+                    r.wanted_version,
+                    r.pending_since,
+                    r.attempts,
+                    item_gid=r.item_gid or "",
+                    location_gid=r.location_gid or "",
+                    current=r.shopify_available,
+                )
+                for r in rows
+            ]
+        if not items:
+            return False
+        started = time.perf_counter()
+        try:
+            await self._push(items)
+        except ShopifyTransient as exc:
+            await self._defer(items, f"ShopifyTransient: {exc}")
+            record_outcome("shopify-adapter.inventory", "retry", time.perf_counter() - started)
+            return False
+        except ShopifyError as exc:
+            await self._defer(items, f"ShopifyError: {exc}")
+            record_outcome("shopify-adapter.inventory", "business_error", time.perf_counter() - started)
+            return False
+        record_outcome("shopify-adapter.inventory", "ok", time.perf_counter() - started)
+        return len(items) == self.batch
+
+    # ----- one round ------------------------------------------------------------------------------
+
+    async def _push(self, items: list[_Item]) -> None:
+        work = await self._mapped(items)
+        for _ in range(MAX_STALE_ROUNDS):
+            await self._read([i for i in work if i.current is None])
+            missing = [i for i in work if i.current is None]
+            if missing:
+                await self._defer(missing, "ITEM_NOT_STOCKED_AT_LOCATION: the item is not stocked there")
+            work = [i for i in work if i.current is not None]
+            unchanged = [i for i in work if i.current == i.wanted]
+            if unchanged:
+                await self._done(unchanged)
+                PUSHED.labels("unchanged").inc(len(unchanged))
+            work = [i for i in work if i.current != i.wanted]
+            if not work:
+                return
+            quantities = [
+                Quantity(i.item_gid, i.location_gid, i.wanted, int(i.current or 0), i.version) for i in work
+            ]
+            key = idempotency_key(quantities)
+            CALLS.observe(len(quantities))
+            payload = await self.admin.set_quantities(
+                set_quantities_input(quantities, key), key, keep_free=self.keep_free
+            )
+            per_item, general = errors_by_index(payload.get("userErrors") or [])
+            if not per_item and not general:
+                await self._done(work)
+                PUSHED.labels("pushed").inc(len(work))
+                return
+            if general and not per_item:
+                await self._defer(work, "; ".join(general)[:1000])
+                return
+            retry: list[_Item] = []
+            for index, item in enumerate(work):
+                code = per_item.get(index)
+                if code is None:
+                    retry.append(item)
+                elif code == STALE:
+                    PUSHED.labels("stale").inc()
+                    item.current = None
+                    retry.append(item)
+                else:
+                    await self._defer([item], code, forget_item=code in MAPPING_ERRORS)
+            work = retry
+        if work:
+            # Still stale after several reads: Shopify is changing under us; try again shortly.
+            for item in work:
+                item.current = None
+            await self._defer(work, f"{STALE} after {MAX_STALE_ROUNDS} reads")
+
+    async def _mapped(self, items: list[_Item]) -> list[_Item]:
+        """The items whose SKU and location Shopify knows, GIDs filled in; the others deferred."""
+        if {i.location_id for i in items} - self._locations.keys():
+            names = await self.admin.locations(keep_free=self.keep_free)
+            self._locations = {location_code(name): gid for gid, name in names.items()}
+        gids = await self._item_gids(sorted({i.sku for i in items}))
+        mapped: list[_Item] = []
+        for item in items:
+            location_gid = self._locations.get(item.location_id)
+            item_gid = gids.get(item.sku)
+            if not location_gid:
+                await self._defer([item], f"UNKNOWN_LOCATION: no Shopify location named {item.location_id}")
+            elif not item_gid:
+                await self._defer([item], f"UNKNOWN_SKU: no Shopify inventory item with SKU {item.sku}")
+            else:
+                if (item_gid, location_gid) != (item.item_gid, item.location_gid):
+                    item.current = None  # never compare against another item's figure
+                item.item_gid, item.location_gid = item_gid, location_gid
+                mapped.append(item)
+        return mapped
+
+    def _chunk(self, cost_each: int, ceiling: int) -> int:
+        """How many look-ups fit in one call: half of the usable bucket, at most `ceiling`."""
+        maximum = self.admin.state.maximum_available
+        usable = maximum * (1 - self.keep_free) if maximum > 0 else 250.0
+        return max(1, min(ceiling, int(usable / 2 / cost_each)))
+
+    async def _item_gids(self, skus: list[str]) -> dict[str, str]:
+        async with self.db.read() as session:
+            known = dict(
+                (
+                    await session.execute(
+                        select(tables.InventoryItemMap.sku, tables.InventoryItemMap.item_gid).where(
+                            tables.InventoryItemMap.sku.in_(skus)
+                        )
+                    )
+                ).all()
+            )
+        unknown = [s for s in skus if s not in known]
+        while unknown:
+            size = self._chunk(ITEM_LOOKUP_COST, 50)
+            chunk, unknown = unknown[:size], unknown[size:]
+            found = await self.admin.inventory_items_by_sku(chunk, keep_free=self.keep_free)
+            if found:
+                async with self.db.transaction() as session:
+                    for sku, gid in found.items():
+                        await upsert(
+                            session,
+                            tables.InventoryItemMap,
+                            {"sku": sku, "item_gid": gid, "resolved_at": datetime.now(UTC)},
+                            ["sku"],
+                        )
+            known.update(found)
+        return known
+
+    async def _read(self, items: list[_Item]) -> None:
+        """Fill `current` with Shopify's `available` now (None stays: not stocked at the location)."""
+        by_location: dict[str, list[_Item]] = defaultdict(list)
+        for item in items:
+            by_location[item.location_gid].append(item)
+        for location_gid, group in by_location.items():
+            size = self._chunk(4, 100)
+            for start in range(0, len(group), size):
+                chunk = group[start : start + size]
+                levels = await self.admin.available_at(
+                    location_gid, [i.item_gid for i in chunk], keep_free=self.keep_free
+                )
+                for item in chunk:
+                    item.current = levels.get(item.item_gid)
+
+    # ----- outcomes -------------------------------------------------------------------------------
+
+    async def _done(self, items: list[_Item]) -> None:
+        """Shopify shows the wanted figure of these items: record it and the lag."""
+        now = datetime.now(UTC)
+        push = tables.InventoryPush
+        async with self.db.transaction() as session:
+            for item in items:
+                await session.execute(
+                    update(push)
+                    .where(push.sku == item.sku, push.location_id == item.location_id)
+                    .values(
+                        pushed_quantity=item.wanted,
+                        pushed_version=item.version,
+                        pushed_at=now,
+                        shopify_available=item.wanted,
+                        item_gid=item.item_gid,
+                        location_gid=item.location_gid,
+                        attempts=0,
+                        last_error=None,
+                        # A newer change that arrived meanwhile is what the next push waits for.
+                        pending_since=case((push.wanted_version > item.version, push.wanted_at), else_=None),
+                    )
+                )
+        for item in items:
+            if item.pending_since is not None:
+                since = item.pending_since
+                if since.tzinfo is None:  # SQLite hands back naive UTC
+                    since = since.replace(tzinfo=UTC)
+                UPDATE_LAG.observe(max(0.0, (now - since).total_seconds()))
+
+    async def _defer(self, items: list[_Item], reason: str, *, forget_item: bool = False) -> None:
+        """Keep these items due, later (back-off by their attempts), with the reason."""
+        if not items:
+            return
+        now = datetime.now(UTC)
+        push = tables.InventoryPush
+        async with self.db.transaction() as session:
+            for item in items:
+                attempts = item.attempts + 1
+                await session.execute(
+                    update(push)
+                    .where(push.sku == item.sku, push.location_id == item.location_id)
+                    .values(
+                        attempts=attempts,
+                        last_error=reason[:1000],
+                        shopify_available=item.current,
+                        next_attempt_at=now + timedelta(seconds=backoff_s(attempts, self.retry_max_s)),
+                    )
+                )
+                if forget_item:
+                    await session.execute(
+                        delete(tables.InventoryItemMap).where(tables.InventoryItemMap.sku == item.sku)
+                    )
+        PUSHED.labels("deferred").inc(len(items))
+        log.warning(
+            "inventory push deferred",
+            extra={
+                "count": len(items),
+                "sku": items[0].sku,
+                "location": items[0].location_id,
+                "reason": reason[:300],
+            },
+        )
+
+
+class InventoryEchoFilter:
+    """Tells our own writes from other changes in Shopify's `inventory_levels/update` webhooks.
+
+    Both kinds are ignored (Shopify's `available` is never an input to the mesh); the split is
+    counted so an operator sees Shopify-side edits (`external`) that the next push will overwrite.
+    """
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def classify(self, body: dict[str, Any]) -> str:
+        """`echo` when the body reports the `available` we last pushed for that level, else `external`."""
+        try:
+            item_gid = f"gid://shopify/InventoryItem/{int(body['inventory_item_id'])}"
+            location_gid = f"gid://shopify/Location/{int(body['location_id'])}"
+            available = int(body["available"])
+        except (KeyError, TypeError, ValueError):
+            LEVEL_UPDATES.labels("external").inc()
+            return "external"
+        push = tables.InventoryPush
+        async with self.db.read() as session:
+            pushed = (
+                await session.execute(
+                    select(push.pushed_quantity).where(
+                        push.item_gid == item_gid, push.location_gid == location_gid
+                    )
+                )
+            ).scalar_one_or_none()
+        kind = "echo" if pushed is not None and pushed == available else "external"
+        LEVEL_UPDATES.labels(kind).inc()
+        return kind
