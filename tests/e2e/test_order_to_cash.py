@@ -17,6 +17,7 @@ import json
 import os
 import signal
 import sqlite3
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -28,6 +29,7 @@ import pytest_asyncio
 
 from libs.bus.embedded import free_port
 from retail.common.v1 import common_pb2
+from retail.integration.v1 import integration_pb2, integration_service_pb2, integration_service_pb2_grpc
 from retail.inventory.v1 import inventory_pb2, inventory_service_pb2, inventory_service_pb2_grpc
 from retail.orders.v1 import orders_pb2, orders_service_pb2, orders_service_pb2_grpc
 from tests.support.otlp import OtlpCollector
@@ -325,6 +327,135 @@ async def test_kill_9_of_a_service_mid_flow_loses_and_duplicates_nothing(running
     assert list((await running.created(running.bc, "salesOrders", shop_order["name"])).values()) == [1]
     assert list((await running.created(running.tpl, "orders", order_id)).values()) == [1]
     assert sum((await running.created(running.shopify, "fulfillments", str(shop_order["id"]))).values()) == 1
+
+
+async def test_a_partial_shipment_becomes_two_fulfillments_and_two_erp_postings(running: Running):
+    shop_order = await running.checkout()
+    order_id = f"shp-{shop_order['id']}"
+    warehouse_order = await until(lambda: _warehouse_order(running, order_id), "the order at the 3PL")
+
+    shipped = await running.http.post(
+        f"{running.tpl}/_sandbox/orders/{warehouse_order}/ship", json={"split": True}
+    )
+    order = await running.reaches(order_id, Status.ORDER_STATUS_INVOICED, ship=True)
+
+    assert shipped.status_code == 200, shipped.text
+    assert sum((await running.created(running.shopify, "fulfillments", str(shop_order["id"]))).values()) == 2
+    with sqlite3.connect(running.mesh.topology.data_dir / "erp-adapter.db") as db:
+        postings = db.execute(
+            "SELECT count(*) FROM erp_shipment_posting WHERE order_id = ?", (order_id,)
+        ).fetchone()
+    assert postings == (2,)
+    changes = [c.to_status for c in order.status_history]
+    assert Status.ORDER_STATUS_PARTIALLY_SHIPPED in changes
+    assert changes.index(Status.ORDER_STATUS_PARTIALLY_SHIPPED) < changes.index(Status.ORDER_STATUS_SHIPPED)
+
+
+async def test_a_webhook_that_never_arrives_is_found_by_the_reconciliation_poll(running: Running):
+    await running.http.put(f"{running.shopify}/_sandbox/webhook-faults", json={"drop_rate": 1.0})
+    try:
+        shop_order = await running.checkout()
+    finally:
+        await running.http.delete(f"{running.shopify}/_sandbox/webhook-faults")
+    order_id = f"shp-{shop_order['id']}"
+    assert await running.order(order_id) is None
+
+    run = await _reconcile_orders(running, f"poll-{order_id}")
+    await running.reaches(order_id, Status.ORDER_STATUS_INVOICED, ship=True)
+
+    assert run.compared >= 1
+    assert list((await running.created(running.bc, "salesOrders", shop_order["name"])).values()) == [1]
+
+
+async def test_an_update_before_its_create_and_a_stale_update_are_resolved_by_updated_at(running: Running):
+    await running.http.put(f"{running.shopify}/_sandbox/webhook-faults", json={"drop_rate": 1.0})
+    try:
+        shop_order = await running.checkout()
+    finally:
+        await running.http.delete(f"{running.shopify}/_sandbox/webhook-faults")
+    order_id = f"shp-{shop_order['id']}"
+    newer = dict(shop_order, updated_at="2030-01-01T12:00:00Z", note="newer version")
+    older = dict(shop_order, updated_at="2030-01-01T11:00:00Z")
+    update_body, create_body = json.dumps(newer).encode(), json.dumps(older).encode()
+
+    first = await running.http.post(
+        running.webhook_url,
+        content=update_body,
+        headers=signed(update_body, "orders/updated", f"upd-{order_id}"),
+    )
+    await until(lambda: running.order(order_id), f"{order_id} created from its update")
+    second = await running.http.post(
+        running.webhook_url,
+        content=create_body,
+        headers=signed(create_body, "orders/create", f"crt-{order_id}"),
+    )
+
+    async def stale_recorded() -> bool:
+        timeline = await running.timeline(order_id)
+        return any(e.outcome == common_pb2.HOP_OUTCOME_STALE for e in timeline)
+
+    await until(stale_recorded, "the older create recorded as stale")
+    order = await running.order(order_id)
+    assert (first.status_code, second.status_code) == (200, 200)
+    assert order is not None
+    assert order.channel_updated_at.ToJsonString().startswith("2030-01-01T12:00:00")
+    assert order.status_history[0].to_status == Status.ORDER_STATUS_RECEIVED
+    assert [c.to_status for c in order.status_history].count(Status.ORDER_STATUS_RECEIVED) == 1
+
+
+async def test_the_cli_shows_an_orders_status_history_and_timeline(running: Running):
+    shop_order = await running.checkout()
+    order_id = f"shp-{shop_order['id']}"
+    await running.reaches(order_id, Status.ORDER_STATUS_INVOICED, ship=True)
+    orders_addr = f"127.0.0.1:{running.mesh.topology.service('orders').grpc_port}"
+
+    cli = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "tools.cli",
+        "order",
+        order_id,
+        "--orders-addr",
+        orders_addr,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(cli.communicate(), 30)
+
+    text = out.decode()
+    assert cli.returncode == 0, err.decode()
+    assert f"order {order_id}  status INVOICED" in text
+    for status, source in (
+        ("RECEIVED", "SHOPIFY"),
+        ("ERP_CREATED", "ERP"),
+        ("SHIPPED", "TPL"),
+        ("INVOICED", "ERP"),
+    ):
+        assert any(status in line and f"by {source}" in line for line in text.splitlines()), (status, text)
+    assert "correlation id" in text
+
+
+async def _warehouse_order(running: Running, order_id: str) -> str | None:
+    with sqlite3.connect(running.mesh.topology.data_dir / "tpl-adapter.db") as db:
+        row = db.execute(
+            "SELECT warehouse_order_id FROM tpl_release"
+            " WHERE order_id = ? AND warehouse_order_id IS NOT NULL",
+            (order_id,),
+        ).fetchone()
+    return row[0] if row else None
+
+
+async def _reconcile_orders(running: Running, request_id: str) -> integration_pb2.ReconciliationRun:
+    port = running.mesh.topology.service("shopify-adapter").grpc_port
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        stub = integration_service_pb2_grpc.IntegrationServiceStub(channel)
+        reply = await stub.RunReconciliation(
+            integration_service_pb2.RunReconciliationRequest(
+                request_id=request_id, kind=integration_pb2.RECONCILIATION_KIND_ORDERS, lookback_minutes=60
+            ),
+            timeout=60,
+        )
+    return reply.run
 
 
 async def _no_active_reservation(running: Running, order_id: str) -> bool:
