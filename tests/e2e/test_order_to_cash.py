@@ -435,6 +435,82 @@ async def test_the_cli_shows_an_orders_status_history_and_timeline(running: Runn
     assert "correlation id" in text
 
 
+async def test_a_cancellation_after_release_accepted_by_the_3pl_releases_stock_and_the_erp_order(
+    running: Running,
+):
+    shop_order = await running.checkout()
+    order_id = f"shp-{shop_order['id']}"
+    await until(lambda: _warehouse_order(running, order_id), "the order at the 3PL")
+    await running.reaches(order_id, Status.ORDER_STATUS_RELEASED)
+
+    await running.orders.CancelOrder(_cancel(order_id), timeout=10)
+    order = await running.reaches(order_id, Status.ORDER_STATUS_CANCELLED)
+
+    assert Status.ORDER_STATUS_CANCEL_REQUESTED in [c.to_status for c in order.status_history]
+    await until(lambda: _no_active_reservation(running, order_id), "the reservation released")
+    assert await until(
+        lambda: _bc_has_no_order(running, shop_order["name"]), "the ERP order removed", timeout=30
+    )
+    assert sum((await running.created(running.shopify, "fulfillments", str(shop_order["id"]))).values()) == 0
+
+
+async def test_a_cancellation_the_3pl_refuses_because_it_shipped_leaves_the_order_shipped(running: Running):
+    shop_order = await running.checkout()
+    order_id = f"shp-{shop_order['id']}"
+    warehouse_order = await until(lambda: _warehouse_order(running, order_id), "the order at the 3PL")
+    await running.reaches(order_id, Status.ORDER_STATUS_RELEASED)
+    # The 3PL ships, but its webhook is delayed: the mesh asks to cancel what already left.
+    fault = {"webhook.deliver": {"error_rate": 1.0, "error_status": 503}}
+    await running.http.put(f"{running.tpl}/_sandbox/faults", json=fault)
+    try:
+        shipped = await running.http.post(f"{running.tpl}/_sandbox/orders/{warehouse_order}/ship", json={})
+        assert shipped.status_code == 200, shipped.text
+        await running.orders.CancelOrder(_cancel(order_id), timeout=10)
+
+        async def refused() -> bool:
+            return _exceptions(running, "ALREADY_SHIPPED", order_id=order_id) != []
+
+        await until(refused, "the refused cancellation recorded as an exception")
+    finally:
+        await running.http.delete(f"{running.tpl}/_sandbox/faults")
+    order = await running.reaches(order_id, Status.ORDER_STATUS_INVOICED, timeout=120)
+
+    changes = [c.to_status for c in order.status_history]
+    assert Status.ORDER_STATUS_CANCEL_REQUESTED in changes
+    assert Status.ORDER_STATUS_CANCELLED not in changes
+    assert sum((await running.created(running.shopify, "fulfillments", str(shop_order["id"]))).values()) == 1
+
+
+def _cancel(order_id: str) -> orders_service_pb2.CancelOrderRequest:
+    return orders_service_pb2.CancelOrderRequest(
+        request_id=f"cancel-{order_id}",
+        order_id=order_id,
+        reason=orders_pb2.CANCELLATION_REASON_CUSTOMER_REQUEST,
+        requested_by=SourceSystem.SOURCE_SYSTEM_SHOPIFY,
+    )
+
+
+def _exceptions(running: Running, reason: str = "", *, order_id: str = "") -> list[tuple[str, str]]:
+    with sqlite3.connect(running.mesh.topology.data_dir / "orders.db") as db:
+        return db.execute(
+            "SELECT order_id, reason_code FROM order_exception WHERE (? = '' OR reason_code = ?)"
+            " AND (? = '' OR order_id = ?)",
+            (reason, reason, order_id, order_id),
+        ).fetchall()
+
+
+async def _bc_has_no_order(running: Running, external_document_number: str) -> bool:
+    token = await _bc_token(running)
+    auth = {"Authorization": f"Bearer {token}"}
+    companies = (await running.http.get(f"{running.bc}/api/v2.0/companies", headers=auth)).json()["value"]
+    found = await running.http.get(
+        f"{running.bc}/api/v2.0/companies({companies[0]['id']})/salesOrders",
+        params={"$filter": f"externalDocumentNumber eq '{external_document_number}'"},
+        headers=auth,
+    )
+    return found.json()["value"] == []
+
+
 async def _warehouse_order(running: Running, order_id: str) -> str | None:
     with sqlite3.connect(running.mesh.topology.data_dir / "tpl-adapter.db") as db:
         row = db.execute(
