@@ -14,7 +14,7 @@ class InventorySettings(ServiceSettings):
         service_name: Name in compose, k8s, metrics and traces.
         grpc_port: gRPC port (`GRPC_PORT`).
         metrics_port: Prometheus port (`METRICS_PORT`).
-        inventory_policy_file: Channel allocation and routing policy, YAML
+        inventory_policy_file: Channel allocation, routing and reconciliation policy, YAML
             (`INVENTORY_POLICY_FILE`; default: the policy.yaml shipped with the service).
     """
 

@@ -6,6 +6,11 @@ computes the new state with the pure rules of `domain/`, writes it and stages it
 outbox, all in one transaction. PostgreSQL serializes writers per row, so any number of replicas
 share one database without overselling; SQLite has one writer per file anyway. Deadlocks and
 duplicate-key races are retried from the start on fresh state.
+
+Snapshots are reconciled with positions (I5, docs/decisions/0010-inventory-drift-bounds.md):
+physical on_hand movements are logged with the time they happened, so a count is compared with
+what the mesh believed at its as_of; drifts are repaired within the policy's bounds, escalated
+beyond them, recorded with evidence and published as InventoryDriftDetected.
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ from services.inventory.domain import position as stock
 from services.inventory.domain import reservation as claims
 from services.inventory.domain.policy import Policy
 from services.inventory.domain.position import Position, StockError
-from services.inventory.domain.reconciliation import Count, Finding, Outcome, reconcile
+from services.inventory.domain.reconciliation import Count, Finding, Outcome, latest_moment, reconcile
 from services.inventory.domain.reservation import Reservation, ReservationState
 from services.inventory.domain.routing import Line, route
 from services.inventory.events.mapping import (
@@ -669,7 +674,7 @@ class Ledger:
         """
         key = (start.sku, start.location_id)
         current = unit.after[key]
-        moment = occurred_at or now()
+        moment = latest_moment(occurred_at) if occurred_at else now()
         counted_at = unit.rows[key].last_snapshot_at
         absorbed = absorb and counted_at is not None and moment <= _aware(counted_at)
         if absorbed and current.on_hand != start.on_hand:
@@ -848,7 +853,7 @@ class Ledger:
                 )
             if outcome.findings and after.version != before.version:
                 unit.emit(
-                    _count_adjusted(before, after, outcome.findings, source_system, request_id, self),
+                    _count_adjusted(before, after, outcome.findings, source_system, request_id, self.policy),
                     after.key,
                 )
         unit.emit(
@@ -914,7 +919,7 @@ def _count_adjusted(
     findings: list[Finding],
     source_system: int,
     snapshot_id: str,
-    ledger: Ledger,
+    policy: Policy,
 ) -> events_pb2.StockAdjusted:
     """StockAdjusted for the buckets a count changed: RECONCILIATION when every applied drift was
     within its bound, CYCLE_COUNT when an escalated count was applied."""
@@ -934,7 +939,7 @@ def _count_adjusted(
             else inventory_pb2.ADJUSTMENT_REASON_CYCLE_COUNT
         ),
         reference=common_pb2.ExternalRef(system=source_system, id=snapshot_id),
-        position=position_pb(after, ledger.policy, updated_at=now()),
+        position=position_pb(after, policy, updated_at=now()),
     )
 
 

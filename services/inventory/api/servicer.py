@@ -112,11 +112,21 @@ class InventoryServiceServicer(inventory_service_pb2_grpc.InventoryServiceServic
 
     async def Adjust(self, request, context):
         deltas = [(BUCKETS[change.bucket], change.delta) for change in request.changes]
+        occurred_at = request.occurred_at.ToDatetime(tzinfo=UTC) if request.HasField("occurred_at") else None
+        reference = f"{request.reference.id}" if request.HasField("reference") else request.request_id
 
         async def work(unit: Work) -> pb.AdjustResponse:
             try:
                 after = await self.ledger.adjust(
-                    unit, sku=request.sku, location_id=request.location_id, deltas=deltas
+                    unit,
+                    sku=request.sku,
+                    location_id=request.location_id,
+                    deltas=deltas,
+                    reason=inventory_pb2.AdjustmentReason.Name(request.reason).removeprefix(
+                        "ADJUSTMENT_REASON_"
+                    ),
+                    reference=reference,
+                    occurred_at=occurred_at,
                 )
             except StockError as error:
                 index = next((i for i, (name, _) in enumerate(deltas) if name == error.field), 0)
@@ -144,7 +154,9 @@ class InventoryServiceServicer(inventory_service_pb2_grpc.InventoryServiceServic
         for i, line in enumerate(request.lines):
             if line.damaged + line.quality_control > line.on_hand:
                 raise InvalidArgument(f"lines[{i}].on_hand", "must include damaged and quality_control")
-        counts = [SnapshotCount(x.sku, x.on_hand, x.damaged, x.quality_control) for x in request.lines]
+        counts = [
+            SnapshotCount(x.sku, x.on_hand, x.damaged, x.quality_control, x.allocated) for x in request.lines
+        ]
         as_of = request.as_of.ToDatetime(tzinfo=UTC)
 
         async def work(unit: Work) -> pb.ApplySnapshotResponse:
@@ -155,13 +167,19 @@ class InventoryServiceServicer(inventory_service_pb2_grpc.InventoryServiceServic
                 as_of=as_of,
                 counts=counts,
                 complete=request.complete,
+                source_system=request.source_system,
             )
             return pb.ApplySnapshotResponse(
                 applied=result.applied,
                 positions_changed=result.positions_changed,
                 drifts=[
-                    pb.Drift(sku=sku, bucket=BUCKET_OF[bucket], expected=expected, observed=observed)
-                    for sku, bucket, expected, observed in result.drifts
+                    pb.Drift(
+                        sku=sku,
+                        bucket=BUCKET_OF[finding.bucket],
+                        expected=finding.expected,
+                        observed=finding.observed,
+                    )
+                    for sku, finding in result.drifts
                 ],
             )
 

@@ -1,9 +1,12 @@
-"""Channel allocation and routing policy (I3, I6): versioned data, validated when loaded.
+"""Channel allocation, routing and reconciliation policy (I3, I6, I5): versioned data, validated
+when loaded.
 
 A channel sees `max(0, base - buffer - holdback)` of a position, where `base` is
 available_to_sell (plus `incoming` if the channel may sell incoming stock) and `holdback` is
 `ceil(sellable * holdback_percent / 100)`: a share of the sellable stock kept for the other
-channels during peaks. Overrides per SKU replace a channel's numbers for that SKU.
+channels during peaks. Overrides per SKU replace a channel's numbers for that SKU. The
+`reconciliation` section bounds the drift a warehouse count may repair without a person
+(services/inventory/domain/reconciliation.py).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from services.inventory.domain.position import Position
+from services.inventory.domain.reconciliation import ReconciliationPolicy
 
 LOCATION_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 CHANNEL_PATTERN = r"^[a-z][a-z0-9_-]{0,31}$"
@@ -68,7 +72,8 @@ class LocationRule(BaseModel):
 
 
 class Policy(BaseModel):
-    """The whole allocation and routing policy; `version` names it in RouteOrder answers."""
+    """The whole allocation, routing and reconciliation policy; `version` names it in RouteOrder
+    answers and in drift evidence."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -77,6 +82,7 @@ class Policy(BaseModel):
     channels: dict[str, ChannelRule]
     overrides: tuple[SkuOverride, ...] = ()
     locations: tuple[LocationRule, ...] = ()
+    reconciliation: ReconciliationPolicy = ReconciliationPolicy()
 
     @model_validator(mode="after")
     def _consistent(self) -> Policy:

@@ -3,10 +3,13 @@
 Releases on OrderRejected, OrderCancelled and OrderLinesCancelled, commits on
 OrderReleasedToWarehouse, consumes on ShipmentConfirmed: the same ledger steps as the Release and
 Commit RPCs, in the delivery's transaction, so the inbox row and the stock change commit together
-and a redelivered event changes nothing.
+and a redelivered event changes nothing. A shipment's `shipped_at` goes with it, so a confirmation
+arriving after a warehouse count that already missed those units is not counted twice (I5).
 """
 
 from __future__ import annotations
+
+from datetime import UTC
 
 from google.protobuf.message import Message
 
@@ -86,6 +89,7 @@ class StockEvents:
             for line in package.lines:
                 shipped[(line.line_id, line.sku)] = shipped.get((line.line_id, line.sku), 0) + line.quantity
         shipment_id = notice.shipment_id or f"{notice.release_id}:{notice.warehouse_shipment.id}"
+        shipped_at = notice.shipped_at.ToDatetime(tzinfo=UTC) if notice.HasField("shipped_at") else None
 
         async def work(unit: Work) -> None:
             await ledger.consume(
@@ -94,6 +98,7 @@ class StockEvents:
                 shipment_id=shipment_id,
                 location_id=notice.location_id,
                 shipped=shipped,
+                shipped_at=shipped_at,
             )
 
         await self._apply(work, ctx)

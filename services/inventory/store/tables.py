@@ -83,3 +83,50 @@ class SnapshotRow(Base):
     as_of: Mapped[datetime] = mapped_column(TS)
     request_id: Mapped[str] = mapped_column(String(128))
     applied_at: Mapped[datetime] = mapped_column(TS)
+
+
+class MovementRow(Base):
+    """A physical on_hand movement (shipment, receipt) with the time it happened, so a count can be
+    compared with what the mesh believed at the count's as_of (I5)."""
+
+    __tablename__ = "inventory_movement"
+    __table_args__ = (Index("ix_inventory_movement_position", "sku", "location_id", "occurred_at"),)
+
+    movement_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    sku: Mapped[str] = mapped_column(String(64))
+    location_id: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(32))
+    reference: Mapped[str] = mapped_column(String(200))
+    reported: Mapped[int] = mapped_column(Integer)
+    applied: Mapped[int] = mapped_column(Integer)
+    occurred_at: Mapped[datetime] = mapped_column(TS)
+    recorded_at: Mapped[datetime] = mapped_column(TS)
+
+
+class DriftRow(Base):
+    """One bucket of one position found to differ from a snapshot, with its evidence and outcome."""
+
+    __tablename__ = "inventory_drift"
+    __table_args__ = (Index("ix_inventory_drift_position", "sku", "location_id", "detected_at"),)
+
+    drift_id: Mapped[str] = mapped_column(String(300), primary_key=True)
+    sku: Mapped[str] = mapped_column(String(64))
+    location_id: Mapped[str] = mapped_column(String(64))
+    bucket: Mapped[str] = mapped_column(String(32))
+    source_system: Mapped[str] = mapped_column(String(16))
+    snapshot_id: Mapped[str] = mapped_column(String(128))
+    as_of: Mapped[datetime] = mapped_column(TS)
+    mesh: Mapped[int] = mapped_column(Integer)
+    in_flight: Mapped[int] = mapped_column(Integer)
+    expected: Mapped[int] = mapped_column(Integer)
+    observed: Mapped[int] = mapped_column(Integer)
+    reserved: Mapped[int] = mapped_column(Integer)
+    committed: Mapped[int] = mapped_column(Integer)
+    allocated: Mapped[int] = mapped_column(Integer)
+    bound: Mapped[str] = mapped_column(String(64))
+    policy_version: Mapped[str] = mapped_column(String(64))
+    outcome: Mapped[str] = mapped_column(String(32))
+    result: Mapped[int] = mapped_column(Integer)
+    evidence: Mapped[str] = mapped_column(String(4000))
+    event_id: Mapped[str] = mapped_column(String(64))
+    detected_at: Mapped[datetime] = mapped_column(TS)

@@ -216,7 +216,9 @@ async def test_a_released_order_reserved_again_after_a_replay_holds_its_lines_on
 
     again = await served.stub.Reserve(reserve("r-2", "o-1", ("1", "SKU-1001", 2)))
 
-    listed = await served.stub.ListReservations(pb.ListReservationsRequest(order_id="o-1", include_closed=True))
+    listed = await served.stub.ListReservations(
+        pb.ListReservationsRequest(order_id="o-1", include_closed=True)
+    )
     p1 = (await served.stub.GetPosition(pb.GetPositionRequest(sku="SKU-1001", location_id="EAST"))).position
     assert again.outcome == pb.RESERVE_OUTCOME_RESERVED
     assert [r.state for r in listed.reservations] == [inventory_pb2.RESERVATION_STATE_ACTIVE]
