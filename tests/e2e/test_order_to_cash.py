@@ -481,6 +481,32 @@ async def test_a_cancellation_the_3pl_refuses_because_it_shipped_leaves_the_orde
     assert sum((await running.created(running.shopify, "fulfillments", str(shop_order["id"]))).values()) == 1
 
 
+async def test_a_replacement_order_is_linked_to_its_original_and_flows_on_its_own(running: Running):
+    shop_order = await running.checkout()
+    original_id = f"shp-{shop_order['id']}"
+    original = await running.reaches(original_id, Status.ORDER_STATUS_INVOICED, ship=True)
+    line = original.lines[0]
+
+    reply = await running.orders.CreateReplacementOrder(
+        orders_service_pb2.CreateReplacementOrderRequest(
+            request_id=f"replace-{original_id}",
+            original_order_id=original_id,
+            lines=[orders_service_pb2.ReplacementLine(line_id=line.line_id, quantity=1, sku=line.sku)],
+            reason=orders_service_pb2.REPLACEMENT_REASON_DAMAGED_IN_TRANSIT,
+            note="arrived broken",
+        ),
+        timeout=10,
+    )
+    replacement_id = reply.order.order_id
+    replacement = await running.reaches(replacement_id, Status.ORDER_STATUS_INVOICED, ship=True)
+
+    assert replacement_id != original_id
+    assert replacement.replacement_of_order_id == original_id
+    assert Status.ORDER_STATUS_SHIPPED in [c.to_status for c in replacement.status_history]
+    assert list((await running.created(running.tpl, "orders", replacement_id)).values()) == [1]
+    assert (await running.order(original_id)).status == Status.ORDER_STATUS_INVOICED
+
+
 def _cancel(order_id: str) -> orders_service_pb2.CancelOrderRequest:
     return orders_service_pb2.CancelOrderRequest(
         request_id=f"cancel-{order_id}",
