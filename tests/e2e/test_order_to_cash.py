@@ -507,6 +507,28 @@ async def test_a_replacement_order_is_linked_to_its_original_and_flows_on_its_ow
     assert (await running.order(original_id)).status == Status.ORDER_STATUS_INVOICED
 
 
+async def test_shopify_shows_the_channel_availability_not_the_raw_balance_after_an_order(running: Running):
+    shop_order = await running.checkout([{"sku": "SKU-1004", "quantity": 3}])
+    order_id = f"shp-{shop_order['id']}"
+    await running.reaches(order_id, Status.ORDER_STATUS_RELEASED)
+
+    async def converged() -> bool:
+        state = (await running.http.get(f"{running.shopify}/_sandbox/state")).json()
+        claimed_somewhere = False
+        for location in ("EAST", "WEST"):
+            reply = await running.inventory.GetPosition(
+                inventory_service_pb2.GetPositionRequest(sku="SKU-1004", location_id=location), timeout=5
+            )
+            channel = next(c.available for c in reply.position.channels if c.channel == "online-store")
+            if state["inventory"]["SKU-1004"]["levels"][location]["available"] != channel:
+                return False
+            # Where the order's units are claimed, the channel sees less than the raw balance.
+            claimed_somewhere |= channel < reply.position.on_hand
+        return claimed_somewhere
+
+    await until(converged, "Shopify's available equal to the mesh's online-store availability", timeout=60)
+
+
 def _cancel(order_id: str) -> orders_service_pb2.CancelOrderRequest:
     return orders_service_pb2.CancelOrderRequest(
         request_id=f"cancel-{order_id}",
