@@ -116,6 +116,11 @@ async def running(settings: ShopifyAdapterSettings) -> AsyncIterator[Adapter]:
             Loop("shopify-inventory", inventory.step, settings.inventory_push_poll_s)
         )
         inventory_loop_ref.append(inventory_loop)
+        await stack.enter_async_context(
+            Loop(
+                "shopify-inventory-verify", inventory.verify, settings.inventory_verify_s, run_at_start=False
+            ),
+        )
         deliveries = DeliveryWorker(
             db,
             ingestor,

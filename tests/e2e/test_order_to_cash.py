@@ -161,7 +161,7 @@ async def running(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Run
     topology = Topology.with_free_ports(
         tmp_path_factory.mktemp("order-to-cash") / "mesh",
         f"nats://127.0.0.1:{free_port()}",
-        extra_env={"OTEL_EXPORTER_OTLP_ENDPOINT": collector.endpoint},
+        extra_env={"OTEL_EXPORTER_OTLP_ENDPOINT": collector.endpoint, "INVENTORY_VERIFY_S": "2"},
     )
     mesh = Mesh(topology)
     try:

@@ -69,7 +69,8 @@ UPDATE_LAG = Histogram(
 )
 PUSHED = Counter(
     "shopify_inventory_quantities_total",
-    "Inventory quantities by outcome: pushed, unchanged (Shopify already showed it), stale (compare-and-set "
+    "Inventory quantities by outcome: pushed, unchanged (Shopify already showed it), drift (Shopify moved on "
+    "its own; pushed again), stale (compare-and-set "
     "retried from a fresh read), deferred (kept due with a back-off).",
     ["outcome"],
 )
@@ -174,6 +175,59 @@ class InventoryPusher:
             return False
         record_outcome("shopify-adapter.inventory", "ok", time.perf_counter() - started)
         return len(items) == self.batch
+
+    async def verify(self) -> bool:
+        """Re-read Shopify's `available` of every item pushed and due a push where it drifted.
+
+        Shopify moves `available` on its own: a checkout commits stock at the location Shopify
+        picked, which need not be where the mesh routed the order, and staff edit levels. Nothing
+        in the mesh changes then, so no AvailabilityChanged wakes the pusher; this periodic read
+        finds such drift and the next step pushes the mesh's figure again (I4, the Shopify side of
+        I5). Returns False: one round per timer tick is enough.
+        """
+        push = tables.InventoryPush
+        async with self.db.read() as session:
+            rows = (
+                await session.execute(
+                    select(push)
+                    .where(push.pushed_version >= push.wanted_version)
+                    .where(push.item_gid.is_not(None), push.location_gid.is_not(None))
+                    .order_by(push.sku, push.location_id)
+                )
+            ).scalars()
+            items = [
+                _Item(
+                    r.sku,
+                    r.location_id,
+                    r.wanted_quantity,
+                    r.wanted_version,
+                    r.pending_since,
+                    r.attempts,
+                    item_gid=r.item_gid or "",
+                    location_gid=r.location_gid or "",
+                    current=None,
+                )
+                for r in rows
+            ]
+        if not items:
+            return False
+        await self._read(items)
+        drifted = [i for i in items if i.current is not None and i.current != i.wanted]
+        if not drifted:
+            return False
+        now = datetime.now(UTC)
+        async with self.db.transaction() as session:
+            for item in drifted:
+                row = await session.get(push, (item.sku, item.location_id))
+                if row is None or row.wanted_version != item.version:
+                    continue  # a newer change arrived meanwhile; it is due anyway
+                row.shopify_available = item.current
+                row.pushed_version = row.wanted_version - 1
+                row.pending_since = row.pending_since or now
+                row.next_attempt_at = now
+        PUSHED.labels("drift").inc(len(drifted))
+        log.info("Shopify availability drifted; pushing again", extra={"items": len(drifted)})
+        return False
 
     # ----- one round ------------------------------------------------------------------------------
 
