@@ -329,6 +329,37 @@ async def test_kill_9_of_a_service_mid_flow_loses_and_duplicates_nothing(running
     assert sum((await running.created(running.shopify, "fulfillments", str(shop_order["id"]))).values()) == 1
 
 
+async def test_erp_429s_errors_and_responses_lost_after_commit_never_duplicate_a_sales_order(
+    running: Running,
+):
+    faults = {
+        "salesOrders.create": {
+            "error_rate": 0.3,
+            "error_status": 429,
+            "retry_after_s": 1,
+            "drop_response_rate": 0.5,
+        },
+        "salesOrders.list": {"error_rate": 0.2, "error_status": 503},
+    }
+    await running.http.put(f"{running.bc}/_sandbox/faults", json=faults)
+    try:
+        placed = [await running.checkout() for _ in range(3)]
+        for shop_order in placed:
+            await until(
+                lambda order_id=f"shp-{shop_order['id']}": _passed(
+                    running, order_id, Status.ORDER_STATUS_ERP_CREATED
+                ),
+                "the ERP sales order despite the faults",
+                timeout=120,
+            )
+    finally:
+        await running.http.delete(f"{running.bc}/_sandbox/faults")
+
+    for shop_order in placed:
+        assert list((await running.created(running.bc, "salesOrders", shop_order["name"])).values()) == [1]
+        await running.reaches(f"shp-{shop_order['id']}", Status.ORDER_STATUS_INVOICED, ship=True)
+
+
 async def test_a_partial_shipment_becomes_two_fulfillments_and_two_erp_postings(running: Running):
     shop_order = await running.checkout()
     order_id = f"shp-{shop_order['id']}"
@@ -580,6 +611,11 @@ async def _reconcile_orders(running: Running, request_id: str) -> integration_pb
             timeout=60,
         )
     return reply.run
+
+
+async def _passed(running: Running, order_id: str, status: int) -> bool:
+    order = await running.order(order_id)
+    return order is not None and status in [c.to_status for c in order.status_history]
 
 
 async def _no_active_reservation(running: Running, order_id: str) -> bool:
