@@ -94,6 +94,8 @@ class Topology:
     sandbox: tuple[SandboxSpec, ...] = SANDBOX
     host: str = "127.0.0.1"
     extra_env: Mapping[str, str] = field(default_factory=dict)
+    #: Per-service database URLs (PostgreSQL); services not named keep their SQLite file.
+    database_urls: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
     def with_free_ports(cls, data_dir: Path, nats_url: str, **kwargs: object) -> Topology:
@@ -124,7 +126,9 @@ class Topology:
             "METRICS_PORT": str(spec.metrics_port),
             "NATS_URL": self.nats_url,
             "DATA_DIR": str(self.data_dir),
-            "DATABASE_URL": f"sqlite+aiosqlite:///{self.data_dir / (spec.name + '.db')}",
+            "DATABASE_URL": self.database_urls.get(
+                spec.name, f"sqlite+aiosqlite:///{self.data_dir / (spec.name + '.db')}"
+            ),
         }
         if spec.http_port is not None:
             env["HTTP_PORT"] = str(spec.http_port)

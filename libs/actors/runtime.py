@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import time
 import uuid
@@ -413,7 +414,11 @@ class ActorRuntime:
     def _activate(self, kind: str, key: str) -> _Activation:
         binding = self._kinds[kind]
         act = _Activation(binding, key, self._mailbox_size)
-        act.task = asyncio.create_task(self._work(act), name=f"actor:{kind}:{key}")
+        # A fresh context: the worker outlives the call that activated it, and must not inherit that
+        # call's request-scoped variables (its gRPC deadline, correlation id, trace span).
+        act.task = asyncio.create_task(
+            self._work(act), name=f"actor:{kind}:{key}", context=contextvars.Context()
+        )
         self._active[(kind, key)] = act
         if binding.outcomes is not None:
             binding.activations.inc()

@@ -176,6 +176,11 @@ def channel(
         ("grpc.http2.max_pings_without_data", 0),
         ("grpc.max_receive_message_length", max_message),
         ("grpc.max_send_message_length", max_message),
+        # A peer restarted by its supervisor is back within seconds; gRPC's default reconnect
+        # back-off grows to 120 s, which would leave calls to it failing long after it serves.
+        ("grpc.initial_reconnect_backoff_ms", 250),
+        ("grpc.min_reconnect_backoff_ms", 250),
+        ("grpc.max_reconnect_backoff_ms", 3_000),
     ]
     if settings is not None and settings.tls_server_name:
         channel_options.append(("grpc.ssl_target_name_override", settings.tls_server_name))

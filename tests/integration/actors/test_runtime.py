@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections import Counter as Tally
 from dataclasses import dataclass
 from typing import Any
@@ -448,3 +449,34 @@ async def test_ask_with_a_timeout_drops_a_message_whose_turn_had_not_started(sql
     assert await ref.ask(Get()) == 0
     await runtime.stop()
     await db.dispose()
+
+
+_REQUEST_SCOPED: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_scoped", default=None)
+
+
+class ContextProbe(BaseModel):
+    """What a turn saw of its caller's context."""
+
+    seen: list[str | None] = []
+
+
+class ContextProbeActor(Actor[ContextProbe]):
+    kind = "context-probe"
+    state_type = ContextProbe
+
+    async def receive(self, message: Any, ctx: Turn[ContextProbe]) -> Any:
+        ctx.state.seen.append(_REQUEST_SCOPED.get())
+        return list(ctx.state.seen)
+
+
+async def test_turns_never_see_the_request_scoped_context_of_the_call_that_activated_the_actor(db):
+    async with ActorRuntime(db, [ContextProbeActor]) as runtime:
+        token = _REQUEST_SCOPED.set("first caller's deadline")
+        try:
+            first = await runtime.ref("context-probe", "k").ask("hello")
+        finally:
+            _REQUEST_SCOPED.reset(token)
+        second = await runtime.ref("context-probe", "k").ask("again")
+
+    assert first == [None]
+    assert second == [None, None]
