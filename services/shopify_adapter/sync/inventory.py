@@ -105,6 +105,21 @@ class _Item:
     current: int | None = None
 
 
+def _item(row: tables.InventoryPush, *, current: int | None) -> _Item:
+    """A push row as the pusher works on it; `current` is Shopify's level as far as known."""
+    return _Item(
+        row.sku,
+        row.location_id,
+        row.wanted_quantity,
+        row.wanted_version,
+        row.pending_since,
+        row.attempts,
+        item_gid=row.item_gid or "",
+        location_gid=row.location_gid or "",
+        current=current,
+    )
+
+
 class InventoryPusher:
     """Pushes due `inventory_push` rows to Shopify.
 
@@ -146,20 +161,7 @@ class InventoryPusher:
                     .limit(self.batch)
                 )
             ).scalars()
-            items = [
-                _Item(
-                    r.sku,
-                    r.location_id,
-                    r.wanted_quantity,
-                    r.wanted_version,
-                    r.pending_since,
-                    r.attempts,
-                    item_gid=r.item_gid or "",
-                    location_gid=r.location_gid or "",
-                    current=r.shopify_available,
-                )
-                for r in rows
-            ]
+            items = [_item(r, current=r.shopify_available) for r in rows]
         if not items:
             return False
         started = time.perf_counter()
@@ -195,20 +197,7 @@ class InventoryPusher:
                     .order_by(push.sku, push.location_id)
                 )
             ).scalars()
-            items = [
-                _Item(
-                    r.sku,
-                    r.location_id,
-                    r.wanted_quantity,
-                    r.wanted_version,
-                    r.pending_since,
-                    r.attempts,
-                    item_gid=r.item_gid or "",
-                    location_gid=r.location_gid or "",
-                    current=None,
-                )
-                for r in rows
-            ]
+            items = [_item(r, current=None) for r in rows]
         if not items:
             return False
         await self._read(items)

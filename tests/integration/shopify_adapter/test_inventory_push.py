@@ -327,5 +327,5 @@ async def test_a_level_shopify_moved_on_its_own_is_found_by_verify_and_pushed_ag
     await eventually(
         lambda: available(shop, "SKU-1003", "WEST") == 12, what="Shopify shows the mesh's 12 again"
     )
-    row = await push_row(adapter, "SKU-1003", "WEST")
+    row = await pushed(adapter, "SKU-1003", "WEST", 4)
     assert (row.pushed_quantity, row.pushed_version, row.last_error) == (12, 4, None)
