@@ -16,13 +16,14 @@ from dataclasses import dataclass
 
 from libs import bus
 from libs.config import read_secret
+from libs.http import HttpListener
 from libs.lifecycle import shutdown_requested
 from libs.rpc import RpcServer, channel
 from libs.store import Database, migrated
 from libs.telemetry import start_metrics_server
 from retail.integration.v1 import integration_service_pb2, integration_service_pb2_grpc
 from services.shopify_adapter.api.servicer import IntegrationServiceServicer
-from services.shopify_adapter.api.webhook import HttpListener, WebhookIngress
+from services.shopify_adapter.api.webhook import WebhookIngress
 from services.shopify_adapter.clients.admin import ShopifyAdmin
 from services.shopify_adapter.clients.orders import OrdersClient
 from services.shopify_adapter.config import ShopifyAdapterSettings

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from libs import bus
+from libs.http import HttpListener
 from libs.lifecycle import shutdown_requested
 from libs.rpc import RpcServer, channel
 from libs.store import Database, migrated
@@ -32,7 +33,7 @@ from services.tpl_adapter.edi.poller import EdiPoller
 from services.tpl_adapter.events.warehouse import WarehouseEvents
 from services.tpl_adapter.snapshots import InventoryPuller
 from services.tpl_adapter.webhooks.inbox import WebhookInbox
-from services.tpl_adapter.webhooks.listener import WebhookListener, webhook_app
+from services.tpl_adapter.webhooks.listener import webhook_app
 from services.tpl_adapter.webhooks.reporter import ShipmentReporter
 from services.tpl_adapter.webhooks.subscriptions import WebhookSecrets, register
 
@@ -106,9 +107,8 @@ async def running(settings: TplAdapterSettings) -> AsyncIterator[Running]:
         await secrets.load()
         http_port = None
         if settings.http_port is not None:
-            listener = WebhookListener(webhook_app(inbox, secrets), settings.http_host, settings.http_port)
-            http_port = await listener.start()
-            stack.push_async_callback(listener.stop)
+            listener = HttpListener(webhook_app(inbox, secrets), settings.http_host, settings.http_port)
+            http_port = (await stack.enter_async_context(listener)).port
 
         async def register_webhooks() -> int | None:
             if not settings.tpl_webhook_callback_url:

@@ -19,6 +19,7 @@ from sqlalchemy import or_, select
 
 from libs.bus import Outbox
 from libs.store import Database
+from libs.telemetry.flow import CORRELATION_KEY
 from libs.x12 import (
     FunctionalAck,
     Interchange,
@@ -253,7 +254,9 @@ class EdiPoller:
             )
         row.updated_at = _now()
         event.meta.source_system = common_pb2.SOURCE_SYSTEM_TPL
-        await self._outbox.add(session, event, key=row.order_id, correlation_id=row.correlation_id)
+        await self._outbox.add(
+            session, event, key=row.order_id, correlation_id=(row.flow or {}).get(CORRELATION_KEY)
+        )
 
     async def _cancel_answer(self, session, row: ReleaseRow, accepted: bool, ack: FunctionalAck) -> None:
         # The partner cancels an unshipped order silently and ignores the cancel of a shipped one
@@ -274,7 +277,9 @@ class EdiPoller:
             )
         row.updated_at = _now()
         event.meta.source_system = common_pb2.SOURCE_SYSTEM_TPL
-        await self._outbox.add(session, event, key=row.order_id, correlation_id=row.correlation_id)
+        await self._outbox.add(
+            session, event, key=row.order_id, correlation_id=(row.flow or {}).get(CORRELATION_KEY)
+        )
 
 
 def _as_of(date: str, time: str) -> datetime:

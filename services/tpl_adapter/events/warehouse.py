@@ -114,7 +114,6 @@ class WarehouseEvents:
                 mode=self.mode,
                 status="sent",
                 shipped=False,
-                correlation_id=ctx.correlation_id,
                 flow=capture_flow(),
                 created_at=_now(),
                 updated_at=_now(),

@@ -32,7 +32,6 @@ class ReleaseRow(Base):
     cancel_control: Mapped[int | None] = mapped_column(BigInteger, index=True)
     cancel_lines: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
     shipped: Mapped[bool] = mapped_column(Boolean)
-    correlation_id: Mapped[str | None] = mapped_column(String(128))
     #: The order flow's correlation id and trace context (libs.telemetry.capture_flow): shipment
     #: reports that arrive later continue the order's trace.
     flow: Mapped[dict[str, str] | None] = mapped_column(JSON)

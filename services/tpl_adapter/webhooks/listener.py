@@ -1,15 +1,11 @@
-"""The HTTP listener for the 3PL's webhooks: POST /webhooks/tpl, run by uvicorn inside the
-service process. A delivery is answered 2xx only after it is verified and durably stored."""
+"""The app for the 3PL's webhooks, POST /webhooks/tpl, served in-process by libs.http.HttpListener.
+A delivery is answered 2xx only after it is verified and durably stored."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import time
-from collections.abc import Iterator
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -51,39 +47,3 @@ def webhook_app(inbox: WebhookInbox, secrets: WebhookSecrets) -> Starlette:
         return JSONResponse({"ok": True})
 
     return Starlette(routes=[Route(PATH, receive, methods=["POST"]), Route("/healthz", health)])
-
-
-class _Server(uvicorn.Server):
-    """uvicorn without its own signal handling: the service's lifecycle owns SIGTERM/SIGINT."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
-class WebhookListener:
-    """uvicorn serving the webhook app on (host, port) in this event loop; port 0 picks one."""
-
-    def __init__(self, app: Starlette, host: str, port: int) -> None:
-        self._server = _Server(
-            uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off", access_log=False)
-        )
-        self._task: asyncio.Task[None] | None = None
-        self.port = port
-
-    async def start(self) -> int:
-        """Bind and serve; returns the bound port."""
-        self._task = asyncio.create_task(self._server.serve(), name="tpl-webhook-listener")
-        while not self._server.started:
-            if self._task.done():
-                self._task.result()
-            await asyncio.sleep(0.01)
-        self.port = self._server.servers[0].sockets[0].getsockname()[1]
-        return self.port
-
-    async def stop(self) -> None:
-        """Stop accepting and finish requests in flight."""
-        self._server.should_exit = True
-        if self._task is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task

@@ -30,7 +30,6 @@ def upgrade() -> None:
         sa.Column("cancel_control", sa.BigInteger),
         sa.Column("cancel_lines", sa.JSON),
         sa.Column("shipped", sa.Boolean, nullable=False),
-        sa.Column("correlation_id", sa.String(128)),
         sa.Column("flow", sa.JSON),
         sa.Column("created_at", TS, nullable=False),
         sa.Column("updated_at", TS, nullable=False),
