@@ -72,4 +72,5 @@ async def test_an_846_applies_one_snapshot_per_center_through_the_inventory_api(
     edi = [s for s in mesh.inventory.snapshots if s.request_id.startswith("edi-846")]
     assert sorted(s.location_id for s in edi) == ["EAST", "WEST"]
     assert all(len(s.lines) == 10 for s in edi)
-    assert any((mesh.edi_dir / "inbound").glob("997_*.x12"))
+    # Our 997 is written after the snapshots are applied, so it may land a moment later.
+    await wait_until(lambda: _async(any((mesh.edi_dir / "inbound").glob("997_*.x12"))), what="our 997")
