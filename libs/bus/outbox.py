@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -252,17 +254,31 @@ class OutboxRelay:
         return published, len(rows)
 
     async def claim(self) -> list[Claimed]:
-        """Mark up to `batch` due rows `in_flight` with a lease and return them in id order."""
+        """Mark up to `batch` due rows `in_flight` with a lease and return them in id order.
+
+        On SQLite the file belongs to one process, so the lease is kept in that process's memory
+        (`_SqliteClaims`) instead of an UPDATE: a relay pass then costs one write transaction
+        (the settle), not two. Relays sharing the database in the process still split the rows,
+        and a relay that dies mid-batch leaves them claimable after the lease, as on PostgreSQL.
+        """
         now = datetime.now(UTC)
         query = (
             select(OutboxRow.id, OutboxRow.subject, OutboxRow.payload, OutboxRow.headers, OutboxRow.attempts)
             .where(OutboxRow.status.in_((PENDING, IN_FLIGHT)), OutboxRow.available_at <= now)
             .order_by(OutboxRow.id)
-            .limit(self.batch)
         )
-        if self.db.dialect == "postgresql":
-            # Rows another replica is claiming right now are skipped, not waited for.
-            query = query.with_for_update(skip_locked=True)
+        if self.db.is_sqlite:
+            claims = _SqliteClaims.of(self.db)
+            async with claims.lock:
+                held = claims.held()
+                if held:
+                    query = query.where(OutboxRow.id.not_in(held))
+                async with self.db.read() as session:
+                    rows = [Claimed(*row) for row in (await session.execute(query.limit(self.batch))).all()]
+                claims.take([row.id for row in rows], self.lease)
+            return rows
+        # Rows another replica is claiming right now are skipped, not waited for.
+        query = query.limit(self.batch).with_for_update(skip_locked=True)
         async with self.db.transaction() as session:
             rows = [Claimed(*row) for row in (await session.execute(query)).all()]
             if rows:
@@ -318,6 +334,8 @@ class OutboxRelay:
                 await session.execute(update(OutboxRow), published)
             if retry:
                 await session.execute(update(OutboxRow), retry)
+        if self.db.is_sqlite:
+            _SqliteClaims.of(self.db).drop([row.id for row in rows])
         return len(published)
 
     async def purge(self, older_than: timedelta = timedelta(days=7)) -> int:
@@ -385,3 +403,37 @@ class OutboxRelay:
 def _describe(error: BaseException) -> str:
     text = str(error) or error.__class__.__name__
     return f"{error.__class__.__name__}: {text}"
+
+
+class _SqliteClaims:
+    """The relay leases of one SQLite database, held in this process (see `OutboxRelay.claim`)."""
+
+    _by_db: weakref.WeakKeyDictionary[Database, _SqliteClaims] = weakref.WeakKeyDictionary()
+
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()
+        self._until: dict[str, float] = {}
+
+    @classmethod
+    def of(cls, db: Database) -> _SqliteClaims:
+        """The claims of `db` (created on first use)."""
+        claims = cls._by_db.get(db)
+        if claims is None:
+            claims = cls._by_db[db] = cls()
+        return claims
+
+    def held(self) -> list[str]:
+        """Row ids under an unexpired lease (expired ones are forgotten)."""
+        now = time.monotonic()
+        self._until = {row_id: until for row_id, until in self._until.items() if until > now}
+        return list(self._until)
+
+    def take(self, row_ids: Sequence[str], lease: float) -> None:
+        """Lease `row_ids` for `lease` seconds."""
+        until = time.monotonic() + lease
+        self._until.update(dict.fromkeys(row_ids, until))
+
+    def drop(self, row_ids: Sequence[str]) -> None:
+        """End the leases of `row_ids` (settled)."""
+        for row_id in row_ids:
+            self._until.pop(row_id, None)

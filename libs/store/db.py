@@ -3,6 +3,8 @@
 SQLite is the embedded default. It has one writer per file, so every write transaction in the
 process goes through one lock and opens with `BEGIN IMMEDIATE`: concurrent writers queue in the
 process instead of failing with "database is locked" or upgrading a read lock into a deadlock.
+Read sessions open with a plain (deferred) `BEGIN`: in WAL mode they read a snapshot and never
+wait for the writer.
 PostgreSQL takes concurrent writers and is what production and multi-replica services use.
 """
 
@@ -26,6 +28,10 @@ NAMING_CONVENTION = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+
+#: Execution option marking a write transaction's connection (SQLite: `BEGIN IMMEDIATE`).
+_WRITE = "retail_write_transaction"
 
 
 class Base(DeclarativeBase):
@@ -70,6 +76,9 @@ class Database:
                 self.url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
             )
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        self._writer_sessions = async_sessionmaker(
+            self.engine, expire_on_commit=False, execution_options={_WRITE: True}
+        )
 
     @property
     def dialect(self) -> str:
@@ -80,10 +89,10 @@ class Database:
     async def transaction(self) -> AsyncIterator[AsyncSession]:
         """A session inside one write transaction: committed on exit, rolled back on error."""
         if self._write_lock is None:
-            async with self.sessions() as session, session.begin():
+            async with self._writer_sessions() as session, session.begin():
                 yield session
             return
-        async with self._write_lock, self.sessions() as session, session.begin():
+        async with self._write_lock, self._writer_sessions() as session, session.begin():
             yield session
 
     @asynccontextmanager
@@ -113,4 +122,6 @@ def _configure_sqlite(engine: AsyncEngine, synchronous: str) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # Writers take the write lock up front; readers take none (a WAL snapshot).
+        write = connection.get_execution_options().get(_WRITE, False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")

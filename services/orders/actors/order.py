@@ -372,6 +372,7 @@ class OrderActor(Actor[OrderState]):
         if row is None:
             row = OrderSummary(order_id=order.order_id)
             session.add(row)
+        was_backordered = row.status == Status.BACKORDERED.value
         row.status = order.status.value
         row.channel = order.channel
         row.channel_order_id = str(order.channel_order.get("id", ""))
@@ -381,7 +382,9 @@ class OrderActor(Actor[OrderState]):
         row.locations = ",".join(order.locations)
         row.version = order.version
         row.snapshot_json = order.model_dump_json()
-        await session.execute(delete(OrderBackorder).where(OrderBackorder.order_id == order.order_id))
+        if was_backordered or order.status is Status.BACKORDERED:
+            # The index of waiting SKUs changes only on the way into or out of BACKORDERED.
+            await session.execute(delete(OrderBackorder).where(OrderBackorder.order_id == order.order_id))
         if order.status is Status.BACKORDERED:
             for sku in order.waiting_skus:
                 session.add(OrderBackorder(order_id=order.order_id, sku=sku))

@@ -94,3 +94,24 @@ async def test_sqlite_runs_in_wal_mode(sqlite_url: str):
 
     assert mode == "wal"
     await db.dispose()
+
+
+async def test_a_read_does_not_wait_for_an_open_write_transaction(database_url: str, tmp_path: Path):
+    db = Database(database_url)
+    await upgrade(db, [_versions(tmp_path, "alpha", "alpha_rows")])
+    async with db.transaction() as session:
+        await session.execute(text("INSERT INTO alpha_rows (id, n) VALUES (1, 1)"))
+
+    async with db.transaction() as writer:
+        await writer.execute(text("UPDATE alpha_rows SET n = 2 WHERE id = 1"))
+
+        async def read() -> int:
+            async with db.read() as session:
+                return (await session.execute(text("SELECT n FROM alpha_rows WHERE id = 1"))).scalar_one()
+
+        # The reader sees the last committed value at once; it neither blocks nor sees the write.
+        assert await asyncio.wait_for(read(), timeout=5) == 1
+
+    async with db.read() as session:
+        assert (await session.execute(text("SELECT n FROM alpha_rows"))).scalar_one() == 2
+    await db.dispose()
