@@ -1,15 +1,19 @@
-"""`python -m bench [--quick]`: one flash-sale run of the mesh, plus the transport ceiling.
+"""`python -m bench [--quick]`: the flash-sale benchmark of the mesh and its peers, on one machine.
 
-Steps, in one process on this machine:
-1. start NATS, the sandbox and every service as processes on free ports (tools.supervisor.Mesh);
-2. wait until stock is known and the shopify-adapter's webhook subscription exists;
-3. place `--orders` orders at `--rate` per second through the Shopify stand-in's checkout, with a
-   seeded SKU mix, while the 3PL stand-in is advanced so orders ship;
-4. wait until every order is INVOICED (or the deadline), then read the figures from the systems'
-   own records: the orders service's status history and the stand-ins' create counts;
-5. measure the transport ceiling in the same run: a raw grpc.aio unary echo and a JetStream
-   publish-and-consume loop on the run's NATS server;
-6. print a table and, as the last line, one JSON object; write that JSON to bench/results/.
+For each scenario (`--scenario sustained|slow-erp|burst|all`) and each system (`--systems
+mesh,inline,celery`), on a fresh sandbox of its own (bench/systems.py):
+1. start the stand-ins (Business Central with the scenario's faults) and the system;
+2. wait until it is subscribed at Shopify (and, for the mesh, knows its stock); set the hot SKUs'
+   stock at the 3PL and wait (bounded) until Shopify shows it;
+3. place orders through the Shopify stand-in: open-loop checkouts at `--rate` (sustained,
+   slow-erp) or `--burst-orders` in one bulk checkout (burst), while the 3PL is advanced so
+   orders ship and a SKU nobody buys is recounted at the 3PL now and then (inventory lag);
+4. wait until every order is done (fulfilled with tracking at Shopify, invoiced in Business
+   Central) or the deadline passes; read every figure from the stand-ins' own records
+   (bench/figures.py) and the system's CPU from psutil;
+5. stop everything. The transport ceiling (raw gRPC echo, JetStream) is measured once, in the first
+   mesh run, with the mesh idle.
+Then print a table per scenario and, as the last line, one JSON object; write it to bench/results/.
 
 `python -m bench --echo-server PORT` is internal: the gRPC echo server runs as its own process so
 its CPU is measured apart from the client's, as the mesh's services are.
@@ -30,7 +34,6 @@ import socket
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -40,201 +43,41 @@ import httpx
 import nats
 import psutil
 
+from bench.figures import collect, compute
+from bench.systems import SYSTEMS, System, until
 from libs.bus.embedded import free_port
 from libs.bus.streams import StreamSpec
-from retail.inventory.v1 import inventory_service_pb2, inventory_service_pb2_grpc
-from retail.orders.v1 import orders_pb2, orders_service_pb2, orders_service_pb2_grpc
-from tools.supervisor import Mesh
-from tools.topology import Topology
 
-Status = orders_pb2.OrderStatus
 RESULTS = Path(__file__).parent / "results"
 #: The SKUs every stand-in is seeded with (sandbox/tpl/state.py SKUS), less SKU-1008: Business
 #: Central's seed has none of it at the east location on purpose (an out-of-stock scenario), so its
-#: invoice posting is refused and the order stops at SHIPPED; that is a scenario, not a flash sale.
+#: invoice posting is refused; that is a scenario, not a flash sale. Nobody buys it here, so the
+#: bench recounts it at the 3PL to time inventory updates.
 ALL_SKUS = [f"SKU-{n}" for n in range(1001, 1011) if n != 1008]
+RESTOCK_SKU = "SKU-1008"
+SCENARIOS = ("sustained", "slow-erp", "burst")
 ECHO_METHOD = "/bench.Echo/Echo"
 
 log = logging.getLogger("bench")
 
 
 # --------------------------------------------------------------------------------------------
-# CPU accounting: psutil over the mesh's child processes, read before and after the load.
+# CPU accounting: psutil over each system's processes and their descendants.
 
 
 def _cpu_seconds(pids: list[int]) -> float:
-    """User + system CPU seconds of these processes (and their children) so far."""
+    """User + system CPU seconds of these processes, their live descendants and reaped children."""
     total = 0.0
     for pid in pids:
         with contextlib.suppress(psutil.NoSuchProcess):
-            times = psutil.Process(pid).cpu_times()
-            total += times.user + times.system + times.children_user + times.children_system
+            process = psutil.Process(pid)
+            for each in [process, *process.children(recursive=True)]:
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    times = each.cpu_times()
+                    total += times.user + times.system
+            times = process.cpu_times()
+            total += times.children_user + times.children_system
     return total
-
-
-def _mesh_pids(mesh: Mesh) -> tuple[list[int], list[int]]:
-    """(mesh pids: services + nats-server, sandbox pids). The sandbox is reported apart."""
-    services = [c.pid for n, c in mesh.children.items() if not n.startswith("sandbox-") and c.pid]
-    sandbox = [c.pid for n, c in mesh.children.items() if n.startswith("sandbox-") and c.pid]
-    if mesh.nats is not None and mesh.nats.process is not None:
-        services.append(mesh.nats.process.pid)
-    return services, sandbox
-
-
-def _restarts(mesh: Mesh) -> int:
-    # A restarted child has a new pid, so its CPU before the restart is lost: report restarts.
-    return sum(c.restarts for c in mesh.children.values())
-
-
-# --------------------------------------------------------------------------------------------
-# The flow: checkout at an offered rate, keep the 3PL moving, wait for INVOICED.
-
-
-@dataclass
-class Flow:
-    """Clients for the running mesh and what the load placed."""
-
-    mesh: Mesh
-    http: httpx.AsyncClient
-    orders: orders_service_pb2_grpc.OrdersServiceStub
-    inventory: inventory_service_pb2_grpc.InventoryServiceStub
-    #: order id -> wall-clock time the Shopify stand-in answered 201 (the order exists at Shopify).
-    placed: dict[str, float] = field(default_factory=dict)
-    refused: int = 0
-
-    def sandbox(self, name: str) -> str:
-        spec = next(s for s in self.mesh.topology.sandbox if s.name == name)
-        return f"http://127.0.0.1:{spec.port}"
-
-    @property
-    def webhook_url(self) -> str:
-        port = self.mesh.topology.service("shopify-adapter").http_port
-        return f"http://127.0.0.1:{port}/webhooks/shopify"
-
-
-async def _until(check: Any, what: str, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not await check():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.25)
-
-
-async def _ready(flow: Flow) -> None:
-    """Orders placed before stock is known would be backordered, and before the subscription
-    exists their webhooks would go nowhere: wait for both, as tests/support/mesh.py does."""
-
-    async def stock_known() -> bool:
-        try:
-            reply = await flow.inventory.ListPositions(
-                inventory_service_pb2.ListPositionsRequest(), timeout=5
-            )
-        except grpc.aio.AioRpcError:
-            return False
-        return len(reply.positions) > 0
-
-    async def subscribed() -> bool:
-        state = (await flow.http.get(f"{flow.sandbox('shopify')}/_sandbox/state")).json()
-        return any(
-            s["topic"] == "orders/create" and s["uri"] == flow.webhook_url
-            for s in state["webhook_subscriptions"]
-        )
-
-    await _until(stock_known, "3PL stock in the inventory service", 120)
-    await _until(subscribed, "the adapter's webhook subscription at Shopify", 120)
-
-
-def _basket(rng: random.Random, skus: list[str]) -> list[dict[str, Any]]:
-    """One or two lines of one or two units: small baskets, so the seeded stock never runs out."""
-    chosen = rng.sample(skus, k=min(len(skus), rng.choice((1, 1, 2))))
-    return [{"sku": sku, "quantity": rng.choice((1, 1, 2))} for sku in chosen]
-
-
-async def _place(flow: Flow, lines: list[dict[str, Any]]) -> None:
-    reply = await flow.http.post(f"{flow.sandbox('shopify')}/_sandbox/checkout", json={"lines": lines})
-    if reply.status_code != 201:
-        flow.refused += 1
-        log.warning("checkout refused: %s %s", reply.status_code, reply.text[:200])
-        return
-    flow.placed[f"shp-{reply.json()['order']['id']}"] = time.time()
-
-
-async def _drive(flow: Flow, n: int, rate: float, rng: random.Random, skus: list[str]) -> float:
-    """Open-loop load: order i is sent at start + i/rate whether or not earlier ones finished
-    (a flash sale does not wait for the mesh). Returns the wall-clock time of the first send."""
-    baskets = [_basket(rng, skus) for _ in range(n)]
-    start_mono, start_wall = time.monotonic(), time.time()
-    tasks = []
-    for i, lines in enumerate(baskets):
-        delay = start_mono + i / rate - time.monotonic()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        tasks.append(asyncio.create_task(_place(flow, lines)))
-    await asyncio.gather(*tasks)
-    return start_wall
-
-
-async def _keep_shipping(flow: Flow, every: float) -> None:
-    """The 3PL stand-in ships on its own slow clock; advance it so orders reach SHIPPED."""
-    while True:
-        with contextlib.suppress(httpx.HTTPError):
-            await flow.http.post(f"{flow.sandbox('tpl')}/_sandbox/advance", json={"steps": 5, "force": True})
-        await asyncio.sleep(every)
-
-
-async def _settle(flow: Flow, deadline_s: float) -> dict[str, orders_pb2.SalesOrder]:
-    """Poll the orders service until every placed order is INVOICED or the deadline passes.
-    Returns the last view of each order (absent: the mesh never knew it)."""
-    seen: dict[str, orders_pb2.SalesOrder] = {}
-    limit = asyncio.Semaphore(16)
-
-    async def get(order_id: str) -> None:
-        async with limit:
-            try:
-                reply = await flow.orders.GetOrder(
-                    orders_service_pb2.GetOrderRequest(order_id=order_id), timeout=5
-                )
-            except grpc.aio.AioRpcError:
-                return
-            seen[order_id] = reply.order
-
-    deadline = time.monotonic() + deadline_s
-    while True:
-        pending = [o for o in flow.placed if o not in seen or seen[o].status != Status.ORDER_STATUS_INVOICED]
-        if not pending or time.monotonic() > deadline:
-            return seen
-        await asyncio.gather(*(get(o) for o in pending))
-        await asyncio.sleep(0.5)
-
-
-def _changed_at(order: orders_pb2.SalesOrder, status: int) -> float | None:
-    """When the owning system says the order reached `status` (its status history)."""
-    for change in order.status_history:
-        if change.to_status == status:
-            return change.occurred_at.ToDatetime(tzinfo=UTC).timestamp()
-    return None
-
-
-def _percentile(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
-async def _duplicates(flow: Flow) -> dict[str, Any]:
-    """Created-more-than-once counts from each stand-in's own /_sandbox/counts."""
-    found: dict[str, Any] = {}
-    for system, kind, label in (
-        ("business-central", "salesOrders", "erp_sales_orders"),
-        ("tpl", "orders", "tpl_orders"),
-        ("shopify", "fulfillments", "shopify_fulfillments"),
-    ):
-        counts = (await flow.http.get(f"{flow.sandbox(system)}/_sandbox/counts")).json()
-        created = counts.get("created", {}).get(kind, {})
-        found[f"created_{label}"] = sum(created.values())
-        found[f"duplicate_{label}"] = sum(n - 1 for n in created.values() if n > 1)
-    return found
 
 
 # --------------------------------------------------------------------------------------------
@@ -326,7 +169,274 @@ async def _jetstream_ceiling(
 
 
 # --------------------------------------------------------------------------------------------
-# The run.
+# The load: baskets, checkouts, the 3PL kept moving, recounts of the restock SKU.
+
+
+def _basket(rng: random.Random, skus: list[str], hot: list[str], hot_share: float) -> list[dict[str, Any]]:
+    """One or two lines of one or two units; with `hot_share` one line is a hot SKU."""
+    cold = [s for s in skus if s not in hot] or skus
+    chosen = rng.sample(cold, k=min(len(cold), rng.choice((1, 1, 2))))
+    if hot and rng.random() < hot_share:
+        chosen[0] = rng.choice(hot)
+    return [{"sku": sku, "quantity": rng.choice((1, 1, 2))} for sku in dict.fromkeys(chosen)]
+
+
+async def _checkouts(http: httpx.AsyncClient, shopify: str, baskets: list[Any], rate: float) -> int:
+    """Open-loop: order i is sent at start + i/rate whatever happened to earlier ones. Returns the
+    number refused (a hot SKU sold out at Shopify is refused, as a real checkout would be)."""
+    refused = 0
+
+    async def place(lines: list[dict[str, Any]]) -> None:
+        nonlocal refused
+        reply = await http.post(f"{shopify}/_sandbox/checkout", json={"lines": lines})
+        if reply.status_code != 201:
+            refused += 1
+
+    start = time.monotonic()
+    tasks = []
+    for i, lines in enumerate(baskets):
+        delay = start + i / rate - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(place(lines)))
+    await asyncio.gather(*tasks)
+    return refused
+
+
+async def _burst(http: httpx.AsyncClient, shopify: str, baskets: list[Any]) -> int:
+    """Every order in one bulk checkout: their webhooks leave the stand-in at once."""
+    reply = await http.post(
+        f"{shopify}/_sandbox/checkout/bulk", json={"orders": [{"lines": b} for b in baskets]}, timeout=120
+    )
+    reply.raise_for_status()
+    return len(reply.json()["refused"])
+
+
+async def _keep_shipping(http: httpx.AsyncClient, tpl: str, every: float) -> None:
+    """The 3PL stand-in ships on its own slow clock; advance it so orders reach shipped."""
+    while True:
+        with contextlib.suppress(httpx.HTTPError):
+            await http.post(f"{tpl}/_sandbox/advance", json={"steps": 5, "force": True})
+        await asyncio.sleep(every)
+
+
+async def _recount(http: httpx.AsyncClient, tpl: str, every: float, restocks: list[dict[str, Any]]) -> None:
+    """A cycle count of the restock SKU at the 3PL every `every` seconds, alternating centers."""
+    n = 0
+    while True:
+        location = ("EAST", "WEST")[n % 2]
+        on_hand = 50 + n
+        sent = time.time()
+        with contextlib.suppress(httpx.HTTPError):
+            reply = await http.post(
+                f"{tpl}/_sandbox/inventory",
+                json={"sku": RESTOCK_SKU, "location": location, "on_hand": on_hand},
+            )
+            if reply.status_code < 300:
+                # The count is applied before the answer: its time is between these two.
+                restocks.append({"sku": RESTOCK_SKU, "location": location, "on_hand": on_hand, "at": sent})
+        n += 1
+        await asyncio.sleep(every)
+
+
+async def _set_hot_stock(
+    http: httpx.AsyncClient, system: System, hot: list[str], units: int
+) -> dict[str, int]:
+    """Give each hot SKU `units` at the 3PL (split over both centers); wait up to 60 s until
+    Shopify's available shows no more than that. Returns SKU → units actually held."""
+    tpl = system.sandbox_url("tpl")
+    for sku in hot:
+        for location, share in (("EAST", units - units // 2), ("WEST", units // 2)):
+            reply = await http.post(
+                f"{tpl}/_sandbox/inventory", json={"sku": sku, "location": location, "on_hand": share}
+            )
+            reply.raise_for_status()
+
+    async def shopify_shows_it() -> bool:
+        state = (await http.get(f"{system.sandbox_url('shopify')}/_sandbox/state")).json()
+        return all(
+            sum(level["available"] for level in state["inventory"][sku]["levels"].values()) <= units
+            for sku in hot
+        )
+
+    try:
+        await until(shopify_shows_it, "Shopify to show the hot SKUs' stock", 60)
+    except TimeoutError:
+        log.warning("%s: Shopify still shows more hot stock than the 3PL holds", system.name)
+    return {sku: units for sku in hot}
+
+
+async def run_one(
+    args: argparse.Namespace, scenario: str, name: str, ceiling: dict[str, Any]
+) -> dict[str, Any]:
+    """One system in one scenario on its own fresh sandbox; returns its figures."""
+    data_dir = Path(tempfile.mkdtemp(prefix=f"retail-mesh-bench-{scenario}-{name}-"))
+    bc_args: tuple[str, ...] = ()
+    if scenario == "slow-erp":
+        fault = json.dumps({"latency_ms": args.slow_erp_latency_ms})
+        # The supervisor formats stand-in arguments with str.format: double the JSON's braces.
+        fault = fault.replace("{", "{{").replace("}", "}}")
+        bc_args = ("--fault", f"*={fault}", "--rate-limit", str(args.slow_erp_rate_limit))
+        bc_args += ("--rate-window-s", str(args.slow_erp_window_s))
+    system = System(name, data_dir, bc_args, args.inventory_every)
+    result: dict[str, Any] = {"system": name, "scenario": scenario}
+    try:
+        log.info("%s/%s: starting under %s", scenario, name, data_dir)
+        await system.start()
+        limits = httpx.Limits(max_connections=64)
+        async with httpx.AsyncClient(timeout=30, limits=limits) as http:
+            await system.ready(http)
+            hot = ALL_SKUS[: args.hot_skus]
+            hot_stock = await _set_hot_stock(http, system, hot, args.hot_stock) if hot else {}
+            rng = random.Random(args.seed)
+            skus = ALL_SKUS[: args.skus]
+            n = args.burst_orders if scenario == "burst" else args.orders
+            baskets = [_basket(rng, skus, hot, args.hot_share) for _ in range(n)]
+
+            own, sandbox = system.pids()
+            restarts0 = system.restarts()
+            cpu0, sandbox_cpu0 = _cpu_seconds(own), _cpu_seconds(sandbox)
+            restocks: list[dict[str, Any]] = []
+            background = [
+                asyncio.create_task(_keep_shipping(http, system.sandbox_url("tpl"), args.advance_every)),
+                asyncio.create_task(_recount(http, system.sandbox_url("tpl"), args.recount_every, restocks)),
+            ]
+            since = time.time()
+            try:
+                log.info("%s/%s: placing %d orders", scenario, name, n)
+                shopify = system.sandbox_url("shopify")
+                if scenario == "burst":
+                    refused = await _burst(http, shopify, baskets)
+                else:
+                    refused = await _checkouts(http, shopify, baskets, args.rate)
+                await _settle(http, system, since, n - refused, args.deadline)
+                # Let at least three recounts reach Shopify, however fast the orders were done.
+                rest = since + 3 * args.recount_every + 5 - time.time()
+                if rest > 0:
+                    await asyncio.sleep(rest)
+            finally:
+                for task in background:
+                    task.cancel()
+                await asyncio.gather(*background, return_exceptions=True)
+            cpu = _cpu_seconds(own) - cpu0
+            sandbox_cpu = _cpu_seconds(sandbox) - sandbox_cpu0
+            records = await collect(
+                http, {s.name: system.sandbox_url(s.name) for s in system.topology.sandbox}
+            )
+        figures = compute(
+            records, since=since, webhook_url=system.webhook_url, hot_stock=hot_stock, restocks=restocks
+        )
+        placed = figures["orders_placed"]
+        result.update(
+            figures,
+            checkouts_refused=refused,
+            cpu_s=cpu,
+            cpu_s_per_order=cpu / placed if placed else None,
+            sandbox_cpu_s_per_order=sandbox_cpu / placed if placed else None,
+            process_restarts=system.restarts() - restarts0,
+        )
+        if name == "mesh" and not ceiling and not args.no_ceiling:
+            log.info("measuring the transport ceiling (mesh idle)")
+            grpc_figures = await _grpc_ceiling(args.ceiling_seconds)
+            nats_server = system.mesh.nats
+            assert nats_server is not None and nats_server.process is not None
+            js = await _jetstream_ceiling(nats_server.url, nats_server.process.pid, args.jetstream_messages)
+            ceiling.update(grpc_unary_echo=grpc_figures, jetstream=js)
+        if name == "mesh" and ceiling and result["cpu_s_per_order"]:
+            result["cpu_per_order_in_grpc_calls"] = (
+                1000 * result["cpu_s_per_order"] / ceiling["grpc_unary_echo"]["cpu_ms_per_call"]
+            )
+    finally:
+        log.info("%s/%s: stopping", scenario, name)
+        result["exit_codes"] = await system.stop()
+        if args.keep:
+            result["data_dir"] = str(data_dir)
+        else:
+            shutil.rmtree(data_dir, ignore_errors=True)
+    return result
+
+
+async def _settle(
+    http: httpx.AsyncClient, system: System, since: float, expected: int, deadline_s: float
+) -> None:
+    """Wait until `expected` orders are done (read from the stand-ins) or the deadline passes."""
+    from bench.figures import done_orders
+
+    urls = {s.name: system.sandbox_url(s.name) for s in system.topology.sandbox}
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        await asyncio.sleep(2.0)
+        with contextlib.suppress(httpx.HTTPError):
+            done = done_orders(await collect(http, urls), since)
+            log.info("%s: %d/%d done", system.name, len(done), expected)
+            if len(done) >= expected:
+                return
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    ceiling: dict[str, Any] = {}
+    runs: dict[str, dict[str, Any]] = {}
+    for scenario in args.scenarios:
+        for name in args.systems:
+            runs.setdefault(scenario, {})[name] = await run_one(args, scenario, name, ceiling)
+    return {
+        "params": {k: v for k, v in vars(args).items() if k != "echo_server"},
+        "runs": runs,
+        "ceiling": ceiling,
+    }
+
+
+ROWS = (
+    ("orders placed / done", lambda r: f"{r['orders_placed']} / {r['orders_done']}"),
+    ("order-to-cash (orders/s)", lambda r: _fmt(r["order_to_cash_orders_per_s"])),
+    ("webhook ack p50 / p99 / max (ms)", lambda r: _triple(r, "webhook_ack", ("p50", "p99", "max"))),
+    ("webhook attempts / failed", lambda r: f"{r['webhook_attempts']} / {r['webhook_failed_attempts']}"),
+    ("acceptance p50 / p99 (ms)", lambda r: _triple(r, "acceptance", ("p50", "p99"))),
+    ("inventory lag p50 / p99 (ms)", lambda r: _triple(r, "inventory_lag", ("p50", "p99"))),
+    ("lost orders (not done)", lambda r: _fmt(r["lost_orders"])),
+    ("duplicate ERP sales orders", lambda r: _fmt(r["duplicate_erp_sales_orders"])),
+    ("duplicate 3PL orders", lambda r: _fmt(r["duplicate_tpl_orders"])),
+    ("duplicate fulfillments", lambda r: _fmt(r["duplicate_shopify_fulfillments"])),
+    ("oversold units", lambda r: _fmt(r["oversold_units"])),
+    ("CPU per order (ms)", lambda r: _fmt(r["cpu_s_per_order"], 1000, 1)),
+    ("process restarts", lambda r: _fmt(r["process_restarts"])),
+)
+
+
+def _fmt(value: Any, scale: float = 1.0, digits: int = 2) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, float):
+        return f"{value * scale:.{digits}f}"
+    return str(value)
+
+
+def _triple(r: dict[str, Any], prefix: str, which: tuple[str, ...]) -> str:
+    return " / ".join(_fmt(r.get(f"{prefix}_{w}_s"), 1000, 0) for w in which)
+
+
+def table(result: dict[str, Any]) -> str:
+    lines = []
+    for scenario, by_system in result["runs"].items():
+        names = list(by_system)
+        rows = [(f"[{scenario}]", *names)]
+        rows += [(label, *(get(by_system[n]) for n in names)) for label, get in ROWS]
+        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+        lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows]
+        lines.append("")
+    ceiling = result.get("ceiling") or {}
+    if ceiling:
+        g, j = ceiling["grpc_unary_echo"], ceiling["jetstream"]
+        lines.append(
+            f"raw gRPC echo (16 in flight): {g['calls_per_s']:.0f} calls/s, "
+            f"{g['cpu_ms_per_call']:.3f} ms CPU/call"
+        )
+        lines.append(
+            f"JetStream publish / consume: {j['publish_msgs_per_s']:.0f} / "
+            f"{j['consume_msgs_per_s']:.0f} msg/s, "
+            f"{j['cpu_ms_per_msg']:.3f} ms CPU/msg"
+        )
+    return "\n".join(lines)
 
 
 def _machine() -> dict[str, Any]:
@@ -345,164 +455,56 @@ def _machine() -> dict[str, Any]:
     }
 
 
-async def run(args: argparse.Namespace) -> dict[str, Any]:
-    data_dir = Path(tempfile.mkdtemp(prefix="retail-mesh-bench-"))
-    topology = Topology.with_free_ports(
-        data_dir / "mesh",
-        f"nats://127.0.0.1:{free_port()}",
-        # Verify inventory against the 3PL often so stock is known soon after start.
-        extra_env={"INVENTORY_VERIFY_S": "2"},
-    )
-    mesh = Mesh(topology)
-    result: dict[str, Any] = {"params": vars(args) | {"echo_server": None}}
-    try:
-        log.info("starting the mesh under %s", data_dir)
-        await mesh.start(timeout=120)
-        orders_channel = grpc.aio.insecure_channel(f"127.0.0.1:{topology.service('orders').grpc_port}")
-        inventory_channel = grpc.aio.insecure_channel(f"127.0.0.1:{topology.service('inventory').grpc_port}")
-        limits = httpx.Limits(max_connections=64)
-        async with httpx.AsyncClient(timeout=30, limits=limits) as http, orders_channel, inventory_channel:
-            flow = Flow(
-                mesh,
-                http,
-                orders_service_pb2_grpc.OrdersServiceStub(orders_channel),
-                inventory_service_pb2_grpc.InventoryServiceStub(inventory_channel),
-            )
-            await _ready(flow)
-            log.info("mesh ready; placing %d orders at %.0f/s", args.orders, args.rate)
-
-            mesh_pids, sandbox_pids = _mesh_pids(mesh)
-            restarts0 = _restarts(mesh)
-            mesh_cpu0, sandbox_cpu0 = _cpu_seconds(mesh_pids), _cpu_seconds(sandbox_pids)
-            shipping = asyncio.create_task(_keep_shipping(flow, args.advance_every))
-            try:
-                rng = random.Random(args.seed)
-                first_send = await _drive(flow, args.orders, args.rate, rng, ALL_SKUS[: args.skus])
-                seen = await _settle(flow, args.deadline)
-            finally:
-                shipping.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await shipping
-            mesh_cpu = _cpu_seconds(mesh_pids) - mesh_cpu0
-            sandbox_cpu = _cpu_seconds(sandbox_pids) - sandbox_cpu0
-            restarts = _restarts(mesh) - restarts0
-            duplicates = await _duplicates(flow)
-
-        invoiced = {o: s for o, s in seen.items() if s.status == Status.ORDER_STATUS_INVOICED}
-        acceptance = []
-        for order_id, order in seen.items():
-            erp_created = _changed_at(order, Status.ORDER_STATUS_ERP_CREATED)
-            if erp_created is not None:
-                acceptance.append(erp_created - flow.placed[order_id])
-        last_invoice = max(
-            (_changed_at(o, Status.ORDER_STATUS_INVOICED) or 0.0 for o in invoiced.values()), default=0.0
-        )
-        window = last_invoice - first_send if invoiced else None
-        result["flow"] = {
-            "orders_offered": args.orders,
-            "orders_placed": len(flow.placed),
-            "checkouts_refused": flow.refused,
-            "orders_invoiced": len(invoiced),
-            "lost_orders": len(flow.placed) - len(invoiced),
-            "unfinished_by_status": _by_status(flow, seen),
-            "order_to_cash_window_s": window,
-            "order_to_cash_orders_per_s": len(invoiced) / window if window else None,
-            "acceptance_p50_s": _percentile(acceptance, 0.50),
-            "acceptance_p99_s": _percentile(acceptance, 0.99),
-            "acceptance_max_s": max(acceptance, default=None),
-            **duplicates,
-            "mesh_cpu_s": mesh_cpu,
-            "mesh_cpu_s_per_order": mesh_cpu / len(flow.placed) if flow.placed else None,
-            "sandbox_cpu_s": sandbox_cpu,
-            "sandbox_cpu_s_per_order": sandbox_cpu / len(flow.placed) if flow.placed else None,
-            "process_restarts": restarts,
-        }
-
-        # The ceiling is measured after the flow, with the mesh up but idle, on the run's NATS.
-        log.info("measuring the transport ceiling")
-        grpc_figures = await _grpc_ceiling(args.ceiling_seconds)
-        assert mesh.nats is not None and mesh.nats.process is not None
-        js_figures = await _jetstream_ceiling(mesh.nats.url, mesh.nats.process.pid, args.jetstream_messages)
-        result["ceiling"] = {"grpc_unary_echo": grpc_figures, "jetstream": js_figures}
-        per_order = result["flow"]["mesh_cpu_s_per_order"]
-        result["mesh_cpu_per_order_in_grpc_calls"] = (
-            1000 * per_order / grpc_figures["cpu_ms_per_call"] if per_order else None
-        )
-    finally:
-        log.info("stopping the mesh")
-        result["exit_codes"] = await mesh.stop()
-        if not args.keep:
-            shutil.rmtree(data_dir, ignore_errors=True)
-        else:
-            result["data_dir"] = str(data_dir)
-    return result
-
-
-def _by_status(flow: Flow, seen: dict[str, orders_pb2.SalesOrder]) -> dict[str, int]:
-    """Orders not INVOICED, counted by their last status (UNKNOWN_TO_MESH: never ingested)."""
-    counts: dict[str, int] = {}
-    for order_id in flow.placed:
-        order = seen.get(order_id)
-        name = Status.Name(order.status) if order is not None else "UNKNOWN_TO_MESH"
-        if name != "ORDER_STATUS_INVOICED":
-            counts[name] = counts.get(name, 0) + 1
-    return counts
-
-
-def _fmt(value: Any, unit: str = "", scale: float = 1.0, digits: int = 2) -> str:
-    if value is None:
-        return "n/a"
-    if isinstance(value, float):
-        return f"{value * scale:.{digits}f}{unit}"
-    return f"{value}{unit}"
-
-
-def table(result: dict[str, Any]) -> str:
-    flow, ceiling = result["flow"], result["ceiling"]
-    g, j = ceiling["grpc_unary_echo"], ceiling["jetstream"]
-    rows = [
-        ("orders placed / invoiced", f"{flow['orders_placed']} / {flow['orders_invoiced']}"),
-        ("order-to-cash throughput", _fmt(flow["order_to_cash_orders_per_s"], " orders/s")),
-        ("order-to-cash window", _fmt(flow["order_to_cash_window_s"], " s")),
-        ("acceptance latency p50", _fmt(flow["acceptance_p50_s"], " ms", 1000, 0)),
-        ("acceptance latency p99", _fmt(flow["acceptance_p99_s"], " ms", 1000, 0)),
-        ("lost orders (not INVOICED)", _fmt(flow["lost_orders"])),
-        ("duplicate ERP sales orders", _fmt(flow["duplicate_erp_sales_orders"])),
-        ("duplicate 3PL orders", _fmt(flow["duplicate_tpl_orders"])),
-        ("duplicate Shopify fulfillments", _fmt(flow["duplicate_shopify_fulfillments"])),
-        ("mesh CPU per order", _fmt(flow["mesh_cpu_s_per_order"], " ms", 1000, 1)),
-        ("sandbox CPU per order (apart)", _fmt(flow["sandbox_cpu_s_per_order"], " ms", 1000, 1)),
-        ("process restarts during load", _fmt(flow["process_restarts"])),
-        (
-            "raw gRPC echo (16 in flight)",
-            f"{g['calls_per_s']:.0f} calls/s, {g['cpu_ms_per_call']:.3f} ms CPU/call",
-        ),
-        (
-            "JetStream publish / consume",
-            f"{j['publish_msgs_per_s']:.0f} / {j['consume_msgs_per_s']:.0f} msg/s",
-        ),
-        ("JetStream CPU per message", _fmt(j["cpu_ms_per_msg"], " ms", 1, 3)),
-        ("mesh CPU per order, in gRPC calls", _fmt(result["mesh_cpu_per_order_in_grpc_calls"], "x", 1, 0)),
-    ]
-    width = max(len(name) for name, _ in rows)
-    return "\n".join(f"{name.ljust(width)}  {value}" for name, value in rows)
-
-
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="a small run, well under two minutes")
-    parser.add_argument("--orders", type=int, help="orders to place (quick: 30, full: 300)")
+    parser.add_argument(
+        "--quick", action="store_true", help="small runs: 30 orders, burst 200, short deadlines"
+    )
+    parser.add_argument(
+        "--scenario", default=None, help="sustained|slow-erp|burst|all, comma-separated (quick: sustained)"
+    )
+    parser.add_argument("--systems", default=",".join(SYSTEMS), help="comma-separated: mesh,inline,celery")
+    parser.add_argument("--orders", type=int, help="orders per sustained/slow-erp run (quick: 30, full: 300)")
     parser.add_argument("--rate", type=float, default=20.0, help="offered checkouts per second")
-    parser.add_argument("--skus", type=int, default=10, help="distinct SKUs in the mix (1-9)")
-    parser.add_argument("--seed", type=int, default=1, help="seed of the SKU mix")
-    parser.add_argument("--deadline", type=float, help="seconds to wait for INVOICED after the load")
+    parser.add_argument(
+        "--duration", type=float, help="seconds of offered load: sets --orders = rate x duration"
+    )
+    parser.add_argument(
+        "--burst-orders", type=int, help="orders in the one-second burst (quick: 200, full: 2000)"
+    )
+    parser.add_argument("--skus", type=int, default=9, help="distinct SKUs in the mix (1-9)")
+    parser.add_argument("--hot-skus", type=int, default=1, help="how many of them are hot (scarce)")
+    parser.add_argument("--hot-stock", type=int, default=5, help="units of each hot SKU at the 3PL")
+    parser.add_argument("--hot-share", type=float, default=0.4, help="share of baskets with a hot SKU")
+    parser.add_argument("--seed", type=int, default=1, help="seed of the baskets")
+    parser.add_argument(
+        "--deadline", type=float, help="seconds to wait for orders to be done (quick 60, full 300)"
+    )
     parser.add_argument("--advance-every", type=float, default=0.5, help="seconds between 3PL advances")
-    parser.add_argument("--keep", action="store_true", help="keep the run's data folder and logs")
+    parser.add_argument("--recount-every", type=float, default=3.0, help="seconds between 3PL recounts")
+    parser.add_argument("--inventory-every", type=float, default=2.0, help="stock sync period, every system")
+    parser.add_argument("--slow-erp-latency-ms", type=int, default=2000)
+    parser.add_argument("--slow-erp-rate-limit", type=int, default=300, help="BC requests per window")
+    parser.add_argument("--slow-erp-window-s", type=float, default=60.0)
+    parser.add_argument("--no-ceiling", action="store_true", help="skip the transport ceiling")
+    parser.add_argument("--keep", action="store_true", help="keep each run's data folder and logs")
     parser.add_argument("--no-write", action="store_true", help="do not write bench/results/")
+    parser.add_argument("--label", default="", help="appended to the result file's name")
     parser.add_argument("--echo-server", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     args.skus = max(1, min(args.skus, len(ALL_SKUS)))
+    args.hot_skus = max(0, min(args.hot_skus, args.skus))
+    scenario = args.scenario or ("sustained" if args.quick else "all")
+    args.scenarios = list(SCENARIOS) if scenario == "all" else scenario.split(",")
+    args.systems = args.systems.split(",")
+    for value, allowed in ((args.scenarios, SCENARIOS), (args.systems, SYSTEMS)):
+        unknown = set(value) - set(allowed)
+        if unknown:
+            parser.error(f"unknown {sorted(unknown)}; choose from {', '.join(allowed)}")
+    if args.duration:
+        args.orders = round(args.rate * args.duration)
     args.orders = args.orders or (30 if args.quick else 300)
+    args.burst_orders = args.burst_orders or (200 if args.quick else 2000)
     args.deadline = args.deadline or (60.0 if args.quick else 300.0)
     args.ceiling_seconds = 3.0 if args.quick else 10.0
     args.jetstream_messages = 2000 if args.quick else 20000
@@ -523,7 +525,8 @@ def main(argv: list[str] | None = None) -> int:
     line = json.dumps(result, default=str)
     if not args.no_write:
         RESULTS.mkdir(exist_ok=True)
-        name = f"{started:%Y-%m-%d}-{result['machine']['host']}{'-quick' if args.quick else ''}.json"
+        label = f"-{args.label}" if args.label else ""
+        name = f"{started:%Y-%m-%d}-{result['machine']['host']}{'-quick' if args.quick else ''}{label}.json"
         (RESULTS / name).write_text(json.dumps(result, indent=2, default=str) + "\n")
         log.info("wrote %s", RESULTS / name)
     print(line)

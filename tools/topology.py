@@ -72,7 +72,7 @@ SERVICES: tuple[ServiceSpec, ...] = (
     ServiceSpec("returns", 50054, 9104),
     ServiceSpec("catalog", 50055, 9105),
     ServiceSpec("shopify-adapter", 50056, 9106, http_port=8080, peers=("orders", "inventory")),
-    ServiceSpec("erp-adapter", 50057, 9107, peers=("orders",)),
+    ServiceSpec("erp-adapter", 50057, 9107, peers=("orders", "inventory")),
     ServiceSpec("tpl-adapter", 50058, 9108, http_port=8082, peers=("orders", "inventory", "shipments")),
     ServiceSpec("ops", 50059, 9109, http_port=8090, peers=("orders",)),
 )

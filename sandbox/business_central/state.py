@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from sandbox.common.stock import warehouse_on_hand
+
 ZERO_GUID = "00000000-0000-0000-0000-000000000000"
 SEED_TIME = "2026-01-05T08:00:00Z"
 DEMO_SKUS = [f"SKU-{n}" for n in range(1001, 1011)]
@@ -276,6 +278,7 @@ class BusinessCentralState:
         ]
         unit_id = self.new_id()
         tax_group_id = self.new_id()
+        on_hand = warehouse_on_hand(self.seed)
         for index, (sku, name) in enumerate(zip(DEMO_SKUS, names, strict=True)):
             price = float(10 + 5 * index) + 0.99
             item = self._put(
@@ -301,7 +304,9 @@ class BusinessCentralState:
                 },
             )
             for code in LOCATION_CODES:
-                quantity = float(self._rng.randint(20, 120))
+                # The ERP books what the warehouse holds (sandbox/common/stock.py); SKU-1008 at
+                # EAST is the one deliberate disagreement, to demonstrate a refused posting.
+                quantity = float(on_hand[(sku, code)])
                 if sku == OUT_OF_STOCK_EAST and code == "EAST":
                     quantity = 0.0
                 self.stock[(item["id"], self.location_by_code(code)["id"])] = quantity

@@ -1,7 +1,8 @@
 """The ``/_sandbox/...`` inspection and control API every stand-in mounts.
 
 GET  /_sandbox/state    the stand-in's state snapshot
-GET  /_sandbox/counts   create calls per external key: ``{"attempts", "created", "duplicates"}``
+GET  /_sandbox/counts   create calls per external key: ``{"attempts", "created", "duplicates",
+                        "created_at"}`` (``created_at``: Unix seconds of each create, per key)
 GET  /_sandbox/faults   the seed and the configured faults
 PUT  /_sandbox/faults   ``{"operation": "<op>", "fault": {...}}`` or ``{"<op>": {...}, ...}``
 DELETE /_sandbox/faults every fault, or only ``?operation=<op>``
@@ -53,7 +54,12 @@ def control_routes(
 
     async def get_counts(request: Request) -> Response:
         return JSONResponse(
-            {"attempts": counter.snapshot(), "created": counter.created(), "duplicates": counter.duplicates()}
+            {
+                "attempts": counter.snapshot(),
+                "created": counter.created(),
+                "duplicates": counter.duplicates(),
+                "created_at": counter.created_at(),
+            }
         )
 
     async def get_faults(request: Request) -> Response:

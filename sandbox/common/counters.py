@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections import defaultdict
 
 
@@ -18,6 +19,8 @@ class CreateCounter:
         self._lock = threading.Lock()
         self._attempted: dict[str, dict[str, int]] = defaultdict(dict)
         self._created: dict[str, dict[str, int]] = defaultdict(dict)
+        self._created_at: dict[str, dict[str, list[float]]] = defaultdict(dict)
+        self._clock = time.time
 
     def record(self, kind: str, key: str, created: bool = True) -> None:
         """Count one create call for ``key``; ``created`` says whether a resource was made."""
@@ -27,6 +30,7 @@ class CreateCounter:
             if created:
                 made = self._created[kind]
                 made[key] = made.get(key, 0) + 1
+                self._created_at[kind].setdefault(key, []).append(self._clock())
 
     def snapshot(self) -> dict[str, dict[str, int]]:
         """Create calls (attempts, refused ones included): ``{kind: {key: count}}``."""
@@ -37,6 +41,18 @@ class CreateCounter:
         """Resources actually created: ``{kind: {key: count}}``."""
         with self._lock:
             return {kind: dict(keys) for kind, keys in self._created.items()}
+
+    def created_at(self) -> dict[str, dict[str, list[float]]]:
+        """When each resource was created (Unix seconds, oldest first): ``{kind: {key: [t, ...]}}``.
+
+        Benchmarks read latencies from these: the stand-in's own clock, at the moment it made the
+        resource, not the caller's idea of when it asked.
+        """
+        with self._lock:
+            return {
+                kind: {key: list(times) for key, times in keys.items()}
+                for kind, keys in self._created_at.items()
+            }
 
     def duplicates(self) -> dict[str, dict[str, int]]:
         """Keys created as a resource more than once: ``{kind: {key: count}}``, only non-empty kinds."""
@@ -51,3 +67,4 @@ class CreateCounter:
         with self._lock:
             self._attempted.clear()
             self._created.clear()
+            self._created_at.clear()

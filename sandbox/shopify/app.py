@@ -30,7 +30,7 @@ from sandbox.common.control import control_routes
 from sandbox.common.counters import CreateCounter
 from sandbox.common.faults import FaultInjector, dropped_response, error_response
 from sandbox.common.ratelimit import LeakyBucket
-from sandbox.shopify import checkout
+from sandbox.shopify import checkout, records
 from sandbox.shopify.config import API_VERSION, ShopifySettings
 from sandbox.shopify.cost import query_cost
 from sandbox.shopify.schema import SCHEMA, Context, default_resolver
@@ -220,6 +220,7 @@ def create_app(settings: ShopifySettings | None = None) -> Starlette:
     routes = [
         Route("/admin/api/{version}/graphql.json", admin.handle, methods=["POST"]),
         *checkout.routes(store, faults, counter),
+        *records.routes(store, faults, counter),
         Route("/_sandbox/webhook-faults", get_webhook_faults, methods=["GET"]),
         Route("/_sandbox/webhook-faults", put_webhook_faults, methods=["PUT"]),
         Route("/_sandbox/webhook-faults", delete_webhook_faults, methods=["DELETE"]),

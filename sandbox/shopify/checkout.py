@@ -3,7 +3,8 @@
 HTTP (mounted by the app)::
 
     POST /_sandbox/checkout                  {"lines": [{"sku": "SKU-1001", "quantity": 2}], "email": ...}
-    POST /_sandbox/orders/{order_id}/update  {"note": ..., "tags": [...], "email": ...}
+    POST /_sandbox/orders/{order_id}/update  {"note": ..., "tags": [...], "email": ...,
+                                             "shipping_address": {"address1", "city", "zip", ...}}
     POST /_sandbox/orders/{order_id}/edit    {"add": [{"sku", "quantity"}],
                                              "remove": [{"line_item_id", "quantity"}]}
     POST /_sandbox/orders/{order_id}/cancel  {"reason": "CUSTOMER", "restock": true}
@@ -105,7 +106,11 @@ def routes(store: Store, faults: FaultInjector, counter: CreateCounter) -> list[
 
     def update(request: Request, body: dict[str, Any]) -> Response:
         order = store.update_order(
-            order_id(request), note=body.get("note"), tags=body.get("tags"), email=body.get("email")
+            order_id(request),
+            note=body.get("note"),
+            tags=body.get("tags"),
+            email=body.get("email"),
+            shipping_address=body.get("shipping_address"),
         )
         return JSONResponse({"order": payloads.order(store, order)})
 

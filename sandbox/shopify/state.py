@@ -418,30 +418,49 @@ class Store:
     # ----- checkout and order changes --------------------------------------------------------
 
     def _pick_locations(self, wanted: list[tuple[Variant, int]]) -> list[int]:
-        """Shopify's default routing, simplified: one location for everything if one can, else per line."""
+        """One location per line (order edits): the whole line where it fits, else the first location."""
+        return [allocation[0][0] for allocation in self._allocate(wanted, split=False)]
+
+    def _allocate(
+        self, wanted: list[tuple[Variant, int]], *, split: bool = True
+    ) -> list[list[tuple[int, int]]]:
+        """Shopify's default routing, simplified: per line, the (location, quantity) it is taken from.
+
+        One location for everything if one can; else each line at the first location that has all
+        of it; else (``split``) the line's quantity spread over the locations in order, as Shopify
+        has done since 2025-04 rather than oversell one location. A line no location set can fill
+        is refused for a ``DENY`` variant; a ``CONTINUE`` variant takes it all at the first location.
+        """
         locations = sorted(self.locations.values(), key=lambda loc: loc.code)
+
+        def available(variant: Variant, loc: Location) -> int:
+            return self.levels[(variant.inventory_item_id, loc.id)].available
+
         for loc in locations:
-            if all(self.levels[(v.inventory_item_id, loc.id)].available >= qty for v, qty in wanted):
-                return [loc.id] * len(wanted)
-        chosen = []
+            if all(available(v, loc) >= qty for v, qty in wanted):
+                return [[(loc.id, qty)] for _, qty in wanted]
+        chosen: list[list[tuple[int, int]]] = []
         for index, (variant, qty) in enumerate(wanted):
-            loc_id = next(
-                (
-                    loc.id
-                    for loc in locations
-                    if self.levels[(variant.inventory_item_id, loc.id)].available >= qty
-                ),
-                None,
-            )
-            if loc_id is None:
-                if variant.inventory_policy != "CONTINUE":
-                    raise reject(
-                        f"Not enough stock for {variant.sku}: {qty} wanted.",
-                        ["lines", str(index), "quantity"],
-                        "NOT_ENOUGH_IN_STOCK",
-                    )
-                loc_id = locations[0].id
-            chosen.append(loc_id)
+            whole = next((loc for loc in locations if available(variant, loc) >= qty), None)
+            if whole is not None:
+                chosen.append([(whole.id, qty)])
+                continue
+            if split and sum(max(0, available(variant, loc)) for loc in locations) >= qty:
+                parts, left = [], qty
+                for loc in locations:
+                    take = min(left, max(0, available(variant, loc)))
+                    if take:
+                        parts.append((loc.id, take))
+                        left -= take
+                chosen.append(parts)
+                continue
+            if variant.inventory_policy != "CONTINUE":
+                raise reject(
+                    f"Not enough stock for {variant.sku}: {qty} wanted.",
+                    ["lines", str(index), "quantity"],
+                    "NOT_ENOUGH_IN_STOCK",
+                )
+            chosen.append([(locations[0].id, qty)])
         return chosen
 
     def checkout(
@@ -459,8 +478,8 @@ class Store:
         """Place an order as a customer's checkout does.
 
         Commits stock (available down, committed up) at the routed locations, opens one
-        fulfillment order per location, records the captured payment, and announces
-        ``orders/create`` and ``orders/paid``.
+        fulfillment order per location (a line split over locations has a line in each), records
+        the captured payment, and announces ``orders/create`` and ``orders/paid``.
 
         Raises:
             Rejected: unknown SKU, bad quantity, or not enough stock where the variant denies overselling.
@@ -475,7 +494,7 @@ class Store:
             wanted.append((variant, qty))
         if not wanted:
             raise reject("An order needs at least one line.", ["lines"], "BLANK")
-        routed = self._pick_locations(wanted)
+        routed = self._allocate(wanted)
 
         customer = self._customer_for(customer_email, first_name, last_name, shipping_address)
         at = self.now()
@@ -499,8 +518,8 @@ class Store:
             updated_at=at,
         )
         self._next_order_number += 1
-        by_location: dict[int, list[LineItem]] = {}
-        for (variant, qty), loc_id in zip(wanted, routed, strict=True):
+        by_location: dict[int, list[tuple[LineItem, int]]] = {}
+        for (variant, qty), parts in zip(wanted, routed, strict=True):
             product = self.products[variant.product_id]
             line = LineItem(
                 self._new_id(),
@@ -517,10 +536,11 @@ class Store:
             )
             order.line_items.append(line)
             self.line_owner[line.id] = order.id
-            by_location.setdefault(loc_id, []).append(line)
-            level = self.levels[(variant.inventory_item_id, loc_id)]
-            level.committed += qty
-            level.updated_at = at
+            for loc_id, part in parts:
+                by_location.setdefault(loc_id, []).append((line, part))
+                level = self.levels[(variant.inventory_item_id, loc_id)]
+                level.committed += part
+                level.updated_at = at
         for loc_id, loc_lines in by_location.items():
             self._open_fulfillment_order(order, loc_id, loc_lines, at)
         order.transactions.append(
@@ -531,11 +551,12 @@ class Store:
         self.orders[order.id] = order
         self.emit("orders/create", payloads.order(self, order))
         self.emit("orders/paid", payloads.order(self, order))
-        for (variant, _), loc_id in zip(wanted, routed, strict=True):
-            self.emit(
-                "inventory_levels/update",
-                payloads.inventory_level(self, self.levels[(variant.inventory_item_id, loc_id)]),
-            )
+        for (variant, _), parts in zip(wanted, routed, strict=True):
+            for loc_id, _ in parts:
+                self.emit(
+                    "inventory_levels/update",
+                    payloads.inventory_level(self, self.levels[(variant.inventory_item_id, loc_id)]),
+                )
         return order
 
     def _customer_for(
@@ -580,20 +601,20 @@ class Store:
         return customer
 
     def _open_fulfillment_order(
-        self, order: Order, loc_id: int, lines: list[LineItem], at: datetime
+        self, order: Order, loc_id: int, lines: list[tuple[LineItem, int]], at: datetime
     ) -> FulfillmentOrder:
         fo = FulfillmentOrder(
             self._new_id(), order_id=order.id, location_id=loc_id, created_at=at, updated_at=at
         )
-        for li in lines:
+        for li, quantity in lines:
             variant = self.variants.get(li.variant_id) if li.variant_id else None
             fo.line_items.append(
                 FulfillmentOrderLineItem(
                     self._new_id(),
                     line_item_id=li.id,
                     inventory_item_id=variant.inventory_item_id if variant else None,
-                    total_quantity=li.current_quantity,
-                    remaining_quantity=li.current_quantity,
+                    total_quantity=quantity,
+                    remaining_quantity=quantity,
                 )
             )
         self.fulfillment_orders[fo.id] = fo
@@ -614,9 +635,22 @@ class Store:
         note: str | None = None,
         tags: Iterable[str] | None = None,
         email: str | None = None,
+        shipping_address: dict | None = None,
     ) -> Order:
-        """Change an order's note, tags or email (announces ``orders/updated``)."""
+        """Change an order's note, tags, email or shipping address, as ``orderUpdate`` does
+        (announces ``orders/updated``). Address fields not given keep their values."""
         order = self.get_order(order_id)
+        if shipping_address is not None:
+            if order.cancelled_at is not None:
+                raise reject("A cancelled order's address cannot change.", ["shippingAddress"], "INVALID")
+            address = {**order.shipping_address, **shipping_address}
+            if "name" not in shipping_address and (
+                "first_name" in shipping_address or "last_name" in shipping_address
+            ):
+                address["name"] = (
+                    f"{address.get('first_name') or ''} {address.get('last_name') or ''}".strip()
+                )
+            order.shipping_address = address
         if note is not None:
             order.note = note
         if tags is not None:
@@ -688,7 +722,7 @@ class Store:
                 None,
             )
             if open_fo is None:
-                self._open_fulfillment_order(order, loc_id, [line], at)
+                self._open_fulfillment_order(order, loc_id, [(line, qty)], at)
             else:
                 open_fo.line_items.append(
                     FulfillmentOrderLineItem(

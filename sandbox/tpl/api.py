@@ -17,7 +17,7 @@ from starlette.routing import Route
 
 from sandbox.common.control import CONTROL_PREFIX
 from sandbox.common.faults import error_response, retry_after_header
-from sandbox.tpl.payload import inventory_json, order_json, return_json
+from sandbox.tpl.payload import inventory_json, order_json, return_json, shipment_json
 from sandbox.tpl.state import Line, Refused, ReturnItem
 from sandbox.tpl.warehouse import Warehouse
 from sandbox.tpl.webhook import TOPICS
@@ -105,6 +105,7 @@ def api_routes(warehouse: Warehouse) -> list[Route]:
             sku = str(product.get("reference_id") or product.get("sku") or "")
             lines.append(Line(sku, _int(product.get("quantity"), "products[].quantity")))
         channel_id = request.state.channel_id
+        location = body.get("location_id")
         try:
             order = state.create_order(
                 channel_id=channel_id,
@@ -114,6 +115,7 @@ def api_routes(warehouse: Warehouse) -> list[Route]:
                 recipient=body.get("recipient") or {},
                 shipping_method=str(body.get("shipping_method") or "Standard"),
                 due_at=warehouse.first_due_at(),
+                location_id=None if location is None else state.center_id(_int(location, "location_id")),
             )
         except Refused:
             warehouse.counter.record("orders", reference_id, created=False)
@@ -133,6 +135,33 @@ def api_routes(warehouse: Warehouse) -> list[Route]:
     async def cancel_order(request: Request) -> Response:
         order = state.cancel_order(_int(request.path_params["order_id"], "order id"))
         return JSONResponse(order_json(state, order))
+
+    async def update_shipment_address(request: Request) -> Response:
+        body = await _body(request)
+        missing = [k for k in ("street_address1", "city") if not str(body.get(k) or "").strip()]
+        if missing:
+            raise BadRequest(f"{', '.join(missing)} required")
+        shipment_id = _int(request.path_params["shipment_id"], "shipment id")
+        order, _ = state.shipment(shipment_id)
+        name = body.get("name") or order.recipient.get("name", "")
+        recipient = {
+            "name": str(name or ""),
+            "company_name": body.get("company_name"),
+            "email": body.get("email"),
+            "phone_number": body.get("phone_number"),
+            "address": {
+                "address1": str(body["street_address1"]),
+                "address2": str(body.get("street_address2") or ""),
+                "city": str(body["city"]),
+                "state": str(body.get("state") or ""),
+                "zip_code": str(body.get("zip_code") or ""),
+                "country": str(body.get("country_code") or ""),
+            },
+        }
+        events = state.update_shipment_address(shipment_id, recipient)
+        warehouse.dispatch(events)
+        _, shipment = state.shipment(shipment_id)
+        return JSONResponse(shipment_json(state, order, shipment))
 
     async def list_locations(request: Request) -> Response:
         return JSONResponse([{**c, "is_active": True} for c in state.centers.values()])
@@ -207,6 +236,11 @@ def api_routes(warehouse: Warehouse) -> list[Route]:
         Route(f"{prefix}/order/{{order_id}}", guarded("order.get", get_order), methods=["GET"]),
         Route(f"{prefix}/order/{{order_id}}/cancel", guarded("order.cancel", cancel_order), methods=["POST"]),
         Route(f"{prefix}/order/{{order_id}}:cancel", guarded("order.cancel", cancel_order), methods=["POST"]),
+        Route(
+            f"{prefix}/shipment/{{shipment_id}}:updateAddress",
+            guarded("shipment.update_address", update_shipment_address),
+            methods=["PUT"],
+        ),
         Route(f"{prefix}/location", guarded("location.list", list_locations), methods=["GET"]),
         Route(f"{prefix}/inventory-level", guarded("inventory.list", list_inventory), methods=["GET"]),
         Route(

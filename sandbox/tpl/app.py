@@ -11,6 +11,7 @@ from sandbox.common.control import control_routes
 from sandbox.tpl.api import api_routes, tpl_control_routes
 from sandbox.tpl.config import TplSettings
 from sandbox.tpl.payload import snapshot
+from sandbox.tpl.receiving import receiving_routes
 from sandbox.tpl.warehouse import Warehouse
 
 
@@ -29,6 +30,7 @@ def create_app(settings: TplSettings | None = None) -> Starlette:
 
     routes = [
         *api_routes(warehouse),
+        *receiving_routes(warehouse),
         *control_routes(
             state=lambda: snapshot(warehouse.state),
             faults=warehouse.faults,

@@ -41,7 +41,7 @@ def shipment_json(state: TplState, order: Order, shipment: Shipment) -> dict[str
         "status": shipment.status,
         "status_details": [{"name": STAGES[min(shipment.stage, len(STAGES) - 1)]}],
         "location": {"id": center["id"], "name": center["name"]},
-        "recipient": order.recipient,
+        "recipient": shipment.recipient or order.recipient,
         "tracking": tracking,
         "actual_fulfillment_date": shipment.shipped_at or None,
         "delivery_date": shipment.delivered_at or None,

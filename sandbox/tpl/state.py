@@ -86,6 +86,8 @@ class Shipment:
     delivered_at: str = ""
     cancelled: bool = False
     ship_sequence: int = 0
+    #: The shipment's own address once changed by ``update_shipment_address``; else the order's.
+    recipient: dict[str, Any] | None = None
 
     @property
     def status(self) -> str:
@@ -200,8 +202,11 @@ class TplState:
         source: str = "api",
         due_at: float = 0.0,
         edi_sender: str = "",
+        location_id: int | None = None,
     ) -> Order:
-        """Accept an order and commit its stock at the first center that can ship it whole.
+        """Accept an order and commit its stock at the first center that can ship it whole, or at
+        ``location_id`` when the channel names the center (ShipBob's "desired fulfillment center";
+        without the stock there, the order waits in Exception like one out of stock everywhere).
 
         Raises:
             Refused: 422 "Duplicate reference ID" when the channel already used ``reference_id``;
@@ -229,11 +234,11 @@ class TplState:
             source=source,
             edi_sender=edi_sender,
         )
-        center = self._allocate(lines)
+        center = self._allocate(lines, location_id)
         shipment = Shipment(
             id=self._id("shipment"),
             order_id=order.id,
-            center_id=center or 1,
+            center_id=center or location_id or 1,
             lines=list(lines),
             due_at=due_at,
         )
@@ -244,8 +249,8 @@ class TplState:
         self.by_reference[(channel_id, reference_id)] = order.id
         return order
 
-    def _allocate(self, lines: list[Line]) -> int | None:
-        for cid in self.centers:
+    def _allocate(self, lines: list[Line], only: int | None = None) -> int | None:
+        for cid in self.centers if only is None else [only]:
             if all(self.stock[(line.sku, cid)].fulfillable >= line.quantity for line in lines):
                 for line in lines:
                     self.stock[(line.sku, cid)].committed += line.quantity
@@ -292,6 +297,50 @@ class TplState:
             shipment.cancelled = True
         order.status = CANCELLED
         return order
+
+    def shipment(self, shipment_id: int) -> tuple[Order, Shipment]:
+        """A shipment by id, with its order.
+
+        Raises:
+            Refused: 404 when there is none.
+        """
+        for order in self.orders.values():
+            for shipment in order.shipments:
+                if shipment.id == shipment_id:
+                    return order, shipment
+        raise Refused(404, "NotFound", f"Shipment {shipment_id} not found")
+
+    def update_shipment_address(self, shipment_id: int, address: dict[str, Any]) -> list[Event]:
+        """Change where a shipment goes while nobody has picked it yet (ShipBob's updateAddress).
+
+        ``address`` is the recipient as orders carry it (``name``, ``address{address1, ...}``...).
+        The order's recipient follows when every shipment still to ship has the new address.
+
+        Raises:
+            Refused: 422 ``ShipmentCancelled``, ``ShipmentAlreadyShipped`` or
+                ``ShipmentAlreadyPicked`` once the warehouse has started on it; 404 unknown.
+        """
+        order, shipment = self.shipment(shipment_id)
+        if shipment.cancelled or order.status == CANCELLED:
+            raise Refused(422, "ShipmentCancelled", f"Shipment {shipment.id} is cancelled")
+        if shipment.shipped:
+            raise Refused(
+                422,
+                "ShipmentAlreadyShipped",
+                f"Shipment {shipment.id} has already shipped (tracking {shipment.tracking_number}); "
+                "its address cannot change",
+            )
+        if shipment.stage > 0:
+            raise Refused(
+                422,
+                "ShipmentAlreadyPicked",
+                f"Shipment {shipment.id} is {STAGES[shipment.stage]}; the address can change only "
+                "before it is picked",
+            )
+        shipment.recipient = address
+        if all(s.recipient == address for s in order.shipments if not s.shipped and not s.cancelled):
+            order.recipient = address
+        return [Event("order.shipment.address.updated", {}, order=order, shipment=shipment)]
 
     # --- the warehouse at work -------------------------------------------------------------------
 
@@ -386,6 +435,7 @@ class TplState:
             center_id=shipment.center_id,
             lines=second,
             stage=shipment.stage,
+            recipient=shipment.recipient,
         )
 
     def _tracking_number(self) -> str:

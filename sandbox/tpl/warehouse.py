@@ -18,6 +18,7 @@ from sandbox.common.ratelimit import SlidingWindow
 from sandbox.tpl.config import TplSettings
 from sandbox.tpl.mailbox import Mailbox, PollResult
 from sandbox.tpl.payload import order_json, return_json, shipment_json
+from sandbox.tpl.receiving import ReceivingBook
 from sandbox.tpl.state import Event, TplState
 from sandbox.tpl.webhook import WebhookDispatcher
 
@@ -47,6 +48,7 @@ class Warehouse:
         )
         self.limits: dict[str, SlidingWindow] = {}
         self.written: list[str] = []
+        self.receiving = ReceivingBook()
         self.mailbox: Mailbox | None = None
         if settings.edi_dir is not None:
             self.mailbox = Mailbox(
@@ -151,6 +153,7 @@ class Warehouse:
         self.webhooks.reset()
         self.limits.clear()
         self.written.clear()
+        self.receiving.clear()
 
     # --- background loops -------------------------------------------------------------------
 

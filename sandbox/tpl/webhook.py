@@ -22,7 +22,12 @@ import httpx
 
 from sandbox.common.faults import FaultInjector
 
-TOPICS = ("order.shipped", "order.shipment.delivered", "return.completed")
+TOPICS = (
+    "order.shipped",
+    "order.shipment.delivered",
+    "order.shipment.address.updated",
+    "return.completed",
+)
 
 
 @dataclass

@@ -1,5 +1,6 @@
 """Wiring of the erp-adapter service, in order: metrics, database, Business Central client and its
-request budget, event bus with the subscriptions, gRPC server.
+request budget, event bus with the subscriptions, the purchase-order poll (incoming stock to the
+inventory service), gRPC server.
 
 Torn down in reverse on SIGTERM or SIGINT: gRPC goes NOT_SERVING and drains, NATS drains, the
 HTTP client closes, the database closes.
@@ -10,15 +11,17 @@ from contextlib import AsyncExitStack
 from libs import bus
 from libs.config import read_secret
 from libs.lifecycle import shutdown_requested
-from libs.rpc import RpcServer
+from libs.rpc import RpcServer, channel
 from libs.store import migrated
 from libs.telemetry import start_metrics_server
 from retail.integration.v1 import integration_service_pb2, integration_service_pb2_grpc
+from retail.inventory.v1 import inventory_service_pb2_grpc
 from services.erp_adapter import store
 from services.erp_adapter.api.servicer import IntegrationServiceServicer
 from services.erp_adapter.clients import BusinessCentralClient, RequestBudget
 from services.erp_adapter.config import ErpAdapterSettings
 from services.erp_adapter.events import ErpHandlers, subscriptions
+from services.erp_adapter.inbound import PurchaseOrderPoller
 
 SERVICE = integration_service_pb2.DESCRIPTOR.services_by_name["IntegrationService"].full_name
 
@@ -64,6 +67,17 @@ async def serve(settings: ErpAdapterSettings, **http: object) -> None:
                 db, settings, owns=("INTEGRATION",), subscriptions=subscriptions(handlers)
             )
         )
+        inventory_channel = await stack.enter_async_context(
+            channel(settings.inventory_addr, settings=settings, audience="inventory")
+        )
+        purchase_orders = PurchaseOrderPoller(
+            db,
+            client,
+            inventory_service_pb2_grpc.InventoryServiceStub(inventory_channel),
+            interval_s=settings.bc_inbound_poll_s,
+        )
+        purchase_orders.start()
+        stack.push_async_callback(purchase_orders.stop)
         servicer = IntegrationServiceServicer(client)
         await stack.enter_async_context(
             RpcServer(

@@ -13,6 +13,7 @@ class ErpAdapterSettings(ServiceSettings):
         grpc_port: gRPC port (`GRPC_PORT`).
         metrics_port: Prometheus port (`METRICS_PORT`).
         orders_addr: `host:port` of the orders service (`ORDERS_ADDR`).
+        inventory_addr: `host:port` of the inventory service (`INVENTORY_ADDR`): purchase orders.
         bc_base_url: Business Central API root, the sandbox by default; for real:
             `https://api.businesscentral.dynamics.com/v2.0/<tenant>/<environment>`.
         bc_tenant_id: Azure AD tenant of the OAuth2 client-credentials flow.
@@ -34,12 +35,15 @@ class ErpAdapterSettings(ServiceSettings):
         bc_default_customer: ERP customer number of orders without one (web shop guests).
         bc_customer_map: Channel customer id (Shopify GID or numeric id) → ERP customer number.
         bc_transient_retry_s: Delay of a retry when the ERP gave no Retry-After.
+        bc_inbound_poll_s: Seconds between polls of open purchase orders (incoming stock); 0 turns
+            the poll off.
     """
 
     service_name: str = "erp-adapter"
     grpc_port: Port = 50057
     metrics_port: Port = 9107
     orders_addr: str = "127.0.0.1:50051"
+    inventory_addr: str = "127.0.0.1:50052"
     bc_base_url: str = "http://127.0.0.1:8002"
     bc_tenant_id: str = "sandbox"
     bc_client_id: str = "retail-mesh"
@@ -55,3 +59,4 @@ class ErpAdapterSettings(ServiceSettings):
     bc_default_customer: str = "C10000"
     bc_customer_map: dict[str, str] = Field(default_factory=dict)
     bc_transient_retry_s: float = Field(2.0, gt=0)
+    bc_inbound_poll_s: float = Field(60.0, ge=0)

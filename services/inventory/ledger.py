@@ -360,13 +360,18 @@ class Ledger:
         rows = (
             await session.execute(select(ReservationRow).where(ReservationRow.order_id == order_id))
         ).scalars()
-        existing, released_rows = {}, {}
+        stored: dict[str, ReservationRow] = {}
+        held: dict[str, int] = {}  # per line: units reserved (or committed) at any location
         for row in rows:
-            if row.state == ReservationState.RELEASED.value:
-                released_rows[row.reservation_id] = row  # a line reserved again after a release
-            else:
-                existing[row.line_id] = row
-        todo = [line for line in lines if line.line_id not in existing]
+            stored[row.reservation_id] = row
+            if row.state != ReservationState.RELEASED.value:
+                held[row.line_id] = held.get(row.line_id, 0) + row.quantity
+        # A line held in full asks for nothing; a line held in part (a backorder) asks for the rest.
+        todo = [
+            replace(line, quantity=line.quantity - held.get(line.line_id, 0))
+            for line in lines
+            if held.get(line.line_id, 0) < line.quantity
+        ]
         shortages: list[Shortage] = []
         targets: list[tuple[ReserveLine, str, int]] = []
         routed = [line for line in todo if not line.location_id]
@@ -431,13 +436,22 @@ class Ledger:
         for after in claimed.values():
             unit.put(after)
         stamp = now()
+        reported: list[Reservation] = []
         for reservation in created:
-            again = released_rows.get(reservation.reservation_id)
-            if again is not None:
+            known = stored.get(reservation.reservation_id)
+            if known is not None and known.state == ReservationState.RELEASED.value:
                 # Replayed after a rejection or cancellation: the same line's row becomes active again.
-                again.quantity, again.shipped, again.state = reservation.quantity, 0, reservation.state.value
-                again.channel, again.release_id, again.updated_at = channel, "", stamp
+                known.quantity, known.shipped, known.state = reservation.quantity, 0, reservation.state.value
+                known.channel, known.release_id, known.updated_at = channel, "", stamp
+                reported.append(reservation)
                 continue
+            if known is not None:
+                # The rest of a line held in part at this location: the row grows.
+                known.quantity += reservation.quantity
+                known.updated_at = stamp
+                reported.append(replace(reservation, quantity=known.quantity))
+                continue
+            reported.append(reservation)
             session.add(
                 ReservationRow(
                     reservation_id=reservation.reservation_id,
@@ -458,7 +472,7 @@ class Ledger:
         asked = {line.line_id for line in lines}
         if not shortages:
             outcome = "RESERVED"
-        elif allow_partial and (created or asked & set(existing)):
+        elif allow_partial and (created or asked & set(held)):
             outcome = "PARTIALLY_RESERVED"
         else:
             outcome = "REJECTED"
@@ -469,7 +483,7 @@ class Ledger:
             unit.emit(
                 events_pb2.StockReserved(
                     order_id=order_id,
-                    reservations=[reservation_pb(r, created_at=stamp, updated_at=stamp) for r in created],
+                    reservations=[reservation_pb(r, created_at=stamp, updated_at=stamp) for r in reported],
                     shortages=pb_short,
                 ),
                 order_id,
@@ -903,7 +917,7 @@ class Ledger:
         )
 
     async def drifts(self, sku: str, location_id: str) -> list[DriftRow]:
-        """Drifts recorded for a position, oldest first (for ops and tests; no RPC exposes them)."""
+        """Drifts recorded for a position, oldest first (tests; over gRPC: ListDrifts)."""
         async with self.db.read() as session:
             rows = await session.execute(
                 select(DriftRow)

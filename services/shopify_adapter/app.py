@@ -1,7 +1,7 @@
 """Wiring of the shopify-adapter service, in order: metrics, database, Admin API client, orders
-channel, event bus (ShipmentConfirmed and AvailabilityChanged consumers), workers (fulfillments,
-inventory pusher, deliveries), webhook subscriptions and reconciliation loops, the webhook HTTP
-listener, and last the gRPC server.
+and inventory channels, event bus (ShipmentConfirmed and AvailabilityChanged consumers), workers
+(fulfillments, inventory pusher and its verification, deliveries), webhook subscriptions and
+reconciliation loops, the webhook HTTP listener, and last the gRPC server.
 
 Torn down in reverse on SIGTERM or SIGINT: gRPC goes NOT_SERVING and drains, the HTTP listener
 stops accepting and finishes in-flight webhooks, the loops stop, NATS drains, the database closes.
@@ -22,6 +22,7 @@ from libs.rpc import RpcServer, channel
 from libs.store import Database, migrated
 from libs.telemetry import start_metrics_server
 from retail.integration.v1 import integration_service_pb2, integration_service_pb2_grpc
+from retail.inventory.v1 import inventory_service_pb2_grpc
 from services.shopify_adapter.api.servicer import IntegrationServiceServicer
 from services.shopify_adapter.api.webhook import WebhookIngress
 from services.shopify_adapter.clients.admin import ShopifyAdmin
@@ -78,6 +79,8 @@ async def running(settings: ShopifyAdapterSettings) -> AsyncIterator[Adapter]:
         orders_channel = channel(settings.orders_addr, settings=settings, audience="orders")
         stack.push_async_callback(orders_channel.close)
         orders = OrdersClient(orders_channel, timeout_s=settings.grpc_client_timeout_s)
+        inventory_channel = channel(settings.inventory_addr, settings=settings, audience="inventory")
+        stack.push_async_callback(inventory_channel.close)
         ingestor = OrderIngestor(db, orders)
 
         fulfillment_loop_ref: list[Loop] = []
@@ -112,6 +115,9 @@ async def running(settings: ShopifyAdapterSettings) -> AsyncIterator[Adapter]:
             batch=settings.inventory_push_batch,
             keep_free=settings.inventory_push_keep_free,
             retry_max_s=settings.webhook_retry_max_s,
+            inventory=inventory_service_pb2_grpc.InventoryServiceStub(inventory_channel),
+            channel=settings.inventory_channel,
+            timeout_s=settings.grpc_client_timeout_s,
         )
         inventory_loop = await stack.enter_async_context(
             Loop("shopify-inventory", inventory.step, settings.inventory_push_poll_s)

@@ -1,6 +1,7 @@
 """Wiring of the tpl-adapter service, in order: metrics, database, 3PL clients, peers (shipments,
 inventory), event bus with the warehouse subscription, webhook inbox and HTTP listener, webhook
-registration, EDI poller (EDI mode), inventory snapshot puller, gRPC server.
+registration, EDI poller (EDI mode), inventory snapshot puller, receiving-order puller, gRPC
+server.
 
 Torn down in reverse on SIGTERM or SIGINT: gRPC goes NOT_SERVING and drains, background loops
 stop, the listener stops, NATS drains, the database closes. `running` is the wiring itself (tests
@@ -31,6 +32,7 @@ from services.tpl_adapter.clients.tpl_api import TplApi, TplError
 from services.tpl_adapter.config import TplAdapterSettings
 from services.tpl_adapter.edi.poller import EdiPoller
 from services.tpl_adapter.events.warehouse import WarehouseEvents
+from services.tpl_adapter.receipts import ReceiptReporter, ReceivingPuller
 from services.tpl_adapter.snapshots import InventoryPuller
 from services.tpl_adapter.webhooks.inbox import WebhookInbox
 from services.tpl_adapter.webhooks.listener import webhook_app
@@ -51,6 +53,7 @@ class Running:
     api: TplApi
     inbox: WebhookInbox
     puller: InventoryPuller
+    receiving: ReceivingPuller
     poller: EdiPoller | None
     http_port: int | None
     grpc_port: int
@@ -100,7 +103,8 @@ async def running(settings: TplAdapterSettings) -> AsyncIterator[Running]:
             )
         )
         reporter = ShipmentReporter(db, shipments)
-        inbox = WebhookInbox(db, reporter, retry_interval_s=settings.tpl_retry_interval_s)
+        receipts = ReceiptReporter(inventory)
+        inbox = WebhookInbox(db, reporter, retry_interval_s=settings.tpl_retry_interval_s, receipts=receipts)
         inbox.start()
         stack.push_async_callback(inbox.stop)
         secrets = WebhookSecrets(db)
@@ -131,12 +135,16 @@ async def running(settings: TplAdapterSettings) -> AsyncIterator[Running]:
                 sender_id=settings.tpl_edi_sender_id,
                 receiver_id=settings.tpl_edi_receiver_id,
                 interval_s=settings.tpl_edi_poll_s,
+                receipts=receipts,
             )
             poller.start()
             stack.push_async_callback(poller.stop)
         puller = InventoryPuller(api, inventory, interval_s=settings.tpl_inventory_interval_s)
         puller.start()
         stack.push_async_callback(puller.stop)
+        receiving = ReceivingPuller(api, receipts, interval_s=settings.tpl_receiving_interval_s)
+        receiving.start()
+        stack.push_async_callback(receiving.stop)
         servicer = IntegrationServiceServicer(db, api, puller, register_webhooks)
         server = await stack.enter_async_context(
             RpcServer(
@@ -151,6 +159,7 @@ async def running(settings: TplAdapterSettings) -> AsyncIterator[Running]:
             api=api,
             inbox=inbox,
             puller=puller,
+            receiving=receiving,
             poller=poller,
             http_port=http_port,
             grpc_port=server.port,

@@ -33,6 +33,8 @@ class TplAdapterSettings(ServiceSettings):
             unset registers nothing (EDI-only partners).
         tpl_inventory_interval_s: Seconds between inventory snapshot pulls (at start, then
             periodically); 0 pulls only at start and on RunReconciliation.
+        tpl_receiving_interval_s: Seconds between polls of completed warehouse receiving orders
+            (receipts against purchase orders); 0 turns the poll off.
         tpl_retry_interval_s: Seconds between retries of stored webhook deliveries that failed.
     """
 
@@ -56,4 +58,5 @@ class TplAdapterSettings(ServiceSettings):
     tpl_edi_receiver_id: str = "TPLSANDBOX"
     tpl_webhook_callback_url: str | None = None
     tpl_inventory_interval_s: float = 300.0
+    tpl_receiving_interval_s: float = 60.0
     tpl_retry_interval_s: float = 5.0

@@ -13,7 +13,6 @@ import asyncio
 import json
 import os
 import signal
-import sqlite3
 import sys
 from collections.abc import AsyncIterator
 
@@ -25,6 +24,7 @@ from retail.common.v1 import common_pb2
 from retail.integration.v1 import integration_pb2, integration_service_pb2, integration_service_pb2_grpc
 from retail.inventory.v1 import inventory_service_pb2
 from retail.orders.v1 import orders_pb2, orders_service_pb2
+from tests.support import scenarios
 from tests.support.mesh import (
     Running,
     bc_customer,
@@ -35,6 +35,7 @@ from tests.support.mesh import (
     signed,
     until,
 )
+from tests.support.systems import cancel_request, exceptions, warehouse_order
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
 
@@ -219,25 +220,7 @@ async def test_erp_429s_errors_and_responses_lost_after_commit_never_duplicate_a
 
 
 async def test_a_partial_shipment_becomes_two_fulfillments_and_two_erp_postings(running: Running):
-    shop_order = await running.checkout()
-    order_id = f"shp-{shop_order['id']}"
-    warehouse_order = await until(lambda: _warehouse_order(running, order_id), "the order at the 3PL")
-
-    shipped = await running.http.post(
-        f"{running.tpl}/_sandbox/orders/{warehouse_order}/ship", json={"split": True}
-    )
-    order = await running.reaches(order_id, Status.ORDER_STATUS_INVOICED, ship=True)
-
-    assert shipped.status_code == 200, shipped.text
-    assert sum((await running.created(running.shopify, "fulfillments", str(shop_order["id"]))).values()) == 2
-    with sqlite3.connect(running.mesh.topology.data_dir / "erp-adapter.db") as db:
-        postings = db.execute(
-            "SELECT count(*) FROM erp_shipment_posting WHERE order_id = ?", (order_id,)
-        ).fetchone()
-    assert postings == (2,)
-    changes = [c.to_status for c in order.status_history]
-    assert Status.ORDER_STATUS_PARTIALLY_SHIPPED in changes
-    assert changes.index(Status.ORDER_STATUS_PARTIALLY_SHIPPED) < changes.index(Status.ORDER_STATUS_SHIPPED)
+    await scenarios.partial_shipment_becomes_two_fulfillments_and_two_erp_postings(running)
 
 
 async def test_a_webhook_that_never_arrives_is_found_by_the_reconciliation_poll(running: Running):
@@ -327,37 +310,24 @@ async def test_the_cli_shows_an_orders_status_history_and_timeline(running: Runn
 async def test_a_cancellation_after_release_accepted_by_the_3pl_releases_stock_and_the_erp_order(
     running: Running,
 ):
-    shop_order = await running.checkout()
-    order_id = f"shp-{shop_order['id']}"
-    await until(lambda: _warehouse_order(running, order_id), "the order at the 3PL")
-    await running.reaches(order_id, Status.ORDER_STATUS_RELEASED)
-
-    await running.orders.CancelOrder(_cancel(order_id), timeout=10)
-    order = await running.reaches(order_id, Status.ORDER_STATUS_CANCELLED)
-
-    assert Status.ORDER_STATUS_CANCEL_REQUESTED in [c.to_status for c in order.status_history]
-    await until(lambda: no_active_reservation(running, order_id), "the reservation released")
-    assert await until(
-        lambda: _bc_has_no_order(running, shop_order["name"]), "the ERP order removed", timeout=30
-    )
-    assert sum((await running.created(running.shopify, "fulfillments", str(shop_order["id"]))).values()) == 0
+    await scenarios.cancellation_after_release_accepted_by_the_3pl_releases_stock_and_the_erp_order(running)
 
 
 async def test_a_cancellation_the_3pl_refuses_because_it_shipped_leaves_the_order_shipped(running: Running):
     shop_order = await running.checkout()
     order_id = f"shp-{shop_order['id']}"
-    warehouse_order = await until(lambda: _warehouse_order(running, order_id), "the order at the 3PL")
+    warehouse_order_id = await until(lambda: warehouse_order(running, order_id), "the order at the 3PL")
     await running.reaches(order_id, Status.ORDER_STATUS_RELEASED)
     # The 3PL ships, but its webhook is delayed: the mesh asks to cancel what already left.
     fault = {"webhook.deliver": {"error_rate": 1.0, "error_status": 503}}
     await running.http.put(f"{running.tpl}/_sandbox/faults", json=fault)
     try:
-        shipped = await running.http.post(f"{running.tpl}/_sandbox/orders/{warehouse_order}/ship", json={})
+        shipped = await running.http.post(f"{running.tpl}/_sandbox/orders/{warehouse_order_id}/ship", json={})
         assert shipped.status_code == 200, shipped.text
-        await running.orders.CancelOrder(_cancel(order_id), timeout=10)
+        await running.orders.CancelOrder(cancel_request(order_id), timeout=10)
 
         async def refused() -> bool:
-            return _exceptions(running, "ALREADY_SHIPPED", order_id=order_id) != []
+            return await exceptions(running, "ALREADY_SHIPPED", order_id=order_id) != []
 
         await until(refused, "the refused cancellation recorded as an exception")
     finally:
@@ -416,46 +386,6 @@ async def test_shopify_shows_the_channel_availability_not_the_raw_balance_after_
         return claimed_somewhere
 
     await until(converged, "Shopify's available equal to the mesh's online-store availability", timeout=60)
-
-
-def _cancel(order_id: str) -> orders_service_pb2.CancelOrderRequest:
-    return orders_service_pb2.CancelOrderRequest(
-        request_id=f"cancel-{order_id}",
-        order_id=order_id,
-        reason=orders_pb2.CANCELLATION_REASON_CUSTOMER_REQUEST,
-        requested_by=SourceSystem.SOURCE_SYSTEM_SHOPIFY,
-    )
-
-
-def _exceptions(running: Running, reason: str = "", *, order_id: str = "") -> list[tuple[str, str]]:
-    with sqlite3.connect(running.mesh.topology.data_dir / "orders.db") as db:
-        return db.execute(
-            "SELECT order_id, reason_code FROM order_exception WHERE (? = '' OR reason_code = ?)"
-            " AND (? = '' OR order_id = ?)",
-            (reason, reason, order_id, order_id),
-        ).fetchall()
-
-
-async def _bc_has_no_order(running: Running, external_document_number: str) -> bool:
-    token = await bc_token(running)
-    auth = {"Authorization": f"Bearer {token}"}
-    companies = (await running.http.get(f"{running.bc}/api/v2.0/companies", headers=auth)).json()["value"]
-    found = await running.http.get(
-        f"{running.bc}/api/v2.0/companies({companies[0]['id']})/salesOrders",
-        params={"$filter": f"externalDocumentNumber eq '{external_document_number}'"},
-        headers=auth,
-    )
-    return found.json()["value"] == []
-
-
-async def _warehouse_order(running: Running, order_id: str) -> str | None:
-    with sqlite3.connect(running.mesh.topology.data_dir / "tpl-adapter.db") as db:
-        row = db.execute(
-            "SELECT warehouse_order_id FROM tpl_release"
-            " WHERE order_id = ? AND warehouse_order_id IS NOT NULL",
-            (order_id,),
-        ).fetchone()
-    return row[0] if row else None
 
 
 async def _reconcile_orders(running: Running, request_id: str) -> integration_pb2.ReconciliationRun:

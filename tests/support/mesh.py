@@ -154,14 +154,23 @@ async def _subscribed(running: Running) -> bool:
 
 @asynccontextmanager
 async def running_mesh(
-    data_dir: Path, database_urls: Mapping[str, str] | None = None
+    data_dir: Path,
+    database_urls: Mapping[str, str] | None = None,
+    extra_env: Mapping[str, str] | None = None,
 ) -> AsyncIterator[Running]:
-    """The mesh with its sandbox on free ports, ready for orders: stock known, webhooks subscribed."""
+    """The mesh with its sandbox on free ports, ready for orders: stock known, webhooks subscribed.
+
+    `extra_env` is added to every service's environment (shorter poll intervals for a test).
+    """
     collector = OtlpCollector().start()
     topology = Topology.with_free_ports(
         data_dir,
         f"nats://127.0.0.1:{free_port()}",
-        extra_env={"OTEL_EXPORTER_OTLP_ENDPOINT": collector.endpoint, "INVENTORY_VERIFY_S": "2"},
+        extra_env={
+            "OTEL_EXPORTER_OTLP_ENDPOINT": collector.endpoint,
+            "INVENTORY_VERIFY_S": "2",
+            **dict(extra_env or {}),
+        },
         database_urls=dict(database_urls or {}),
     )
     mesh = Mesh(topology)

@@ -35,7 +35,13 @@ from services.erp_adapter.clients import (
     Lane,
 )
 from services.erp_adapter.clients.business_central import odata_string
-from services.erp_adapter.store.tables import CANCELLED, CREATED, ErpSalesOrderRow, ErpShipmentPostingRow
+from services.erp_adapter.store.tables import (
+    AWAITING_CREATE,
+    CANCELLED,
+    CREATED,
+    ErpSalesOrderRow,
+    ErpShipmentPostingRow,
+)
 from services.erp_adapter.translate import errors as bc_errors
 from services.erp_adapter.translate import sales_order as so
 
@@ -135,7 +141,10 @@ class ErpHandlers:
                     if isinstance(error, (BcTransientError, BcConflict)):
                         raise
                     raise Permanent(f"ERP refused the request itself: {error}") from error
-            await self._remember_order(ctx.session, order, external, bc_order, row)
+            early = dict(row.lines) if row is not None and row.status == AWAITING_CREATE else {}
+            row = await self._remember_order(ctx.session, order, external, bc_order, row)
+            if early:
+                await self._apply_cancellations(row, {k: v["cancelled"] for k, v in early.items()})
             created = order_events.ErpSalesOrderCreated(
                 meta=_meta(),
                 order_id=order.order_id,
@@ -188,7 +197,7 @@ class ErpHandlers:
         external: str,
         bc_order: dict[str, Any],
         row: ErpSalesOrderRow | None,
-    ) -> None:
+    ) -> ErpSalesOrderRow:
         now = _now()
         lines = so.line_map(order, list(bc_order.get("salesOrderLines") or []))
         if row is None:
@@ -203,6 +212,7 @@ class ErpHandlers:
         row.status = CREATED
         row.lines = lines
         row.updated_at = now
+        return row
 
     # ------------------------------------------------------------------ cancellations (O7)
 
@@ -265,17 +275,47 @@ class ErpHandlers:
         """Reduce the BC lines' quantities to what is still wanted (absolute, so retries are safe)."""
         async with self._order_turn(event.order_id, "erp-adapter.OrderLinesCancelled"):
             row = await ctx.session.get(ErpSalesOrderRow, event.order_id)
-            if row is None or not row.bc_id or row.status != CREATED:
-                return  # no ERP order (yet): the creation reads the order as it is then
-            lines = {key: dict(value) for key, value in row.lines.items()}
-            for cancelled in event.lines:
-                mapped = lines.get(cancelled.line_id)
-                if mapped is None:
-                    continue
-                mapped["cancelled"] = min(mapped["quantity"], mapped["cancelled"] + cancelled.quantity)
-                await self._set_line_quantity(row.bc_id, mapped)
-            row.lines = lines
-            row.updated_at = _now()
+            cancelled = {line.line_id: line.quantity for line in event.lines}
+            if row is None or row.status == AWAITING_CREATE:
+                # The creation has not happened yet (its OrderAccepted is being retried, say) and
+                # will send the order as accepted: remember the cancellation for right after it.
+                await self._await_create(ctx.session, event.order_id, row, cancelled)
+                return
+            if not row.bc_id or row.status != CREATED:
+                return  # cancelled as a whole: nothing left to reduce
+            await self._apply_cancellations(row, cancelled)
+
+    async def _await_create(
+        self, session: AsyncSession, order_id: str, row: ErpSalesOrderRow | None, cancelled: dict[str, int]
+    ) -> None:
+        now = _now()
+        if row is None:
+            row = ErpSalesOrderRow(
+                order_id=order_id,
+                external_document_number="",
+                currency="USD",
+                status=AWAITING_CREATE,
+                lines={},
+                created_at=now,
+            )
+            session.add(row)
+        lines = {key: dict(value) for key, value in (row.lines or {}).items()}
+        for line_id, quantity in cancelled.items():
+            lines[line_id] = {"cancelled": lines.get(line_id, {}).get("cancelled", 0) + quantity}
+        row.lines = lines
+        row.updated_at = now
+
+    async def _apply_cancellations(self, row: ErpSalesOrderRow, cancelled: dict[str, int]) -> None:
+        assert row.bc_id is not None
+        lines = {key: dict(value) for key, value in row.lines.items()}
+        for line_id, quantity in cancelled.items():
+            mapped = lines.get(line_id)
+            if mapped is None:
+                continue
+            mapped["cancelled"] = min(mapped["quantity"], mapped["cancelled"] + quantity)
+            await self._set_line_quantity(row.bc_id, mapped)
+        row.lines = lines
+        row.updated_at = _now()
 
     async def _set_line_quantity(self, bc_id: str, mapped: dict[str, Any]) -> None:
         wanted = mapped["quantity"] - mapped["cancelled"]

@@ -2,9 +2,10 @@
 
 from pathlib import Path
 
+from services.erp_adapter.store.inbound import ErpInboundDocumentRow
 from services.erp_adapter.store.tables import ErpSalesOrderRow, ErpShipmentPostingRow
 
 #: Alembic version folder of the erp-adapter tables, for `libs.store.migrated`.
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
-__all__ = ["MIGRATIONS", "ErpSalesOrderRow", "ErpShipmentPostingRow"]
+__all__ = ["MIGRATIONS", "ErpInboundDocumentRow", "ErpSalesOrderRow", "ErpShipmentPostingRow"]

@@ -13,6 +13,8 @@ from libs.store import Base
 #: Values of ErpSalesOrderRow.status.
 CREATED = "created"
 CANCELLED = "cancelled"
+#: Line cancellations arrived before the sales order was created; applied right after creating it.
+AWAITING_CREATE = "awaiting_create"
 
 
 class ErpSalesOrderRow(Base):
@@ -20,6 +22,8 @@ class ErpSalesOrderRow(Base):
 
     `status` is `created`, or `cancelled` once an OrderCancelled was handled; a cancelled row
     without a BC id is a tombstone that stops a late OrderAccepted from creating the order.
+    `awaiting_create` holds line cancellations that overtook the creation (an OrderAccepted being
+    retried): `lines` then maps line id → `{"cancelled": quantity}` until the order is created.
     `lines` maps each canonical line id to its BC line (`sequence`, `bc_line_id`, `sku`,
     `quantity` as ordered, `cancelled` so far).
     """

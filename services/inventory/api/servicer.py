@@ -13,7 +13,9 @@ from datetime import UTC, datetime
 from sqlalchemy import select
 
 from libs.rpc import InvalidArgument
+from retail.common.v1 import common_pb2
 from retail.inventory.v1 import events_pb2, inventory_pb2, inventory_service_pb2, inventory_service_pb2_grpc
+from services.inventory import channel, inbound
 from services.inventory.domain.position import StockError
 from services.inventory.domain.routing import Line
 from services.inventory.events.mapping import (
@@ -32,7 +34,7 @@ from services.inventory.ledger import (
     reservation_message,
     to_position,
 )
-from services.inventory.store.tables import PositionRow, ReservationRow
+from services.inventory.store.tables import DriftRow, PositionRow, ReservationRow
 
 pb = inventory_service_pb2
 OUTCOMES = {
@@ -41,6 +43,19 @@ OUTCOMES = {
     "REJECTED": pb.RESERVE_OUTCOME_REJECTED,
 }
 DEFAULT_PAGE = 50
+KINDS = {
+    inventory_service_pb2.INBOUND_KIND_PURCHASE_ORDER: "PURCHASE_ORDER",
+    inventory_service_pb2.INBOUND_KIND_TRANSFER_ORDER: "TRANSFER_ORDER",
+    inventory_service_pb2.INBOUND_KIND_RETURN: "RETURN",
+}
+DRIFT_OUTCOMES = {
+    "REPAIRED": inventory_service_pb2.DRIFT_OUTCOME_REPAIRED,
+    "ESCALATED_APPLIED": inventory_service_pb2.DRIFT_OUTCOME_ESCALATED_APPLIED,
+    "ESCALATED_HELD": inventory_service_pb2.DRIFT_OUTCOME_ESCALATED_HELD,
+}
+OUTCOME_NAMES = {value: name for name, value in DRIFT_OUTCOMES.items()}
+#: Drift row bucket → proto bucket: the stored buckets, and the channel's derived figure.
+DRIFT_BUCKETS = BUCKET_OF | {channel.BUCKET: inventory_pb2.INVENTORY_BUCKET_CHANNEL_AVAILABLE}
 
 
 class InventoryServiceServicer(inventory_service_pb2_grpc.InventoryServiceServicer):
@@ -187,7 +202,140 @@ class InventoryServiceServicer(inventory_service_pb2_grpc.InventoryServiceServic
             work, request_id=request.request_id, request=request, response_type=pb.ApplySnapshotResponse
         )
 
+    async def RecordInbound(self, request, context):
+        _unique([line.line_id for line in request.lines], "lines", "line_id")
+        for i, line in enumerate(request.lines):
+            if line.received > line.quantity:
+                raise InvalidArgument(f"lines[{i}].received", "may not exceed quantity")
+        lines = [
+            inbound.InboundLine(
+                x.line_id,
+                x.sku,
+                x.location_id,
+                x.quantity,
+                x.received,
+                x.expected_at.ToDatetime(tzinfo=UTC) if x.HasField("expected_at") else None,
+            )
+            for x in request.lines
+        ]
+        source = common_pb2.SourceSystem.Name(request.source_system).removeprefix("SOURCE_SYSTEM_")
+
+        async def work(unit: Work) -> pb.RecordInboundResponse:
+            result = await inbound.record_inbound(
+                self.ledger,
+                unit,
+                kind=KINDS[request.kind],
+                source_system=source,
+                document_id=request.document.id,
+                document_number=request.document.name,
+                lines=lines,
+                closed=request.closed,
+            )
+            return pb.RecordInboundResponse(
+                lines=[
+                    pb.InboundLineState(
+                        line_id=row.line_id,
+                        sku=row.sku,
+                        location_id=row.location_id,
+                        quantity=row.quantity,
+                        received=result.status.get(row.line_key, (0, 0))[0],
+                        outstanding=result.status.get(row.line_key, (0, 0))[1],
+                    )
+                    for row in result.lines
+                ],
+                positions=[position_pb(p, self.ledger.policy) for p in result.positions],
+            )
+
+        return await self.ledger.run(
+            work, request_id=request.request_id, request=request, response_type=pb.RecordInboundResponse
+        )
+
+    async def RecordReceipt(self, request, context):
+        _unique([line.line_id for line in request.lines], "lines", "line_id")
+        for i, line in enumerate(request.lines):
+            if line.damaged > line.quantity:
+                raise InvalidArgument(f"lines[{i}].damaged", "may not exceed quantity")
+        lines = [inbound.ReceivedLine(x.line_id, x.sku, x.quantity, x.damaged) for x in request.lines]
+        occurred_at = request.occurred_at.ToDatetime(tzinfo=UTC) if request.HasField("occurred_at") else None
+        source = common_pb2.SourceSystem.Name(request.source_system).removeprefix("SOURCE_SYSTEM_")
+
+        async def work(unit: Work) -> pb.RecordReceiptResponse:
+            try:
+                result = await inbound.record_receipt(
+                    self.ledger,
+                    unit,
+                    kind=KINDS[request.kind],
+                    source_system=source,
+                    receipt_id=request.receipt.id,
+                    document_number=request.document_number,
+                    location_id=request.location_id,
+                    lines=lines,
+                    occurred_at=occurred_at,
+                )
+            except StockError as error:
+                raise InvalidArgument("lines", error.message, reason=error.code) from error
+            return pb.RecordReceiptResponse(
+                lines_applied=result.lines_applied,
+                positions=[position_pb(p, self.ledger.policy) for p in result.positions],
+            )
+
+        return await self.ledger.run(
+            work, request_id=request.request_id, request=request, response_type=pb.RecordReceiptResponse
+        )
+
+    async def ReportChannelCount(self, request, context):
+        count = channel.ChannelCount(
+            source_system=request.source_system,
+            channel=request.channel,
+            sku=request.sku,
+            location_id=request.location_id,
+            observed=request.observed,
+            pushed=request.pushed,
+            pushed_version=request.pushed_version,
+            observed_at=request.observed_at.ToDatetime(tzinfo=UTC),
+        )
+
+        async def work(unit: Work) -> pb.ReportChannelCountResponse:
+            verdict = await channel.report_channel_count(
+                self.ledger, unit, request_id=request.request_id, count=count
+            )
+            return pb.ReportChannelCountResponse(
+                drifted=verdict.outcome is not None,
+                outcome=DRIFT_OUTCOMES[verdict.outcome.value] if verdict.outcome else None,
+                channel_available=verdict.channel_available,
+                position_version=verdict.position_version,
+                drift_id=verdict.drift_id,
+            )
+
+        return await self.ledger.run(
+            work, request_id=request.request_id, request=request, response_type=pb.ReportChannelCountResponse
+        )
+
     # Reads ----------------------------------------------------------------------------------
+
+    async def ListDrifts(self, request, context):
+        size = request.page.page_size or DEFAULT_PAGE
+        query = select(DriftRow).order_by(DriftRow.detected_at.desc(), DriftRow.drift_id.desc())
+        if request.skus:
+            query = query.where(DriftRow.sku.in_(list(request.skus)))
+        if request.location_ids:
+            query = query.where(DriftRow.location_id.in_(list(request.location_ids)))
+        if request.outcomes:
+            query = query.where(DriftRow.outcome.in_([OUTCOME_NAMES[o] for o in request.outcomes]))
+        if request.page.page_token:
+            detected_at, drift_id = _decode_drift_token(request.page.page_token)
+            query = query.where(
+                (DriftRow.detected_at < detected_at)
+                | ((DriftRow.detected_at == detected_at) & (DriftRow.drift_id < drift_id))
+            )
+        async with self.ledger.db.read() as session:
+            rows = list((await session.execute(query.limit(size + 1))).scalars())
+        response = pb.ListDriftsResponse(drifts=[_drift(r) for r in rows[:size]])
+        if len(rows) > size:
+            last = rows[size - 1]
+            response.page.next_page_token = _encode_token(_aware(last.detected_at).isoformat(), last.drift_id)
+        return response
+
 
     async def GetPosition(self, request, context):
         ledger = self.ledger
@@ -352,3 +500,41 @@ def _decode_token(token: str) -> tuple[str, str]:
     except (ValueError, UnicodeDecodeError) as error:
         raise InvalidArgument("page.page_token", "not a token this service issued") from error
     return sku, location_id
+
+
+def _drift(row: DriftRow) -> pb.DriftRecord:
+    return pb.DriftRecord(
+        drift_id=row.drift_id,
+        sku=row.sku,
+        location_id=row.location_id,
+        bucket=DRIFT_BUCKETS[row.bucket],
+        compared_system=common_pb2.SourceSystem.Value(f"SOURCE_SYSTEM_{row.source_system}"),
+        snapshot_id=row.snapshot_id,
+        as_of=timestamp(_aware(row.as_of)),
+        mesh=row.mesh,
+        in_flight=row.in_flight,
+        expected=row.expected,
+        observed=row.observed,
+        reserved=row.reserved,
+        committed=row.committed,
+        allocated=row.allocated,
+        bound=row.bound,
+        policy_version=row.policy_version,
+        outcome=DRIFT_OUTCOMES.get(row.outcome, pb.DRIFT_OUTCOME_UNSPECIFIED),
+        result=row.result,
+        evidence=row.evidence,
+        event_id=row.event_id,
+        detected_at=timestamp(_aware(row.detected_at)),
+    )
+
+
+def _decode_drift_token(token: str) -> tuple[datetime, str]:
+    stamp, drift_id = _decode_token(token)
+    try:
+        return datetime.fromisoformat(stamp), drift_id
+    except ValueError as error:
+        raise InvalidArgument("page.page_token", "not a token this service issued") from error
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

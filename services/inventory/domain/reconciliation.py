@@ -207,6 +207,27 @@ def reconcile(position: Position, count: Count, *, in_flight: int, bound: DriftB
     return Reconciled(after, findings, not held)
 
 
+def judge_channel(mesh: int, observed: int, bound: DriftBound) -> Outcome | None:
+    """What to do when a sales channel shows `observed` where the mesh offers it `mesh` units.
+
+    The channel never changes a position (it holds no stock); the question is only which figure
+    the channel keeps (docs/decisions/0021-shopify-availability-drift.md):
+
+    - equal: no drift (None);
+    - within the bound: REPAIRED, the mesh's figure is pushed again;
+    - beyond the bound, the channel shows more: ESCALATED_APPLIED, the mesh's lower figure is
+      pushed over it at once (more than the mesh offers may not exist: oversell);
+    - beyond the bound, the channel shows less: ESCALATED_HELD, the channel's lower figure stays as
+      a ceiling until a person decides (a merchant who took stock off sale, or sales the mesh has
+      not reserved yet: pushing the higher figure could oversell).
+    """
+    if observed == mesh:
+        return None
+    if bound.allows(observed - mesh, mesh):
+        return Outcome.REPAIRED
+    return Outcome.ESCALATED_APPLIED if observed > mesh else Outcome.ESCALATED_HELD
+
+
 def _apply(position: Position, buckets: dict[str, int]) -> Position:
     on_hand = buckets["on_hand"]
     damaged = min(buckets["damaged"], on_hand)

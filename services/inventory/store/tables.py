@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, DateTime, Index, Integer, LargeBinary, String
+from sqlalchemy import BigInteger, Boolean, DateTime, Index, Integer, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from libs.store import Base
@@ -130,3 +130,51 @@ class DriftRow(Base):
     evidence: Mapped[str] = mapped_column(String(4000))
     event_id: Mapped[str] = mapped_column(String(64))
     detected_at: Mapped[datetime] = mapped_column(TS)
+
+
+class InboundLineRow(Base):
+    """One line of an ERP inbound document (purchase or transfer order) as last read (I5).
+
+    `counted` is what the line adds to its position's incoming now; a change of the line moves
+    incoming by the difference, so manual EXPECTED_INBOUND adjustments stay additive.
+    """
+
+    __tablename__ = "inventory_inbound_line"
+    __table_args__ = (
+        Index("ix_inventory_inbound_document", "document_number", "sku", "location_id"),
+        Index("ix_inventory_inbound_document_id", "document_id"),
+    )
+
+    line_key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    source_system: Mapped[str] = mapped_column(String(16))
+    document_id: Mapped[str] = mapped_column(String(128))
+    document_number: Mapped[str] = mapped_column(String(64))
+    line_id: Mapped[str] = mapped_column(String(64))
+    sku: Mapped[str] = mapped_column(String(64))
+    location_id: Mapped[str] = mapped_column(String(64))
+    quantity: Mapped[int] = mapped_column(Integer)
+    received: Mapped[int] = mapped_column(Integer)
+    closed: Mapped[bool] = mapped_column(Boolean)
+    counted: Mapped[int] = mapped_column(Integer)
+    expected_at: Mapped[datetime | None] = mapped_column(TS, nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(TS)
+
+
+class ReceiptLineRow(Base):
+    """A receipt line applied (3PL receiving order, EDI 944, return), so it applies once."""
+
+    __tablename__ = "inventory_receipt_line"
+    __table_args__ = (Index("ix_inventory_receipt_document", "document_number", "sku", "location_id"),)
+
+    receipt_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    line_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    source_system: Mapped[str] = mapped_column(String(16))
+    document_number: Mapped[str] = mapped_column(String(64))
+    sku: Mapped[str] = mapped_column(String(64))
+    location_id: Mapped[str] = mapped_column(String(64))
+    quantity: Mapped[int] = mapped_column(Integer)
+    damaged: Mapped[int] = mapped_column(Integer)
+    occurred_at: Mapped[datetime] = mapped_column(TS)
+    recorded_at: Mapped[datetime] = mapped_column(TS)

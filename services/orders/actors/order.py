@@ -313,7 +313,7 @@ class OrderActor(Actor[OrderState]):
             out.step = "RESERVE"
         elif msg.name == "backorder" and order.status is Status.BACKORDERED:
             out = (
-                machine.stock_available(order, order.waiting_skus[0], ctx.now())
+                machine.stock_available(order, order.waiting_skus[0], ctx.now(), retry=True)
                 if order.waiting_skus
                 else out
             )

@@ -301,17 +301,19 @@ def ingest(
     for name in changed:
         setattr(order, name, getattr(incoming, name))
     if incoming.shipping_address != order.shipping_address:
-        if order.status in PRE_RELEASE:
+        if order.status in PRE_RELEASE or order.status is S.RELEASED:
+            # Edited in Shopify admin: as CorrectAddress, the warehouses of sent releases are told.
+            release_ids = [r.release_id for r in order.releases if r.state in ("SENT", "ACCEPTED")]
             order.shipping_address = incoming.shipping_address
             changed.append("shipping_address")
-            out.facts.append(Fact("OrderAddressCorrected", System.SHOPIFY, {"release_ids": []}))
+            out.facts.append(Fact("OrderAddressCorrected", System.SHOPIFY, {"release_ids": release_ids}))
         else:
             journal(
                 order,
                 at,
                 "IngestOrder",
                 System.SHOPIFY,
-                "address change after release ignored; use CorrectAddress",
+                f"address change refused: the order is {order.status}",
                 "REFUSED",
                 request_id,
             )
@@ -320,15 +322,7 @@ def ingest(
             order.lines = incoming.lines
             changed.append("lines")
         else:
-            journal(
-                order,
-                at,
-                "IngestOrder",
-                System.SHOPIFY,
-                "line changes after reservation are applied through CancelOrderLines",
-                "REFUSED",
-                request_id,
-            )
+            _apply_line_edit(order, incoming, at, request_id, out, changed)
     order.channel_updated_at = new_at
     touch(order, at)
     journal(
@@ -347,7 +341,60 @@ def ingest(
 
 
 def _line_content(lines: list[Line]) -> list[tuple[str, str, int]]:
-    return sorted((line.line_id, line.sku, line.quantity) for line in lines)
+    """What the channel sees of the lines: id, SKU and quantity still open (cancelled units out)."""
+    return sorted((line.line_id, line.sku, line.open_quantity) for line in lines if line.open_quantity > 0)
+
+
+def _apply_line_edit(
+    order: Order, incoming: Order, at: datetime, request_id: str, out: Outcome, changed: list[str]
+) -> None:
+    """A channel edit of reserved lines: units removed before release are cancelled (as
+    CancelOrderLines by the channel); added units, and removals after release, are recorded only."""
+    wanted = {}
+    for line in order.open_lines:
+        now = incoming.line(line.line_id)
+        left = now.quantity if now is not None and now.sku == line.sku else 0
+        if left < line.open_quantity:
+            wanted[line.line_id] = line.open_quantity - left
+    added = [
+        line.line_id
+        for line in incoming.lines
+        if (mine := order.line(line.line_id)) is None or line.quantity > mine.open_quantity
+    ]
+    if wanted and order.status in PRE_RELEASE:
+        done = cancel_lines(order, wanted, "ORDER_EDITED", System.SHOPIFY, at, request_id)
+        out.facts += done.facts
+        out.problems += done.problems
+        changed.append("lines")
+        journal(
+            order,
+            at,
+            "IngestOrder",
+            System.SHOPIFY,
+            "units removed in the channel cancelled: "
+            + ", ".join(f"{line_id} x{qty}" for line_id, qty in sorted(wanted.items())),
+            message_id=request_id,
+        )
+    elif wanted:
+        journal(
+            order,
+            at,
+            "IngestOrder",
+            System.SHOPIFY,
+            f"units removed in the channel while {order.status} not applied; cancel through CancelOrderLines",
+            "REFUSED",
+            request_id,
+        )
+    if added:
+        journal(
+            order,
+            at,
+            "IngestOrder",
+            System.SHOPIFY,
+            "units added after reservation are not applied: " + ", ".join(sorted(added)),
+            "REFUSED",
+            request_id,
+        )
 
 
 # -- reservation ----------------------------------------------------------------------------------
@@ -474,14 +521,27 @@ def _reject(
     out.problems.append(Problem(reason, owner, detail))
 
 
-def stock_available(order: Order, sku: str, at: datetime) -> Outcome:
-    """Stock of a SKU the order waits for arrived: start a new reservation round if still BACKORDERED."""
+def stock_available(
+    order: Order, sku: str, at: datetime, *, event_id: str = "", retry: bool = False
+) -> Outcome:
+    """Stock of a SKU the order waits for arrived (the inventory's AvailabilityChanged `event_id`), or
+    the backorder reminder fired (`retry`): a new reservation round if still BACKORDERED."""
     out = Outcome()
     if order.status is S.BACKORDERED and sku in order.waiting_skus and not order.reserve_pending:
         order.reserve_round += 1
         order.reserve_pending = True
         touch(order, at)
-        journal(order, at, "AvailabilityChanged", System.MESH, f"{sku} available: reserving again")
+        if retry:
+            journal(order, at, "BackorderRetry", System.MESH, f"still waiting for {sku}: reserving again")
+        else:
+            journal(
+                order,
+                at,
+                "AvailabilityChanged",
+                System.MESH,
+                f"{sku} available: reserving again",
+                message_id=event_id,
+            )
         out.step = "RESERVE"
     return out
 
@@ -938,6 +998,47 @@ def warehouse_cancellation_rejected(
             "REFUSED",
             event_id,
         )
+    return out
+
+
+def warehouse_address_updated(order: Order, release_id: str, at: datetime, event_id: str) -> Outcome:
+    """The warehouse changed the address of a release's unpicked shipments: recorded."""
+    _release_of(order, release_id)
+    touch(order, at)
+    journal(
+        order,
+        at,
+        "WarehouseAddressUpdated",
+        System.TPL,
+        f"{release_id}: address updated",
+        message_id=event_id,
+    )
+    return Outcome()
+
+
+def warehouse_address_rejected(
+    order: Order, release_id: str, code: str, detail: str, at: datetime, event_id: str
+) -> Outcome:
+    """The warehouse refused an address correction (picked or shipped): recorded, an exception opens."""
+    out = Outcome()
+    _release_of(order, release_id)
+    touch(order, at)
+    journal(
+        order,
+        at,
+        "WarehouseAddressUpdateRejected",
+        System.TPL,
+        f"{release_id}: {code or 'REFUSED'}: {detail}",
+        "REFUSED",
+        event_id,
+    )
+    out.problems.append(
+        Problem(
+            "ADDRESS_CORRECTION_REFUSED",
+            Owner.CUSTOMER_SERVICE,
+            f"warehouse refused the address correction of {release_id}: {code}: {detail}",
+        )
+    )
     return out
 
 

@@ -78,6 +78,20 @@ def _cancel_rejected(
     )
 
 
+def _address_updated(
+    order: Order, e: ev.WarehouseAddressUpdated, event_id: str, now: datetime
+) -> machine.Outcome:
+    return machine.warehouse_address_updated(order, e.release_id, now, event_id)
+
+
+def _address_rejected(
+    order: Order, e: ev.WarehouseAddressUpdateRejected, event_id: str, now: datetime
+) -> machine.Outcome:
+    return machine.warehouse_address_rejected(
+        order, e.release_id, e.reason.code, e.reason.message, now, event_id
+    )
+
+
 def _invoice(order: Order, e: ev.ErpInvoicePosted, event_id: str, now: datetime) -> machine.Outcome:
     return machine.invoice_posted(order, to_dict(e.erp_invoice), to_dict(e.total), e.final, now, event_id)
 
@@ -96,7 +110,7 @@ def _shipment(
 def _stock(
     order: Order, e: inventory_events.AvailabilityChanged, event_id: str, now: datetime
 ) -> machine.Outcome:
-    return machine.stock_available(order, e.sku, now)
+    return machine.stock_available(order, e.sku, now, event_id=event_id)
 
 
 #: Consumed event type -> (message class, domain applier).
@@ -109,6 +123,8 @@ APPLIERS: dict[str, tuple[type[Message], FactApplier]] = {
         (ev.WarehouseReleaseRejected, _release_rejected),
         (ev.WarehouseCancellationAccepted, _cancel_accepted),
         (ev.WarehouseCancellationRejected, _cancel_rejected),
+        (ev.WarehouseAddressUpdated, _address_updated),
+        (ev.WarehouseAddressUpdateRejected, _address_rejected),
         (ev.ErpInvoicePosted, _invoice),
         (shipment_events.ShipmentConfirmed, _shipment),
         (inventory_events.AvailabilityChanged, _stock),

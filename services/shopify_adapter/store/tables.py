@@ -117,6 +117,10 @@ class InventoryPush(Base):
     `shopify_available` is the last `available` Shopify was seen to hold (after our write or a
     read); it is the next `changeFromQuantity`, and None means "read it first". `item_gid`,
     `location_gid` and `pushed_quantity` identify our own writes when Shopify reports them back.
+
+    `held_quantity` is set when verification found Shopify far below the mesh and the inventory
+    service held Shopify's figure (I5, docs/decisions/0021): Shopify is then sent at most that
+    figure until the mesh's own figure falls to it or Shopify shows the mesh's figure again.
     """
 
     __tablename__ = "inventory_push"
@@ -137,6 +141,7 @@ class InventoryPush(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
     next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    held_quantity: Mapped[int | None] = mapped_column(Integer)
 
     __table_args__ = (
         Index("ix_inventory_push_next_attempt_at", "next_attempt_at"),

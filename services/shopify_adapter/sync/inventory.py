@@ -22,22 +22,35 @@ Pacing: every call goes through `ShopifyAdmin.execute`, which waits for the cost
 Echo: the mesh never reads Shopify's `available` as an input: availability flows mesh → Shopify
 only. Shopify's own `inventory_levels/update` webhooks (if subscribed) are classified by
 `InventoryEchoFilter`: those matching our last push are echoes of our own write; all are ignored.
+
+Verification (I5, docs/decisions/0021-shopify-availability-drift.md): every `INVENTORY_VERIFY_S`
+the levels pushed are read again; each that differs from what was pushed is reported to the
+inventory service (`ReportChannelCount`), which records the drift with its evidence and decides:
+push the mesh's figure again (within the bound, or Shopify shows more), or hold Shopify's lower
+figure as a ceiling (`held_quantity`) until the mesh's figure falls to it or Shopify shows the
+mesh's figure again. Without an answer (inventory unreachable) only a Shopify figure above ours is
+overwritten (the safe direction); the rest waits for the next round.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
 from prometheus_client import Counter, Histogram
-from sqlalchemy import case, delete, select, update
+from sqlalchemy import case, delete, null, select, update
 
 from libs.store import Database
 from libs.telemetry import record_outcome
+from retail.common.v1 import common_pb2
+from retail.inventory.v1 import inventory_service_pb2, inventory_service_pb2_grpc
 from services.shopify_adapter.clients.admin import (
     ITEM_LOOKUP_COST,
     ShopifyAdmin,
@@ -70,8 +83,8 @@ UPDATE_LAG = Histogram(
 PUSHED = Counter(
     "shopify_inventory_quantities_total",
     "Inventory quantities by outcome: pushed, unchanged (Shopify already showed it), drift (Shopify moved on "
-    "its own; pushed again), stale (compare-and-set "
-    "retried from a fresh read), deferred (kept due with a back-off).",
+    "its own; pushed again), held (Shopify far below the mesh; its figure kept as a ceiling), stale "
+    "(compare-and-set retried from a fresh read), deferred (kept due with a back-off).",
     ["outcome"],
 )
 CALLS = Histogram(
@@ -103,20 +116,26 @@ class _Item:
     item_gid: str = ""
     location_gid: str = ""
     current: int | None = None
+    held: int | None = None
 
 
 def _item(row: tables.InventoryPush, *, current: int | None) -> _Item:
-    """A push row as the pusher works on it; `current` is Shopify's level as far as known."""
+    """A push row as the pusher works on it; `current` is Shopify's level as far as known.
+
+    `wanted` is what Shopify should show: the mesh's figure, capped by a held Shopify figure.
+    """
+    wanted = row.wanted_quantity if row.held_quantity is None else min(row.wanted_quantity, row.held_quantity)
     return _Item(
         row.sku,
         row.location_id,
-        row.wanted_quantity,
+        wanted,
         row.wanted_version,
         row.pending_since,
         row.attempts,
         item_gid=row.item_gid or "",
         location_gid=row.location_gid or "",
         current=current,
+        held=row.held_quantity,
     )
 
 
@@ -129,6 +148,10 @@ class InventoryPusher:
         batch: quantities per call (≤ 250).
         keep_free: share of the throttle bucket left to customer-facing calls (M5 priority lanes).
         retry_max_s: back-off ceiling of a row that failed.
+        inventory: the inventory service, told about levels Shopify changed on its own (I5);
+            None: every such level is pushed again unreported.
+        channel: the mesh channel Shopify shows.
+        timeout_s: deadline of one ReportChannelCount call.
     """
 
     def __init__(
@@ -139,12 +162,18 @@ class InventoryPusher:
         batch: int = MAX_QUANTITIES_PER_CALL,
         keep_free: float = 0.25,
         retry_max_s: float = 300.0,
+        inventory: inventory_service_pb2_grpc.InventoryServiceStub | None = None,
+        channel: str = "online-store",
+        timeout_s: float = 5.0,
     ) -> None:
         self.db = db
         self.admin = admin
         self.batch = max(1, min(batch, MAX_QUANTITIES_PER_CALL))
         self.keep_free = keep_free
         self.retry_max_s = retry_max_s
+        self.inventory = inventory
+        self.channel = channel
+        self.timeout_s = timeout_s
         self._locations: dict[str, str] = {}
 
     async def step(self) -> bool:
@@ -179,13 +208,14 @@ class InventoryPusher:
         return len(items) == self.batch
 
     async def verify(self) -> bool:
-        """Re-read Shopify's `available` of every item pushed and due a push where it drifted.
+        """Re-read Shopify's `available` of every item pushed, and report and repair where it drifted.
 
         Shopify moves `available` on its own: a checkout commits stock at the location Shopify
         picked, which need not be where the mesh routed the order, and staff edit levels. Nothing
         in the mesh changes then, so no AvailabilityChanged wakes the pusher; this periodic read
-        finds such drift and the next step pushes the mesh's figure again (I4, the Shopify side of
-        I5). Returns False: one round per timer tick is enough.
+        finds such drift, reports it to the inventory service (ListDrifts, InventoryDriftDetected)
+        and does what it decided (I4, the Shopify side of I5). Returns False: one round per timer
+        tick is enough.
         """
         push = tables.InventoryPush
         async with self.db.read() as session:
@@ -204,19 +234,63 @@ class InventoryPusher:
         drifted = [i for i in items if i.current is not None and i.current != i.wanted]
         if not drifted:
             return False
+        observed_at = datetime.now(UTC)
+        decisions = [(item, await self._report(item, observed_at)) for item in drifted]
         now = datetime.now(UTC)
+        kinds: dict[str, int] = defaultdict(int)
         async with self.db.transaction() as session:
-            for item in drifted:
+            for item, decision in decisions:
                 row = await session.get(push, (item.sku, item.location_id))
                 if row is None or row.wanted_version != item.version:
                     continue  # a newer change arrived meanwhile; it is due anyway
                 row.shopify_available = item.current
-                row.pushed_version = row.wanted_version - 1
-                row.pending_since = row.pending_since or now
-                row.next_attempt_at = now
-        PUSHED.labels("drift").inc(len(drifted))
-        log.info("Shopify availability drifted; pushing again", extra={"items": len(drifted)})
+                if decision == "push":
+                    row.held_quantity = None
+                    row.pushed_version = row.wanted_version - 1
+                    row.pending_since = row.pending_since or now
+                    row.next_attempt_at = now
+                elif decision == "hold":
+                    row.held_quantity = item.current
+                elif decision == "matches":
+                    row.held_quantity = None  # Shopify shows the mesh's figure now; its push follows
+                kinds[decision] += 1
+        PUSHED.labels("drift").inc(kinds["push"])
+        PUSHED.labels("held").inc(kinds["hold"])
+        log.info("Shopify availability drifted", extra={"items": len(drifted), **kinds})
         return False
+
+    async def _report(self, item: _Item, observed_at: datetime) -> str:
+        """Tell the inventory service what Shopify shows; `push`, `hold`, `matches` or `wait`."""
+        higher = (item.current or 0) > item.wanted
+        if self.inventory is None:
+            return "push"
+        at = Timestamp()
+        at.FromDatetime(observed_at)
+        key = f"{item.sku}@{item.location_id}@{observed_at.isoformat()}"
+        request = inventory_service_pb2.ReportChannelCountRequest(
+            request_id=f"shopify-verify:{uuid.uuid5(uuid.NAMESPACE_URL, key)}",
+            source_system=common_pb2.SOURCE_SYSTEM_SHOPIFY,
+            channel=self.channel,
+            sku=item.sku,
+            location_id=item.location_id,
+            observed=item.current or 0,
+            pushed=item.wanted,
+            pushed_version=max(0, item.version),
+            observed_at=at,
+        )
+        try:
+            reply = await self.inventory.ReportChannelCount(request, timeout=self.timeout_s)
+        except grpc.aio.AioRpcError as exc:
+            log.warning(
+                "drift not reported; the inventory service did not answer",
+                extra={"sku": item.sku, "location": item.location_id, "code": exc.code().name},
+            )
+            return "push" if higher else "wait"  # overwrite only in the safe direction
+        if not reply.drifted:
+            return "matches"
+        if reply.outcome == inventory_service_pb2.DRIFT_OUTCOME_ESCALATED_HELD:
+            return "hold"
+        return "push"
 
     # ----- one round ------------------------------------------------------------------------------
 
@@ -359,6 +433,10 @@ class InventoryPusher:
                         location_gid=item.location_gid,
                         attempts=0,
                         last_error=None,
+                        # A hold ends once the mesh's own figure has fallen to it.
+                        held_quantity=case(
+                            (push.wanted_quantity <= push.held_quantity, null()), else_=push.held_quantity
+                        ),
                         # A newer change that arrived meanwhile is what the next push waits for.
                         pending_since=case((push.wanted_version > item.version, push.wanted_at), else_=None),
                     )

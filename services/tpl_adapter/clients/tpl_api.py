@@ -128,6 +128,10 @@ class TplApi:
         """POST /order/{id}:cancel; 422 `OrderAlreadyShipped` once anything shipped."""
         return await self._call("POST", f"/order/{order_id}:cancel", write=True)
 
+    async def update_shipment_address(self, shipment_id: int | str, body: dict[str, Any]) -> dict[str, Any]:
+        """PUT /shipment/{id}:updateAddress; 422 `ShipmentAlreadyPicked` / `...Shipped` once started."""
+        return await self._call("PUT", f"/shipment/{shipment_id}:updateAddress", write=True, json=body)
+
     async def locations(self) -> list[dict[str, Any]]:
         """GET /location: the fulfillment centers."""
         return await self._call("GET", "/location")
@@ -149,6 +153,19 @@ class TplApi:
     async def delete_webhook(self, subscription_id: int | str) -> None:
         """DELETE /webhook/{id}."""
         await self._call("DELETE", f"/webhook/{subscription_id}")
+
+    async def receiving_orders(
+        self, *, statuses: str = "Completed", synced: bool | None = None
+    ) -> list[dict[str, Any]]:
+        """GET /receiving?Statuses=...&ExternalSync=...: warehouse receiving orders (WROs)."""
+        params = {"Statuses": statuses}
+        if synced is not None:
+            params["ExternalSync"] = "true" if synced else "false"
+        return await self._call("GET", "/receiving", params=params)
+
+    async def mark_receiving_synced(self, ids: list[int]) -> None:
+        """POST /receiving:setExternalSync: the WROs were applied, leave them out of the next poll."""
+        await self._call("POST", "/receiving:setExternalSync", json={"ids": ids, "is_external_sync": True})
 
 
 def _error_of(response: httpx.Response) -> tuple[str, str]:

@@ -1,6 +1,6 @@
 """Reading the 3PL's outbound EDI files: 997 (acceptance of our 940s), 945 (shipments → the
-shipments service), 846 (stock → the inventory service), 944 (return receipts), answering each
-non-997 group with a 997 of our own.
+shipments service), 846 (stock → the inventory service), 944 (receipts of purchase orders
+and returns → the inventory service), answering each non-997 group with a 997 of our own.
 
 A file is applied whole or not at all: a transient failure (a peer down) leaves it in
 `outbound/` for the next poll, and the calls it makes are idempotent by control numbers, so
@@ -39,9 +39,11 @@ from retail.orders.v1 import orders_pb2
 from services.tpl_adapter.clients.mailbox import EdiMailbox
 from services.tpl_adapter.edi import outgoing
 from services.tpl_adapter.events.warehouse import tpl_reason
+from services.tpl_adapter.receipts import ReceiptReporter
 from services.tpl_adapter.snapshots import SnapshotFailed, apply_snapshots
 from services.tpl_adapter.store import EdiFileRow, ReleaseRow
 from services.tpl_adapter.translate.inventory import snapshots_from_846
+from services.tpl_adapter.translate.receipt import receipt_from_944
 from services.tpl_adapter.translate.shipment import notice_from_945
 from services.tpl_adapter.webhooks.reporter import ReportFailed, ShipmentReporter
 
@@ -67,6 +69,7 @@ class EdiPoller:
         inventory: An InventoryService stub (846).
         sender_id / receiver_id: Our and the 3PL's interchange ids for our 997s.
         interval_s: Poll period.
+        receipts: Records 944 receipts (purchase orders, returns) with the inventory service.
     """
 
     def __init__(
@@ -80,7 +83,9 @@ class EdiPoller:
         sender_id: str,
         receiver_id: str,
         interval_s: float,
+        receipts: ReceiptReporter | None = None,
     ) -> None:
+        self._receipts = receipts
         self._db = db
         self._outbox = outbox
         self._mailbox = mailbox
@@ -205,9 +210,16 @@ class EdiPoller:
                 log.warning("846 not applied", extra={"error": str(failure)})
         elif transaction.code == "944":
             receipt = ReceiptAdvice.from_transaction(transaction)
-            # TODO(#5): return receipts (R1, I5) go to the returns service with the condition
-            # per line once it serves a receipt RPC; until then the file is archived and logged.
-            log.info("EDI 944 return receipt received", extra={"receipt": receipt.receipt_number})
+            request = receipt_from_944(receipt, control=control)
+            if request is None or self._receipts is None:
+                log.info("EDI 944 not applied", extra={"receipt": receipt.receipt_number})
+                return
+            try:
+                await self._receipts.record(request)
+            except ReportFailed as failure:
+                if failure.transient:
+                    raise Deferred(str(failure)) from failure
+                log.warning("944 not applied", extra={"error": str(failure)})
 
     async def _on_ack(self, ack: FunctionalAck) -> None:
         """A 997 for one of our 940 groups: accept or reject the releases (or cancellations)."""

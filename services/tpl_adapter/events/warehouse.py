@@ -1,6 +1,6 @@
 """Order events the warehouse must hear about (O5, O7): a release becomes a 3PL order (JSON API
 with reference id = release id, or a 940), a cancellation request a 3PL cancel, an address
-correction an update of the unshipped 3PL order.
+correction an update of the 3PL order's unpicked shipments.
 
 Every handler runs inside its delivery's transaction (inbox row, release row and the answer
 event commit together); 3PL calls that may help on a later try raise Retryable, refusals become
@@ -10,7 +10,7 @@ Warehouse*Rejected facts.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -74,6 +74,7 @@ class WarehouseEvents:
     mailbox: EdiMailbox | None = None
     sender_id: str = "RETAILMESH"
     receiver_id: str = "TPLSANDBOX"
+    _centers: dict[str, int] = field(default_factory=dict)
 
     def subscription(self) -> Subscription:
         """The one durable consumer of the tpl-adapter on ORDERS."""
@@ -123,7 +124,8 @@ class WarehouseEvents:
             await self._release_by_edi(session, event, row)
             return
         try:
-            order = await self.api.create_order(translate.order_body(event))
+            center = await self._center(event.location_id)
+            order = await self.api.create_order(translate.order_body(event, center))
         except TplError as error:
             if error.code == "DuplicateReferenceId":
                 order = await self._existing(event.release_id)
@@ -143,6 +145,17 @@ class WarehouseEvents:
             ),
         )
         await ctx.emit(_tpl_fact(accepted), key=event.order_id)
+
+    async def _center(self, location_id: str) -> int | None:
+        """The 3PL's id of the fulfillment center named `location_id` (the mesh's location ids are
+        the centers' names, as in the inventory snapshots), or None when it has none by that name."""
+        if location_id not in self._centers:
+            for center in await self.api.locations():
+                self._centers[str(center.get("name", ""))] = int(center["id"])
+        found = self._centers.get(location_id)
+        if found is None:
+            log.warning("3PL has no center named %s; it picks one for the release", location_id)
+        return found
 
     async def _existing(self, release_id: str) -> dict:
         """The 3PL order already holding this reference id (a lost response, a redelivery)."""
@@ -281,26 +294,79 @@ class WarehouseEvents:
     async def on_address_corrected(
         self, event: order_events.OrderAddressCorrected, ctx: MessageContext
     ) -> None:
-        """Tell the warehouses of the order's releases about a new address, where still possible.
+        """Send a corrected address to the warehouse of each of the order's releases (O7).
 
-        A shipped release cannot change and is only logged. The ShipBob-like API (and the 940
-        mapping of its EDI channel) has no address update, so an unshipped release is sent to the
-        dead-letter queue with the reason, for an operator to correct at the 3PL and discard.
+        The JSON API changes every shipment not yet picked (ShipBob's
+        `PUT /shipment/{id}:updateAddress`) and each release answers `WarehouseAddressUpdated`;
+        a shipment already picked or shipped, or a release sent by EDI (no 940 modify is sent
+        yet), answers `WarehouseAddressUpdateRejected` with the reason, for customer service.
         """
-        pending = []
         for release_id in event.release_ids:
             row = await ctx.session.get(ReleaseRow, release_id)
-            if row is None or row.status in ("rejected", "cancelled"):
+            if row is None or row.status == "sent":
+                raise Retryable(f"release {release_id} not yet answered by the 3PL", delay=2.0)
+            if row.status in ("rejected", "cancelled"):
                 continue
-            if row.shipped:
-                log.warning("address correction after shipment refused", extra={"release_id": release_id})
-                continue
-            pending.append(release_id)
-        if pending:
-            raise Permanent(
-                "ADDRESS_UPDATE_UNSUPPORTED: the 3PL has no address-update endpoint; correct releases "
-                f"{', '.join(pending)} at the 3PL by hand"
+            if row.shipped or row.status == "cancel_rejected":
+                await self._address_rejected(ctx, row, "ALREADY_SHIPPED", "already shipped", "")
+            elif row.mode == "edi":
+                await self._address_rejected(
+                    ctx,
+                    row,
+                    "ADDRESS_UPDATE_UNSUPPORTED",
+                    "the EDI channel sends no 940 modify: correct the address at the 3PL by hand",
+                    "",
+                )
+            else:
+                await self._update_address(ctx, row, event.shipping_address)
+
+    async def _update_address(self, ctx: MessageContext, row: ReleaseRow, address) -> None:
+        try:
+            order = await self.api.get_order(
+                row.warehouse_order_id or (await self._existing(row.release_id))["id"]
             )
+        except TplError as error:
+            raise _retry_or_fail(error) from error
+        pending = [
+            s for s in order.get("shipments") or [] if s.get("status") not in ("Completed", "Cancelled")
+        ]
+        if not pending:
+            row.shipped = row.shipped or any(
+                s.get("status") == "Completed" for s in order.get("shipments") or []
+            )
+            await self._address_rejected(ctx, row, "ALREADY_SHIPPED", "nothing left to ship", "")
+            return
+        body = translate.address_update(address)
+        for shipment in pending:
+            try:
+                await self.api.update_shipment_address(shipment["id"], body)
+            except TplError as error:
+                if error.transient:
+                    raise Retryable(f"3PL address update: {error}", delay=error.retry_after) from error
+                code = {
+                    "ShipmentAlreadyPicked": "ALREADY_PICKED",
+                    "ShipmentAlreadyShipped": "ALREADY_SHIPPED",
+                }.get(error.code, "WAREHOUSE_REJECTED")
+                await self._address_rejected(ctx, row, code, error.message, error.code)
+                return
+        row.updated_at = _now()
+        updated = order_events.WarehouseAddressUpdated(
+            order_id=row.order_id,
+            release_id=row.release_id,
+            warehouse_shipments=[
+                common_pb2.ExternalRef(system=common_pb2.SOURCE_SYSTEM_TPL, id=str(s["id"])) for s in pending
+            ],
+        )
+        await ctx.emit(_tpl_fact(updated), key=row.order_id)
+
+    async def _address_rejected(
+        self, ctx: MessageContext, row: ReleaseRow, code: str, message: str, external: str
+    ) -> None:
+        log.info("address correction refused", extra={"release_id": row.release_id, "code": code})
+        rejected = order_events.WarehouseAddressUpdateRejected(
+            order_id=row.order_id, release_id=row.release_id, reason=tpl_reason(code, message, external)
+        )
+        await ctx.emit(_tpl_fact(rejected), key=row.order_id)
 
 
 def _covers(release: translate.Release, lines: list) -> bool:

@@ -89,21 +89,39 @@ def recipient(address: common_pb2.Address) -> dict[str, Any]:
     }
 
 
-def order_body(event: order_events.OrderReleasedToWarehouse) -> dict[str, Any]:
+def address_update(address: common_pb2.Address) -> dict[str, Any]:
+    """A canonical address as ShipBob's `UpdateAddressRequest` (`PUT /shipment/{id}:updateAddress`)."""
+    return {
+        "name": address.name,
+        "company_name": address.company or None,
+        "phone_number": address.phone or None,
+        "street_address1": address.lines[0] if address.lines else "",
+        "street_address2": ", ".join(address.lines[1:]),
+        "city": address.city,
+        "state": address.province_code,
+        "zip_code": address.postal_code,
+        "country_code": address.country_code,
+    }
+
+
+def order_body(event: order_events.OrderReleasedToWarehouse, center_id: int | None = None) -> dict[str, Any]:
     """The JSON API order for a release: `reference_id` = release id (the 3PL's idempotency key,
-    M2), one product per SKU, the location the mesh routed to."""
+    M2), one product per SKU, and `location_id` = the 3PL's id of the center the mesh routed to
+    (`center_id`; the center whose stock the mesh reserved). Without it the 3PL picks a center."""
     quantities: dict[str, int] = {}
     for line in event.lines:
         quantities[line.sku] = quantities.get(line.sku, 0) + line.quantity
-    return {
+    body: dict[str, Any] = {
         "reference_id": event.release_id,
         "order_number": event.channel_order.name or event.order_id,
         "type": "DTC",
         "shipping_method": SHIPPING_METHODS.get(event.shipping_method.upper(), event.shipping_method),
-        "location_id": event.location_id,
         "recipient": recipient(event.shipping_address),
         "products": [{"reference_id": sku, "quantity": qty} for sku, qty in quantities.items()],
     }
+    if center_id is not None:
+        body["location_id"] = center_id
+    return body
 
 
 def shipping_order(event: order_events.OrderReleasedToWarehouse) -> ShippingOrder:

@@ -15,7 +15,9 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from libs.store import Database
+from services.tpl_adapter.receipts import ReceiptReporter
 from services.tpl_adapter.store import WebhookDeliveryRow
+from services.tpl_adapter.translate.receipt import receipt_from_return
 from services.tpl_adapter.translate.shipment import notice_from_webhook, parse_time
 from services.tpl_adapter.webhooks.reporter import ReportFailed, ShipmentReporter
 
@@ -35,11 +37,20 @@ class WebhookInbox:
         db: The adapter's database.
         reporter: Reports shipments and deliveries to the shipments service.
         retry_interval_s: Base back-off of a transient failure (doubles per attempt).
+        receipts: Records completed returns with the inventory service.
     """
 
-    def __init__(self, db: Database, reporter: ShipmentReporter, *, retry_interval_s: float = 5.0) -> None:
+    def __init__(
+        self,
+        db: Database,
+        reporter: ShipmentReporter,
+        *,
+        retry_interval_s: float = 5.0,
+        receipts: ReceiptReporter | None = None,
+    ) -> None:
         self._db = db
         self._reporter = reporter
+        self._receipts = receipts
         self._retry_s = retry_interval_s
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -152,8 +163,8 @@ class WebhookInbox:
             at = parse_time(payload["delivery_date"]) if payload.get("delivery_date") else _now()
             await self._reporter.delivered(f"tpl-delivered:{payload['id']}", str(payload["id"]), at)
         elif topic == "return.completed":
-            # TODO(#5): returns receipts (R1, I5) go to the returns service (ReturnReceived with
-            # condition per line) once it serves RecordReceipt; kept in the inbox as done until then.
-            log.info(
-                "3PL return completed (kept in the webhook inbox)", extra={"return_id": payload.get("id")}
-            )
+            # Stock effect only (restock or damaged, per line); the returns service's part of R1
+            # is a later issue (docs/decisions/0016-return-to-stock-through-tpl-adapter.md).
+            request = receipt_from_return(payload)
+            if request is not None and self._receipts is not None:
+                await self._receipts.record(request)

@@ -158,6 +158,24 @@ async def test_partial_reserve_keeps_what_fits_for_backorders(served: Served):
     assert [s.line_id for s in reply.shortages] == ["2"]
 
 
+async def test_a_partly_reserved_line_gets_the_rest_when_stock_arrives_and_never_more(served: Served):
+    await snapshot(served.stub, "snap-1", "EAST", 100, SKU_1001=1)
+    first = await served.stub.Reserve(reserve("r-1", "o-1", ("1", "SKU-1001", 3), partial=True))
+    assert first.outcome == pb.RESERVE_OUTCOME_PARTIALLY_RESERVED
+    assert [(s.line_id, s.shortfall) for s in first.shortages] == [("1", 2)]
+
+    await snapshot(served.stub, "snap-2", "EAST", 200, SKU_1001=5)
+    second = await served.stub.Reserve(reserve("r-2", "o-1", ("1", "SKU-1001", 3), partial=True))
+    third = await served.stub.Reserve(reserve("r-3", "o-1", ("1", "SKU-1001", 3), partial=True))
+
+    assert second.outcome == third.outcome == pb.RESERVE_OUTCOME_RESERVED
+    assert [(r.line_id, r.location_id, r.quantity) for r in third.reservations] == [("1", "EAST", 3)]
+    position = (
+        await served.stub.GetPosition(pb.GetPositionRequest(sku="SKU-1001", location_id="EAST"))
+    ).position
+    assert position.reserved == 3
+
+
 async def test_repeating_a_request_id_returns_the_first_result_and_changes_nothing(served: Served):
     await snapshot(served.stub, "snap-1", "EAST", 100, SKU_1001=5)
 

@@ -174,6 +174,32 @@ async def test_cancelled_order_deletes_its_sales_order(erp: Erp) -> None:
     await _until(erp, lambda s: all(o["id"] != created.erp_sales_order.id for o in s["salesOrders"]))
 
 
+async def test_a_line_cancellation_that_overtakes_the_creation_is_applied_right_after_it(erp: Erp) -> None:
+    # The OrderAccepted is being retried (a 429, say) when the customer cancels one unit: the
+    # adapter handles the cancellation first, then creates the order as accepted, then reduces it.
+    cancel_id = await erp.publish(
+        order_events.OrderLinesCancelled(
+            order_id="O-13",
+            lines=[orders_pb2.LineQuantity(line_id="L1", sku="SKU-1001", quantity=1)],
+            reason=orders_pb2.CANCELLATION_REASON_CUSTOMER_REQUEST,
+        ),
+        key="O-13",
+    )
+    await erp.handled(cancel_id)
+
+    await erp.publish(accepted(sales_order("O-13", "#1013")), key="O-13")
+
+    [created] = await erp.wait_for(order_events.ErpSalesOrderCreated, order_id="O-13")
+    lines = [
+        x for x in (await erp.state())["salesOrderLines"] if x["documentId"] == created.erp_sales_order.id
+    ]
+    assert sorted((line["lineObjectNumber"], line["quantity"]) for line in lines) == [
+        ("SKU-1001", 1),
+        ("SKU-1002", 1),
+    ]
+    assert await erp.created("#1013") == 1
+
+
 async def _patch_customer(erp: Erp, customer_id: str, body: dict) -> None:
     """Fix the customer in BC, as a finance user would (through the API, with its ETag)."""
     handlers = erp.handlers

@@ -312,20 +312,3 @@ async def test_shopify_reporting_our_own_write_back_is_an_echo_and_never_an_inpu
 async def _two(deliveries):
     rows = await deliveries()
     return rows if len(rows) >= 2 else None
-
-
-async def test_a_level_shopify_moved_on_its_own_is_found_by_verify_and_pushed_again(
-    shop, adapter, nats_server
-):
-    await publish(nats_server.url, [availability_changed("SKU-1003", "WEST", 12, 4)])
-    await pushed(adapter, "SKU-1003", "WEST", 4)
-    adjust_available(shop, "SKU-1003", "WEST", -2, "checkout-at-west-shopify-chose")
-    assert available(shop, "SKU-1003", "WEST") == 10
-
-    await adapter.inventory.verify()
-
-    await eventually(
-        lambda: available(shop, "SKU-1003", "WEST") == 12, what="Shopify shows the mesh's 12 again"
-    )
-    row = await pushed(adapter, "SKU-1003", "WEST", 4)
-    assert (row.pushed_quantity, row.pushed_version, row.last_error) == (12, 4, None)

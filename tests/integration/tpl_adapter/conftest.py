@@ -202,6 +202,8 @@ async def mesh(nats_server, tpl_sandbox: str, tmp_path: Path, tpl_mode: str) -> 
                             order_events.WarehouseReleaseRejected,
                             order_events.WarehouseCancellationAccepted,
                             order_events.WarehouseCancellationRejected,
+                            order_events.WarehouseAddressUpdated,
+                            order_events.WarehouseAddressUpdateRejected,
                         ],
                         record,
                     ),

@@ -76,6 +76,10 @@ async def test_split_fulfillment_gives_one_3pl_order_per_location_each_confirmed
         east.release_id: "EAST",
         west.release_id: "WEST",
     }
+    # Both centers stock both SKUs: the 3PL ships from the center the mesh routed to, not its first.
+    for event, center in ((east, "EAST"), (west, "WEST")):
+        (tpl_order,) = await mesh.tpl_orders(event.release_id)
+        assert {s["location"]["name"] for s in tpl_order["shipments"]} == {center}
 
 
 async def test_a_shipment_webhook_becomes_a_recorded_shipment_and_shipment_confirmed(mesh: Mesh):

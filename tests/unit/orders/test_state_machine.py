@@ -136,6 +136,61 @@ def test_a_short_line_backorders_when_the_channel_allows_it_and_rejects_otherwis
     assert [p.reason_code for p in out.problems] == ["OUT_OF_STOCK"]
 
 
+def test_stock_arriving_for_a_backordered_line_starts_a_new_round_recorded_with_its_event():
+    order = received()
+    machine.reservation_result(
+        order, 0, {"L1": {"EAST": 2}}, [Shortage("L2", 1, "OUT_OF_STOCK")], T0, allow_backorder=True
+    )
+
+    other = machine.stock_available(order, "SKU-9999", T0, event_id="ev-0")
+    out = machine.stock_available(order, "SKU-1002", T0, event_id="ev-1")
+    again = machine.stock_available(order, "SKU-1002", T0, event_id="ev-2")
+
+    assert (other.step, out.step, again.step) == (None, "RESERVE", None)
+    assert order.reserve_round == 1 and order.reserve_pending
+    signal = order.journal[-1]
+    assert (signal.type, signal.message_id) == ("AvailabilityChanged", "ev-1")
+    assert signal.summary == "SKU-1002 available: reserving again"
+
+
+def test_the_backorder_reminder_retries_and_says_so_in_the_timeline():
+    order = received()
+    machine.reservation_result(
+        order, 0, {"L1": {"EAST": 2}}, [Shortage("L2", 1, "OUT_OF_STOCK")], T0, allow_backorder=True
+    )
+
+    out = machine.stock_available(order, "SKU-1002", T0, retry=True)
+
+    assert out.step == "RESERVE"
+    assert order.journal[-1].type == "BackorderRetry"
+
+
+def test_a_backordered_order_reserved_in_full_is_accepted_and_releases_per_location():
+    order = received()
+    machine.reservation_result(
+        order, 0, {"L1": {"EAST": 2}}, [Shortage("L2", 1, "OUT_OF_STOCK")], T0, allow_backorder=True
+    )
+    machine.stock_available(order, "SKU-1002", T0, event_id="ev-1")
+
+    out = machine.reservation_result(
+        order, 1, {"L1": {"EAST": 1, "WEST": 1}, "L2": {"WEST": 1}}, [], T0, allow_backorder=True
+    )
+    machine.erp_created(order, {"id": "so-1"}, T0, "e1")
+
+    assert [c.to_status for c in order.history] == [
+        S.RECEIVED,
+        S.BACKORDERED,
+        S.ACCEPTED,
+        S.ERP_CREATED,
+        S.RELEASED,
+    ]
+    assert [f.type for f in out.facts if f.type == "OrderAccepted"] == ["OrderAccepted"]
+    assert {r.location_id: r.lines for r in order.releases} == {
+        "EAST": {"L1": 1},
+        "WEST": {"L1": 1, "L2": 1},
+    }
+
+
 def test_an_unknown_sku_rejects_even_when_backorders_are_allowed():
     order = received()
 

@@ -381,6 +381,7 @@ class InventoryDriftDetected(_message.Message):
     OBSERVED_FIELD_NUMBER: _builtins.int
     AUTO_REPAIRED_FIELD_NUMBER: _builtins.int
     EVIDENCE_FIELD_NUMBER: _builtins.int
+    CHANNEL_FIELD_NUMBER: _builtins.int
     sku: _builtins.str
     """The SKU."""
     location_id: _builtins.str
@@ -399,6 +400,8 @@ class InventoryDriftDetected(_message.Message):
     """
     evidence: _builtins.str
     """Evidence for people: documents, snapshot ids, in-flight orders considered."""
+    channel: _builtins.str
+    """For bucket CHANNEL_AVAILABLE: the mesh channel the compared system shows (`online-store`)."""
     @_builtins.property
     def meta(self) -> _common_pb2.EventMeta:
         """Event metadata; key = `sku@location_id`; source_system = MESH."""
@@ -415,10 +418,11 @@ class InventoryDriftDetected(_message.Message):
         observed: _builtins.int = ...,
         auto_repaired: _builtins.bool = ...,
         evidence: _builtins.str = ...,
+        channel: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["meta", b"meta"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["auto_repaired", b"auto_repaired", "bucket", b"bucket", "compared_system", b"compared_system", "evidence", b"evidence", "expected", b"expected", "location_id", b"location_id", "meta", b"meta", "observed", b"observed", "sku", b"sku"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["auto_repaired", b"auto_repaired", "bucket", b"bucket", "channel", b"channel", "compared_system", b"compared_system", "evidence", b"evidence", "expected", b"expected", "location_id", b"location_id", "meta", b"meta", "observed", b"observed", "sku", b"sku"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -45,6 +45,10 @@ class _InventoryBucketEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Inven
     """On hand but in quality control, not sellable yet."""
     INVENTORY_BUCKET_SAFETY_STOCK: _InventoryBucket.ValueType  # 7
     """On hand but kept back as a buffer, not sellable."""
+    INVENTORY_BUCKET_CHANNEL_AVAILABLE: _InventoryBucket.ValueType  # 8
+    """Derived, not stored: what a sales channel may sell (ChannelAvailability.available). Used only
+    to report drift between a channel (Shopify) and the mesh; never adjusted.
+    """
 
 class InventoryBucket(_InventoryBucket, metaclass=_InventoryBucketEnumTypeWrapper):
     """A quantity bucket of a position. Buckets other than INCOMING are parts of, or claims on, the
@@ -67,6 +71,10 @@ INVENTORY_BUCKET_QUALITY_CONTROL: InventoryBucket.ValueType  # 6
 """On hand but in quality control, not sellable yet."""
 INVENTORY_BUCKET_SAFETY_STOCK: InventoryBucket.ValueType  # 7
 """On hand but kept back as a buffer, not sellable."""
+INVENTORY_BUCKET_CHANNEL_AVAILABLE: InventoryBucket.ValueType  # 8
+"""Derived, not stored: what a sales channel may sell (ChannelAvailability.available). Used only
+to report drift between a channel (Shopify) and the mesh; never adjusted.
+"""
 Global___InventoryBucket: _TypeAlias = InventoryBucket  # noqa: Y015
 
 class _ReservationState:

@@ -90,6 +90,70 @@ RELEASE_REASON_EXPIRED: ReleaseReason.ValueType  # 5
 """A reservation outlived its limit."""
 Global___ReleaseReason: _TypeAlias = ReleaseReason  # noqa: Y015
 
+class _InboundKind:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _InboundKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_InboundKind.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    INBOUND_KIND_UNSPECIFIED: _InboundKind.ValueType  # 0
+    """Not set; never valid on the wire."""
+    INBOUND_KIND_PURCHASE_ORDER: _InboundKind.ValueType  # 1
+    """A purchase order from a vendor."""
+    INBOUND_KIND_TRANSFER_ORDER: _InboundKind.ValueType  # 2
+    """A transfer order from another location."""
+    INBOUND_KIND_RETURN: _InboundKind.ValueType  # 3
+    """A customer return (receipts only)."""
+
+class InboundKind(_InboundKind, metaclass=_InboundKindEnumTypeWrapper):
+    """What kind of inbound document or receipt."""
+
+INBOUND_KIND_UNSPECIFIED: InboundKind.ValueType  # 0
+"""Not set; never valid on the wire."""
+INBOUND_KIND_PURCHASE_ORDER: InboundKind.ValueType  # 1
+"""A purchase order from a vendor."""
+INBOUND_KIND_TRANSFER_ORDER: InboundKind.ValueType  # 2
+"""A transfer order from another location."""
+INBOUND_KIND_RETURN: InboundKind.ValueType  # 3
+"""A customer return (receipts only)."""
+Global___InboundKind: _TypeAlias = InboundKind  # noqa: Y015
+
+class _DriftOutcome:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _DriftOutcomeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_DriftOutcome.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    DRIFT_OUTCOME_UNSPECIFIED: _DriftOutcome.ValueType  # 0
+    """Not set."""
+    DRIFT_OUTCOME_REPAIRED: _DriftOutcome.ValueType  # 1
+    """Within its bound: the count was applied (a channel: the mesh's figure is pushed again)."""
+    DRIFT_OUTCOME_ESCALATED_APPLIED: _DriftOutcome.ValueType  # 2
+    """Beyond its bound and lowering sellable stock: applied, and raised to people (a channel showing
+    more than the mesh: the mesh's lower figure is pushed over it, and raised to people).
+    """
+    DRIFT_OUTCOME_ESCALATED_HELD: _DriftOutcome.ValueType  # 3
+    """Beyond its bound and raising sellable stock: the mesh kept its figure, raised to people (a
+    channel showing less than the mesh: its lower figure is kept as a ceiling, raised to people).
+    """
+
+class DriftOutcome(_DriftOutcome, metaclass=_DriftOutcomeEnumTypeWrapper):
+    """What reconciliation did with a drift."""
+
+DRIFT_OUTCOME_UNSPECIFIED: DriftOutcome.ValueType  # 0
+"""Not set."""
+DRIFT_OUTCOME_REPAIRED: DriftOutcome.ValueType  # 1
+"""Within its bound: the count was applied (a channel: the mesh's figure is pushed again)."""
+DRIFT_OUTCOME_ESCALATED_APPLIED: DriftOutcome.ValueType  # 2
+"""Beyond its bound and lowering sellable stock: applied, and raised to people (a channel showing
+more than the mesh: the mesh's lower figure is pushed over it, and raised to people).
+"""
+DRIFT_OUTCOME_ESCALATED_HELD: DriftOutcome.ValueType  # 3
+"""Beyond its bound and raising sellable stock: the mesh kept its figure, raised to people (a
+channel showing less than the mesh: its lower figure is kept as a ceiling, raised to people).
+"""
+Global___DriftOutcome: _TypeAlias = DriftOutcome  # noqa: Y015
+
 @_typing.final
 class CartItem(_message.Message):
     """A SKU and quantity asked about."""
@@ -1103,3 +1167,569 @@ class RouteOrderResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RouteOrderResponse: _TypeAlias = RouteOrderResponse  # noqa: Y015
+
+@_typing.final
+class InboundLine(_message.Message):
+    """One line of an inbound document as the ERP has it now."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LINE_ID_FIELD_NUMBER: _builtins.int
+    SKU_FIELD_NUMBER: _builtins.int
+    LOCATION_ID_FIELD_NUMBER: _builtins.int
+    QUANTITY_FIELD_NUMBER: _builtins.int
+    RECEIVED_FIELD_NUMBER: _builtins.int
+    EXPECTED_AT_FIELD_NUMBER: _builtins.int
+    line_id: _builtins.str
+    """The document line's stable id in the ERP."""
+    sku: _builtins.str
+    """The SKU."""
+    location_id: _builtins.str
+    """The receiving location."""
+    quantity: _builtins.int
+    """Units ordered."""
+    received: _builtins.int
+    """Units the ERP has posted as received so far."""
+    @_builtins.property
+    def expected_at(self) -> _timestamp_pb2.Timestamp:
+        """When the units are expected, if known."""
+
+    def __init__(
+        self,
+        *,
+        line_id: _builtins.str = ...,
+        sku: _builtins.str = ...,
+        location_id: _builtins.str = ...,
+        quantity: _builtins.int = ...,
+        received: _builtins.int = ...,
+        expected_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["expected_at", b"expected_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["expected_at", b"expected_at", "line_id", b"line_id", "location_id", b"location_id", "quantity", b"quantity", "received", b"received", "sku", b"sku"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___InboundLine: _TypeAlias = InboundLine  # noqa: Y015
+
+@_typing.final
+class RecordInboundRequest(_message.Message):
+    """Request of RecordInbound."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    SOURCE_SYSTEM_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    DOCUMENT_FIELD_NUMBER: _builtins.int
+    LINES_FIELD_NUMBER: _builtins.int
+    CLOSED_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """Idempotency key (e.g. the document id and a digest of its lines); repeating it returns the
+    first result.
+    """
+    source_system: _common_pb2.SourceSystem.ValueType
+    """The system the document lives in."""
+    kind: Global___InboundKind.ValueType
+    """Purchase order or transfer order."""
+    closed: _builtins.bool
+    """True when the document is closed (fully received, cancelled or deleted): nothing of it counts
+    as incoming any more.
+    """
+    @_builtins.property
+    def document(self) -> _common_pb2.ExternalRef:
+        """The document: id = the ERP's stable id, name = its number (what warehouse receipts quote)."""
+
+    @_builtins.property
+    def lines(self) -> _containers.RepeatedCompositeFieldContainer[Global___InboundLine]:
+        """Every line of the document now; lines known before and absent now stop counting."""
+
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        source_system: _common_pb2.SourceSystem.ValueType = ...,
+        kind: Global___InboundKind.ValueType = ...,
+        document: _common_pb2.ExternalRef | None = ...,
+        lines: _abc.Iterable[Global___InboundLine] | None = ...,
+        closed: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["document", b"document"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["closed", b"closed", "document", b"document", "kind", b"kind", "lines", b"lines", "request_id", b"request_id", "source_system", b"source_system"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecordInboundRequest: _TypeAlias = RecordInboundRequest  # noqa: Y015
+
+@_typing.final
+class InboundLineState(_message.Message):
+    """What one inbound line contributes to its position."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LINE_ID_FIELD_NUMBER: _builtins.int
+    SKU_FIELD_NUMBER: _builtins.int
+    LOCATION_ID_FIELD_NUMBER: _builtins.int
+    QUANTITY_FIELD_NUMBER: _builtins.int
+    RECEIVED_FIELD_NUMBER: _builtins.int
+    OUTSTANDING_FIELD_NUMBER: _builtins.int
+    line_id: _builtins.str
+    """The document line."""
+    sku: _builtins.str
+    """The SKU."""
+    location_id: _builtins.str
+    """The location."""
+    quantity: _builtins.int
+    """Units ordered."""
+    received: _builtins.int
+    """Units received: the larger of what the ERP posted and what the warehouse reported."""
+    outstanding: _builtins.int
+    """Units still counted as incoming."""
+    def __init__(
+        self,
+        *,
+        line_id: _builtins.str = ...,
+        sku: _builtins.str = ...,
+        location_id: _builtins.str = ...,
+        quantity: _builtins.int = ...,
+        received: _builtins.int = ...,
+        outstanding: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["line_id", b"line_id", "location_id", b"location_id", "outstanding", b"outstanding", "quantity", b"quantity", "received", b"received", "sku", b"sku"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___InboundLineState: _TypeAlias = InboundLineState  # noqa: Y015
+
+@_typing.final
+class RecordInboundResponse(_message.Message):
+    """Response of RecordInbound."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LINES_FIELD_NUMBER: _builtins.int
+    POSITIONS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def lines(self) -> _containers.RepeatedCompositeFieldContainer[Global___InboundLineState]:
+        """The document's lines after the request."""
+
+    @_builtins.property
+    def positions(self) -> _containers.RepeatedCompositeFieldContainer[_inventory_pb2.InventoryPosition]:
+        """The positions whose incoming changed."""
+
+    def __init__(
+        self,
+        *,
+        lines: _abc.Iterable[Global___InboundLineState] | None = ...,
+        positions: _abc.Iterable[_inventory_pb2.InventoryPosition] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["lines", b"lines", "positions", b"positions"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecordInboundResponse: _TypeAlias = RecordInboundResponse  # noqa: Y015
+
+@_typing.final
+class ReceiptLine(_message.Message):
+    """One line of a receipt."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LINE_ID_FIELD_NUMBER: _builtins.int
+    SKU_FIELD_NUMBER: _builtins.int
+    QUANTITY_FIELD_NUMBER: _builtins.int
+    DAMAGED_FIELD_NUMBER: _builtins.int
+    line_id: _builtins.str
+    """The receipt line (unique within the receipt)."""
+    sku: _builtins.str
+    """The SKU."""
+    quantity: _builtins.int
+    """Units received, in any condition."""
+    damaged: _builtins.int
+    """Of which damaged (not sellable)."""
+    def __init__(
+        self,
+        *,
+        line_id: _builtins.str = ...,
+        sku: _builtins.str = ...,
+        quantity: _builtins.int = ...,
+        damaged: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["damaged", b"damaged", "line_id", b"line_id", "quantity", b"quantity", "sku", b"sku"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReceiptLine: _TypeAlias = ReceiptLine  # noqa: Y015
+
+@_typing.final
+class RecordReceiptRequest(_message.Message):
+    """Request of RecordReceipt."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    SOURCE_SYSTEM_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    RECEIPT_FIELD_NUMBER: _builtins.int
+    DOCUMENT_NUMBER_FIELD_NUMBER: _builtins.int
+    LOCATION_ID_FIELD_NUMBER: _builtins.int
+    LINES_FIELD_NUMBER: _builtins.int
+    OCCURRED_AT_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """Idempotency key (the 3PL's receiving order id, the EDI 944 control numbers); repeating it
+    returns the first result.
+    """
+    source_system: _common_pb2.SourceSystem.ValueType
+    """The system reporting the receipt."""
+    kind: Global___InboundKind.ValueType
+    """What was received against."""
+    document_number: _builtins.str
+    """The number of the inbound document it fulfils (purchase order number); empty when none."""
+    location_id: _builtins.str
+    """The receiving location."""
+    @_builtins.property
+    def receipt(self) -> _common_pb2.ExternalRef:
+        """The receipt document (the 3PL's receiving order or return id; name = its number)."""
+
+    @_builtins.property
+    def lines(self) -> _containers.RepeatedCompositeFieldContainer[Global___ReceiptLine]:
+        """The lines; each applies once per (receipt id, line id)."""
+
+    @_builtins.property
+    def occurred_at(self) -> _timestamp_pb2.Timestamp:
+        """When the goods were received."""
+
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        source_system: _common_pb2.SourceSystem.ValueType = ...,
+        kind: Global___InboundKind.ValueType = ...,
+        receipt: _common_pb2.ExternalRef | None = ...,
+        document_number: _builtins.str = ...,
+        location_id: _builtins.str = ...,
+        lines: _abc.Iterable[Global___ReceiptLine] | None = ...,
+        occurred_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["occurred_at", b"occurred_at", "receipt", b"receipt"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["document_number", b"document_number", "kind", b"kind", "lines", b"lines", "location_id", b"location_id", "occurred_at", b"occurred_at", "receipt", b"receipt", "request_id", b"request_id", "source_system", b"source_system"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecordReceiptRequest: _TypeAlias = RecordReceiptRequest  # noqa: Y015
+
+@_typing.final
+class RecordReceiptResponse(_message.Message):
+    """Response of RecordReceipt."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LINES_APPLIED_FIELD_NUMBER: _builtins.int
+    POSITIONS_FIELD_NUMBER: _builtins.int
+    lines_applied: _builtins.int
+    """Lines applied by this request (0 when every line was applied before)."""
+    @_builtins.property
+    def positions(self) -> _containers.RepeatedCompositeFieldContainer[_inventory_pb2.InventoryPosition]:
+        """The positions after the receipt."""
+
+    def __init__(
+        self,
+        *,
+        lines_applied: _builtins.int = ...,
+        positions: _abc.Iterable[_inventory_pb2.InventoryPosition] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["lines_applied", b"lines_applied", "positions", b"positions"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecordReceiptResponse: _TypeAlias = RecordReceiptResponse  # noqa: Y015
+
+@_typing.final
+class DriftRecord(_message.Message):
+    """A drift found by reconciliation, with its evidence."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DRIFT_ID_FIELD_NUMBER: _builtins.int
+    SKU_FIELD_NUMBER: _builtins.int
+    LOCATION_ID_FIELD_NUMBER: _builtins.int
+    BUCKET_FIELD_NUMBER: _builtins.int
+    COMPARED_SYSTEM_FIELD_NUMBER: _builtins.int
+    SNAPSHOT_ID_FIELD_NUMBER: _builtins.int
+    AS_OF_FIELD_NUMBER: _builtins.int
+    MESH_FIELD_NUMBER: _builtins.int
+    IN_FLIGHT_FIELD_NUMBER: _builtins.int
+    EXPECTED_FIELD_NUMBER: _builtins.int
+    OBSERVED_FIELD_NUMBER: _builtins.int
+    RESERVED_FIELD_NUMBER: _builtins.int
+    COMMITTED_FIELD_NUMBER: _builtins.int
+    ALLOCATED_FIELD_NUMBER: _builtins.int
+    BOUND_FIELD_NUMBER: _builtins.int
+    POLICY_VERSION_FIELD_NUMBER: _builtins.int
+    OUTCOME_FIELD_NUMBER: _builtins.int
+    RESULT_FIELD_NUMBER: _builtins.int
+    EVIDENCE_FIELD_NUMBER: _builtins.int
+    EVENT_ID_FIELD_NUMBER: _builtins.int
+    DETECTED_AT_FIELD_NUMBER: _builtins.int
+    drift_id: _builtins.str
+    """Id of the drift (`<snapshot id>/<sku>/<bucket>`)."""
+    sku: _builtins.str
+    """The SKU."""
+    location_id: _builtins.str
+    """The location."""
+    bucket: _inventory_pb2.InventoryBucket.ValueType
+    """The bucket that differed."""
+    compared_system: _common_pb2.SourceSystem.ValueType
+    """The system whose count differed from the mesh (TPL, ERP; SHOPIFY for channel availability)."""
+    snapshot_id: _builtins.str
+    """The snapshot (request id) that carried the count (ReportChannelCount: its request id)."""
+    mesh: _builtins.int
+    """The mesh's figure when the snapshot arrived."""
+    in_flight: _builtins.int
+    """Movements the mesh applied that happened after as_of (left out of the comparison)."""
+    expected: _builtins.int
+    """The mesh's figure at as_of (mesh - in_flight)."""
+    observed: _builtins.int
+    """The other system's count."""
+    reserved: _builtins.int
+    """The mesh's reserved at the time."""
+    committed: _builtins.int
+    """The mesh's committed at the time."""
+    allocated: _builtins.int
+    """The warehouse's allocated (its committed) at the time."""
+    bound: _builtins.str
+    """The repair bound that applied (`±5 units or 5%`)."""
+    policy_version: _builtins.str
+    """The policy version that decided."""
+    outcome: Global___DriftOutcome.ValueType
+    """What was done."""
+    result: _builtins.int
+    """The bucket after reconciliation."""
+    evidence: _builtins.str
+    """The drift in words for people."""
+    event_id: _builtins.str
+    """Id of the InventoryDriftDetected event published for it."""
+    @_builtins.property
+    def as_of(self) -> _timestamp_pb2.Timestamp:
+        """When the count was true in that system."""
+
+    @_builtins.property
+    def detected_at(self) -> _timestamp_pb2.Timestamp:
+        """When the mesh found it."""
+
+    def __init__(
+        self,
+        *,
+        drift_id: _builtins.str = ...,
+        sku: _builtins.str = ...,
+        location_id: _builtins.str = ...,
+        bucket: _inventory_pb2.InventoryBucket.ValueType = ...,
+        compared_system: _common_pb2.SourceSystem.ValueType = ...,
+        snapshot_id: _builtins.str = ...,
+        as_of: _timestamp_pb2.Timestamp | None = ...,
+        mesh: _builtins.int = ...,
+        in_flight: _builtins.int = ...,
+        expected: _builtins.int = ...,
+        observed: _builtins.int = ...,
+        reserved: _builtins.int = ...,
+        committed: _builtins.int = ...,
+        allocated: _builtins.int = ...,
+        bound: _builtins.str = ...,
+        policy_version: _builtins.str = ...,
+        outcome: Global___DriftOutcome.ValueType = ...,
+        result: _builtins.int = ...,
+        evidence: _builtins.str = ...,
+        event_id: _builtins.str = ...,
+        detected_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "detected_at", b"detected_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["allocated", b"allocated", "as_of", b"as_of", "bound", b"bound", "bucket", b"bucket", "committed", b"committed", "compared_system", b"compared_system", "detected_at", b"detected_at", "drift_id", b"drift_id", "event_id", b"event_id", "evidence", b"evidence", "expected", b"expected", "in_flight", b"in_flight", "location_id", b"location_id", "mesh", b"mesh", "observed", b"observed", "outcome", b"outcome", "policy_version", b"policy_version", "reserved", b"reserved", "result", b"result", "sku", b"sku", "snapshot_id", b"snapshot_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DriftRecord: _TypeAlias = DriftRecord  # noqa: Y015
+
+@_typing.final
+class ListDriftsRequest(_message.Message):
+    """Request of ListDrifts."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SKUS_FIELD_NUMBER: _builtins.int
+    LOCATION_IDS_FIELD_NUMBER: _builtins.int
+    OUTCOMES_FIELD_NUMBER: _builtins.int
+    PAGE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def skus(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Only these SKUs; empty means all."""
+
+    @_builtins.property
+    def location_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Only these locations; empty means all."""
+
+    @_builtins.property
+    def outcomes(self) -> _containers.RepeatedScalarFieldContainer[Global___DriftOutcome.ValueType]:
+        """Only these outcomes; empty means all."""
+
+    @_builtins.property
+    def page(self) -> _common_pb2.PageRequest:
+        """Paging."""
+
+    def __init__(
+        self,
+        *,
+        skus: _abc.Iterable[_builtins.str] | None = ...,
+        location_ids: _abc.Iterable[_builtins.str] | None = ...,
+        outcomes: _abc.Iterable[Global___DriftOutcome.ValueType] | None = ...,
+        page: _common_pb2.PageRequest | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["page", b"page"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["location_ids", b"location_ids", "outcomes", b"outcomes", "page", b"page", "skus", b"skus"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListDriftsRequest: _TypeAlias = ListDriftsRequest  # noqa: Y015
+
+@_typing.final
+class ListDriftsResponse(_message.Message):
+    """Response of ListDrifts."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DRIFTS_FIELD_NUMBER: _builtins.int
+    PAGE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def drifts(self) -> _containers.RepeatedCompositeFieldContainer[Global___DriftRecord]:
+        """The drifts of this page, newest first."""
+
+    @_builtins.property
+    def page(self) -> _common_pb2.PageResponse:
+        """Paging."""
+
+    def __init__(
+        self,
+        *,
+        drifts: _abc.Iterable[Global___DriftRecord] | None = ...,
+        page: _common_pb2.PageResponse | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["page", b"page"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["drifts", b"drifts", "page", b"page"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListDriftsResponse: _TypeAlias = ListDriftsResponse  # noqa: Y015
+
+@_typing.final
+class ReportChannelCountRequest(_message.Message):
+    """Request of ReportChannelCount."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    SOURCE_SYSTEM_FIELD_NUMBER: _builtins.int
+    CHANNEL_FIELD_NUMBER: _builtins.int
+    SKU_FIELD_NUMBER: _builtins.int
+    LOCATION_ID_FIELD_NUMBER: _builtins.int
+    OBSERVED_FIELD_NUMBER: _builtins.int
+    PUSHED_FIELD_NUMBER: _builtins.int
+    PUSHED_VERSION_FIELD_NUMBER: _builtins.int
+    OBSERVED_AT_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """Idempotency key (the adapter's verification round and item); repeating it returns the first
+    result.
+    """
+    source_system: _common_pb2.SourceSystem.ValueType
+    """The system whose figure is reported (SHOPIFY)."""
+    channel: _builtins.str
+    """The mesh channel the system shows (`online-store`)."""
+    sku: _builtins.str
+    """The SKU."""
+    location_id: _builtins.str
+    """The location."""
+    observed: _builtins.int
+    """What the system shows as available now (may be negative: Shopify oversold)."""
+    pushed: _builtins.int
+    """What the adapter last told the system (the figure it pushed)."""
+    pushed_version: _builtins.int
+    """The position version that pushed figure came from."""
+    @_builtins.property
+    def observed_at(self) -> _timestamp_pb2.Timestamp:
+        """When the system was read."""
+
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        source_system: _common_pb2.SourceSystem.ValueType = ...,
+        channel: _builtins.str = ...,
+        sku: _builtins.str = ...,
+        location_id: _builtins.str = ...,
+        observed: _builtins.int = ...,
+        pushed: _builtins.int = ...,
+        pushed_version: _builtins.int = ...,
+        observed_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["observed_at", b"observed_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["channel", b"channel", "location_id", b"location_id", "observed", b"observed", "observed_at", b"observed_at", "pushed", b"pushed", "pushed_version", b"pushed_version", "request_id", b"request_id", "sku", b"sku", "source_system", b"source_system"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReportChannelCountRequest: _TypeAlias = ReportChannelCountRequest  # noqa: Y015
+
+@_typing.final
+class ReportChannelCountResponse(_message.Message):
+    """Response of ReportChannelCount."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DRIFTED_FIELD_NUMBER: _builtins.int
+    OUTCOME_FIELD_NUMBER: _builtins.int
+    CHANNEL_AVAILABLE_FIELD_NUMBER: _builtins.int
+    POSITION_VERSION_FIELD_NUMBER: _builtins.int
+    DRIFT_ID_FIELD_NUMBER: _builtins.int
+    drifted: _builtins.bool
+    """False when the system already shows the mesh's channel availability now (a change of the
+    position explains the difference; its push is on the way): nothing recorded.
+    """
+    outcome: Global___DriftOutcome.ValueType
+    """What was decided: REPAIRED (within the bound: push the mesh's figure again),
+    ESCALATED_APPLIED (beyond the bound, the channel shows more than the mesh: push the mesh's
+    figure again and raise it to people), ESCALATED_HELD (beyond the bound, the channel shows less:
+    keep the channel's figure as a ceiling and raise it to people). UNSPECIFIED when not drifted.
+    """
+    channel_available: _builtins.int
+    """The mesh's availability for the channel now."""
+    position_version: _builtins.int
+    """The position's version now."""
+    drift_id: _builtins.str
+    """The drift recorded (empty when none, or when the same held drift was already recorded)."""
+    def __init__(
+        self,
+        *,
+        drifted: _builtins.bool = ...,
+        outcome: Global___DriftOutcome.ValueType = ...,
+        channel_available: _builtins.int = ...,
+        position_version: _builtins.int = ...,
+        drift_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["channel_available", b"channel_available", "drift_id", b"drift_id", "drifted", b"drifted", "outcome", b"outcome", "position_version", b"position_version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReportChannelCountResponse: _TypeAlias = ReportChannelCountResponse  # noqa: Y015

@@ -87,6 +87,26 @@ class InventoryServiceStub:
                 request_serializer=retail_dot_inventory_dot_v1_dot_inventory__service__pb2.RouteOrderRequest.SerializeToString,
                 response_deserializer=retail_dot_inventory_dot_v1_dot_inventory__service__pb2.RouteOrderResponse.FromString,
                 _registered_method=True)
+        self.RecordInbound = channel.unary_unary(
+                '/retail.inventory.v1.InventoryService/RecordInbound',
+                request_serializer=retail_dot_inventory_dot_v1_dot_inventory__service__pb2.RecordInboundRequest.SerializeToString,
+                response_deserializer=retail_dot_inventory_dot_v1_dot_inventory__service__pb2.RecordInboundResponse.FromString,
+                _registered_method=True)
+        self.RecordReceipt = channel.unary_unary(
+                '/retail.inventory.v1.InventoryService/RecordReceipt',
+                request_serializer=retail_dot_inventory_dot_v1_dot_inventory__service__pb2.RecordReceiptRequest.SerializeToString,
+                response_deserializer=retail_dot_inventory_dot_v1_dot_inventory__service__pb2.RecordReceiptResponse.FromString,
+                _registered_method=True)
+        self.ListDrifts = channel.unary_unary(
+                '/retail.inventory.v1.InventoryService/ListDrifts',
+                request_serializer=retail_dot_inventory_dot_v1_dot_inventory__service__pb2.ListDriftsRequest.SerializeToString,
+                response_deserializer=retail_dot_inventory_dot_v1_dot_inventory__service__pb2.ListDriftsResponse.FromString,
+                _registered_method=True)
+        self.ReportChannelCount = channel.unary_unary(
+                '/retail.inventory.v1.InventoryService/ReportChannelCount',
+                request_serializer=retail_dot_inventory_dot_v1_dot_inventory__service__pb2.ReportChannelCountRequest.SerializeToString,
+                response_deserializer=retail_dot_inventory_dot_v1_dot_inventory__service__pb2.ReportChannelCountResponse.FromString,
+                _registered_method=True)
 
 
 class InventoryServiceServicer:
@@ -173,6 +193,45 @@ class InventoryServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RecordInbound(self, request, context):
+        """Records the open lines of an ERP inbound document (purchase order, transfer order) as they
+        stand now (I5): what is still outstanding counts as incoming at the line's location. Absolute,
+        not a delta: reading the same document again changes nothing; a closed document (fully
+        received, deleted) stops counting.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RecordReceipt(self, request, context):
+        """Records goods a location received (I5, R1): a purchase-order or transfer receipt, or a return
+        put back to stock. Raises on_hand (damaged units also raise damaged) and lowers the incoming of
+        the inbound document it fulfils. Idempotent per receipt line.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListDrifts(self, request, context):
+        """Lists the drifts reconciliation found (I5), newest first, with their evidence and whether they
+        were repaired or raised to people.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReportChannelCount(self, request, context):
+        """Reports what a sales channel (Shopify) shows as available for a SKU at a location, when it
+        differs from what the channel was last told (I5, the channel side of reconciliation). The
+        figure is compared with the mesh's channel availability now: a difference is recorded as a
+        drift with evidence (ListDrifts, InventoryDriftDetected) and the answer says whether the
+        channel adapter pushes the mesh's figure again (within the bound, or the channel shows more)
+        or holds the channel's lower figure for a person. Never changes a position.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_InventoryServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -225,6 +284,26 @@ def add_InventoryServiceServicer_to_server(servicer, server):
                     servicer.RouteOrder,
                     request_deserializer=retail_dot_inventory_dot_v1_dot_inventory__service__pb2.RouteOrderRequest.FromString,
                     response_serializer=retail_dot_inventory_dot_v1_dot_inventory__service__pb2.RouteOrderResponse.SerializeToString,
+            ),
+            'RecordInbound': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordInbound,
+                    request_deserializer=retail_dot_inventory_dot_v1_dot_inventory__service__pb2.RecordInboundRequest.FromString,
+                    response_serializer=retail_dot_inventory_dot_v1_dot_inventory__service__pb2.RecordInboundResponse.SerializeToString,
+            ),
+            'RecordReceipt': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordReceipt,
+                    request_deserializer=retail_dot_inventory_dot_v1_dot_inventory__service__pb2.RecordReceiptRequest.FromString,
+                    response_serializer=retail_dot_inventory_dot_v1_dot_inventory__service__pb2.RecordReceiptResponse.SerializeToString,
+            ),
+            'ListDrifts': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListDrifts,
+                    request_deserializer=retail_dot_inventory_dot_v1_dot_inventory__service__pb2.ListDriftsRequest.FromString,
+                    response_serializer=retail_dot_inventory_dot_v1_dot_inventory__service__pb2.ListDriftsResponse.SerializeToString,
+            ),
+            'ReportChannelCount': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReportChannelCount,
+                    request_deserializer=retail_dot_inventory_dot_v1_dot_inventory__service__pb2.ReportChannelCountRequest.FromString,
+                    response_serializer=retail_dot_inventory_dot_v1_dot_inventory__service__pb2.ReportChannelCountResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -500,6 +579,114 @@ class InventoryService:
             '/retail.inventory.v1.InventoryService/RouteOrder',
             retail_dot_inventory_dot_v1_dot_inventory__service__pb2.RouteOrderRequest.SerializeToString,
             retail_dot_inventory_dot_v1_dot_inventory__service__pb2.RouteOrderResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordInbound(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/retail.inventory.v1.InventoryService/RecordInbound',
+            retail_dot_inventory_dot_v1_dot_inventory__service__pb2.RecordInboundRequest.SerializeToString,
+            retail_dot_inventory_dot_v1_dot_inventory__service__pb2.RecordInboundResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordReceipt(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/retail.inventory.v1.InventoryService/RecordReceipt',
+            retail_dot_inventory_dot_v1_dot_inventory__service__pb2.RecordReceiptRequest.SerializeToString,
+            retail_dot_inventory_dot_v1_dot_inventory__service__pb2.RecordReceiptResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListDrifts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/retail.inventory.v1.InventoryService/ListDrifts',
+            retail_dot_inventory_dot_v1_dot_inventory__service__pb2.ListDriftsRequest.SerializeToString,
+            retail_dot_inventory_dot_v1_dot_inventory__service__pb2.ListDriftsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReportChannelCount(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/retail.inventory.v1.InventoryService/ReportChannelCount',
+            retail_dot_inventory_dot_v1_dot_inventory__service__pb2.ReportChannelCountRequest.SerializeToString,
+            retail_dot_inventory_dot_v1_dot_inventory__service__pb2.ReportChannelCountResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -74,6 +74,29 @@ class InventoryServiceStub:
     """Lists the reservations of an order."""
     RouteOrder: _grpc.UnaryUnaryMultiCallable[_inventory_service_pb2.RouteOrderRequest, _inventory_service_pb2.RouteOrderResponse]
     """Decides which location ships which line by the routing rules (I6). Reserves nothing."""
+    RecordInbound: _grpc.UnaryUnaryMultiCallable[_inventory_service_pb2.RecordInboundRequest, _inventory_service_pb2.RecordInboundResponse]
+    """Records the open lines of an ERP inbound document (purchase order, transfer order) as they
+    stand now (I5): what is still outstanding counts as incoming at the line's location. Absolute,
+    not a delta: reading the same document again changes nothing; a closed document (fully
+    received, deleted) stops counting.
+    """
+    RecordReceipt: _grpc.UnaryUnaryMultiCallable[_inventory_service_pb2.RecordReceiptRequest, _inventory_service_pb2.RecordReceiptResponse]
+    """Records goods a location received (I5, R1): a purchase-order or transfer receipt, or a return
+    put back to stock. Raises on_hand (damaged units also raise damaged) and lowers the incoming of
+    the inbound document it fulfils. Idempotent per receipt line.
+    """
+    ListDrifts: _grpc.UnaryUnaryMultiCallable[_inventory_service_pb2.ListDriftsRequest, _inventory_service_pb2.ListDriftsResponse]
+    """Lists the drifts reconciliation found (I5), newest first, with their evidence and whether they
+    were repaired or raised to people.
+    """
+    ReportChannelCount: _grpc.UnaryUnaryMultiCallable[_inventory_service_pb2.ReportChannelCountRequest, _inventory_service_pb2.ReportChannelCountResponse]
+    """Reports what a sales channel (Shopify) shows as available for a SKU at a location, when it
+    differs from what the channel was last told (I5, the channel side of reconciliation). The
+    figure is compared with the mesh's channel availability now: a difference is recorded as a
+    drift with evidence (ListDrifts, InventoryDriftDetected) and the answer says whether the
+    channel adapter pushes the mesh's figure again (within the bound, or the channel shows more)
+    or holds the channel's lower figure for a person. Never changes a position.
+    """
 
 @_typing.type_check_only
 class InventoryServiceAsyncStub(InventoryServiceStub):
@@ -117,6 +140,29 @@ class InventoryServiceAsyncStub(InventoryServiceStub):
     """Lists the reservations of an order."""
     RouteOrder: _aio.UnaryUnaryMultiCallable[_inventory_service_pb2.RouteOrderRequest, _inventory_service_pb2.RouteOrderResponse]  # type: ignore[assignment]
     """Decides which location ships which line by the routing rules (I6). Reserves nothing."""
+    RecordInbound: _aio.UnaryUnaryMultiCallable[_inventory_service_pb2.RecordInboundRequest, _inventory_service_pb2.RecordInboundResponse]  # type: ignore[assignment]
+    """Records the open lines of an ERP inbound document (purchase order, transfer order) as they
+    stand now (I5): what is still outstanding counts as incoming at the line's location. Absolute,
+    not a delta: reading the same document again changes nothing; a closed document (fully
+    received, deleted) stops counting.
+    """
+    RecordReceipt: _aio.UnaryUnaryMultiCallable[_inventory_service_pb2.RecordReceiptRequest, _inventory_service_pb2.RecordReceiptResponse]  # type: ignore[assignment]
+    """Records goods a location received (I5, R1): a purchase-order or transfer receipt, or a return
+    put back to stock. Raises on_hand (damaged units also raise damaged) and lowers the incoming of
+    the inbound document it fulfils. Idempotent per receipt line.
+    """
+    ListDrifts: _aio.UnaryUnaryMultiCallable[_inventory_service_pb2.ListDriftsRequest, _inventory_service_pb2.ListDriftsResponse]  # type: ignore[assignment]
+    """Lists the drifts reconciliation found (I5), newest first, with their evidence and whether they
+    were repaired or raised to people.
+    """
+    ReportChannelCount: _aio.UnaryUnaryMultiCallable[_inventory_service_pb2.ReportChannelCountRequest, _inventory_service_pb2.ReportChannelCountResponse]  # type: ignore[assignment]
+    """Reports what a sales channel (Shopify) shows as available for a SKU at a location, when it
+    differs from what the channel was last told (I5, the channel side of reconciliation). The
+    figure is compared with the mesh's channel availability now: a difference is recorded as a
+    drift with evidence (ListDrifts, InventoryDriftDetected) and the answer says whether the
+    channel adapter pushes the mesh's figure again (within the bound, or the channel shows more)
+    or holds the channel's lower figure for a person. Never changes a position.
+    """
 
 class InventoryServiceServicer(metaclass=_abc_1.ABCMeta):
     """Inventory positions and reservations. Every mutating RPC is idempotent by request_id: repeating
@@ -217,5 +263,52 @@ class InventoryServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_inventory_service_pb2.RouteOrderResponse, _abc.Awaitable[_inventory_service_pb2.RouteOrderResponse]]:
         """Decides which location ships which line by the routing rules (I6). Reserves nothing."""
+
+    @_abc_1.abstractmethod
+    def RecordInbound(
+        self,
+        request: _inventory_service_pb2.RecordInboundRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_inventory_service_pb2.RecordInboundResponse, _abc.Awaitable[_inventory_service_pb2.RecordInboundResponse]]:
+        """Records the open lines of an ERP inbound document (purchase order, transfer order) as they
+        stand now (I5): what is still outstanding counts as incoming at the line's location. Absolute,
+        not a delta: reading the same document again changes nothing; a closed document (fully
+        received, deleted) stops counting.
+        """
+
+    @_abc_1.abstractmethod
+    def RecordReceipt(
+        self,
+        request: _inventory_service_pb2.RecordReceiptRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_inventory_service_pb2.RecordReceiptResponse, _abc.Awaitable[_inventory_service_pb2.RecordReceiptResponse]]:
+        """Records goods a location received (I5, R1): a purchase-order or transfer receipt, or a return
+        put back to stock. Raises on_hand (damaged units also raise damaged) and lowers the incoming of
+        the inbound document it fulfils. Idempotent per receipt line.
+        """
+
+    @_abc_1.abstractmethod
+    def ListDrifts(
+        self,
+        request: _inventory_service_pb2.ListDriftsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_inventory_service_pb2.ListDriftsResponse, _abc.Awaitable[_inventory_service_pb2.ListDriftsResponse]]:
+        """Lists the drifts reconciliation found (I5), newest first, with their evidence and whether they
+        were repaired or raised to people.
+        """
+
+    @_abc_1.abstractmethod
+    def ReportChannelCount(
+        self,
+        request: _inventory_service_pb2.ReportChannelCountRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_inventory_service_pb2.ReportChannelCountResponse, _abc.Awaitable[_inventory_service_pb2.ReportChannelCountResponse]]:
+        """Reports what a sales channel (Shopify) shows as available for a SKU at a location, when it
+        differs from what the channel was last told (I5, the channel side of reconciliation). The
+        figure is compared with the mesh's channel availability now: a difference is recorded as a
+        drift with evidence (ListDrifts, InventoryDriftDetected) and the answer says whether the
+        channel adapter pushes the mesh's figure again (within the bound, or the channel shows more)
+        or holds the channel's lower figure for a person. Never changes a position.
+        """
 
 def add_InventoryServiceServicer_to_server(servicer: InventoryServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -22,29 +22,32 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from buf.validate import validate_pb2 as buf_dot_validate_dot_validate__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from retail.common.v1 import common_pb2 as retail_dot_common_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17retail/ops/v1/ops.proto\x12\rretail.ops.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1dretail/common/v1/common.proto\"\x80\x03\n\nDeadLetter\x12\x16\n\x0e\x64\x65\x61\x64_letter_id\x18\x01 \x01(\t\x12\x0e\n\x06stream\x18\x02 \x01(\t\x12\x0f\n\x07subject\x18\x03 \x01(\t\x12\x10\n\x08\x63onsumer\x18\x04 \x01(\t\x12\x10\n\x08\x65vent_id\x18\x05 \x01(\t\x12\x16\n\x0e\x63orrelation_id\x18\x06 \x01(\t\x12\x0b\n\x03key\x18\x07 \x01(\t\x12\x12\n\ndeliveries\x18\x08 \x01(\x05\x12,\n\nlast_error\x18\t \x01(\x0b\x32\x18.retail.common.v1.Reason\x12\x33\n\x0f\x66irst_failed_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x34\n\x10\x64\x65\x61\x64_lettered_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\x05state\x18\x0c \x01(\x0e\x32\x1e.retail.ops.v1.DeadLetterState\x12\x14\n\x0cpayload_size\x18\r \x01(\x05\"\xcb\x03\n\x11\x42usinessException\x12\x14\n\x0c\x65xception_id\x18\x01 \x01(\t\x12)\n\x08worklist\x18\x02 \x01(\x0e\x32\x17.retail.ops.v1.Worklist\x12(\n\x06reason\x18\x03 \x01(\x0b\x32\x18.retail.common.v1.Reason\x12\x0b\n\x03key\x18\x04 \x01(\t\x12\x10\n\x08order_id\x18\x05 \x01(\t\x12\x16\n\x0e\x63orrelation_id\x18\x06 \x01(\t\x12\x17\n\x0fsource_event_id\x18\x07 \x01(\t\x12,\n\x05state\x18\x08 \x01(\x0e\x32\x1d.retail.ops.v1.ExceptionState\x12\x10\n\x08\x61ssignee\x18\t \x01(\t\x12\x13\n\x0boccurrences\x18\n \x01(\x05\x12-\n\topened_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bresolved_at\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\nresolution\x18\r \x01(\x0e\x32\x19.retail.ops.v1.Resolution\x12\x17\n\x0fresolution_note\x18\x0e \x01(\t\"\x9a\x01\n\x0e\x45xceptionGroup\x12)\n\x08worklist\x18\x01 \x01(\x0e\x32\x17.retail.ops.v1.Worklist\x12\x13\n\x0breason_code\x18\x02 \x01(\t\x12\x12\n\nopen_count\x18\x03 \x01(\x05\x12\x34\n\x10oldest_opened_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp*\x94\x01\n\x0f\x44\x65\x61\x64LetterState\x12!\n\x1d\x44\x45\x41\x44_LETTER_STATE_UNSPECIFIED\x10\x00\x12\x1d\n\x19\x44\x45\x41\x44_LETTER_STATE_PENDING\x10\x01\x12\x1e\n\x1a\x44\x45\x41\x44_LETTER_STATE_REPLAYED\x10\x02\x12\x1f\n\x1b\x44\x45\x41\x44_LETTER_STATE_DISCARDED\x10\x03*\x87\x01\n\x08Worklist\x12\x18\n\x14WORKLIST_UNSPECIFIED\x10\x00\x12\x1d\n\x19WORKLIST_CUSTOMER_SERVICE\x10\x01\x12\x14\n\x10WORKLIST_FINANCE\x10\x02\x12\x16\n\x12WORKLIST_WAREHOUSE\x10\x03\x12\x14\n\x10WORKLIST_CATALOG\x10\x04*\x87\x01\n\x0e\x45xceptionState\x12\x1f\n\x1b\x45XCEPTION_STATE_UNSPECIFIED\x10\x00\x12\x18\n\x14\x45XCEPTION_STATE_OPEN\x10\x01\x12\x1c\n\x18\x45XCEPTION_STATE_ASSIGNED\x10\x02\x12\x1c\n\x18\x45XCEPTION_STATE_RESOLVED\x10\x03*\x8d\x01\n\nResolution\x12\x1a\n\x16RESOLUTION_UNSPECIFIED\x10\x00\x12!\n\x1dRESOLUTION_FIXED_AND_REPLAYED\x10\x01\x12\x1f\n\x1bRESOLUTION_HANDLED_MANUALLY\x10\x02\x12\x1f\n\x1bRESOLUTION_NO_ACTION_NEEDED\x10\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17retail/ops/v1/ops.proto\x12\rretail.ops.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1dretail/common/v1/common.proto\"\x80\x03\n\nDeadLetter\x12\x16\n\x0e\x64\x65\x61\x64_letter_id\x18\x01 \x01(\t\x12\x0e\n\x06stream\x18\x02 \x01(\t\x12\x0f\n\x07subject\x18\x03 \x01(\t\x12\x10\n\x08\x63onsumer\x18\x04 \x01(\t\x12\x10\n\x08\x65vent_id\x18\x05 \x01(\t\x12\x16\n\x0e\x63orrelation_id\x18\x06 \x01(\t\x12\x0b\n\x03key\x18\x07 \x01(\t\x12\x12\n\ndeliveries\x18\x08 \x01(\x05\x12,\n\nlast_error\x18\t \x01(\x0b\x32\x18.retail.common.v1.Reason\x12\x33\n\x0f\x66irst_failed_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x34\n\x10\x64\x65\x61\x64_lettered_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\x05state\x18\x0c \x01(\x0e\x32\x1e.retail.ops.v1.DeadLetterState\x12\x14\n\x0cpayload_size\x18\r \x01(\x05\"\xfc\x03\n\x11\x42usinessException\x12\x14\n\x0c\x65xception_id\x18\x01 \x01(\t\x12)\n\x08worklist\x18\x02 \x01(\x0e\x32\x17.retail.ops.v1.Worklist\x12(\n\x06reason\x18\x03 \x01(\x0b\x32\x18.retail.common.v1.Reason\x12\x0b\n\x03key\x18\x04 \x01(\t\x12\x10\n\x08order_id\x18\x05 \x01(\t\x12\x16\n\x0e\x63orrelation_id\x18\x06 \x01(\t\x12\x17\n\x0fsource_event_id\x18\x07 \x01(\t\x12,\n\x05state\x18\x08 \x01(\x0e\x32\x1d.retail.ops.v1.ExceptionState\x12\x10\n\x08\x61ssignee\x18\t \x01(\t\x12\x13\n\x0boccurrences\x18\n \x01(\x05\x12-\n\topened_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bresolved_at\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\nresolution\x18\r \x01(\x0e\x32\x19.retail.ops.v1.Resolution\x12\x17\n\x0fresolution_note\x18\x0e \x01(\t\x12\x1a\n\x08\x65vidence\x18\x0f \x01(\tB\x08\xbaH\x05r\x03\x18\xa0\x1f\x12\x13\n\x0bresolved_by\x18\x10 \x01(\t\"\x9a\x01\n\x0e\x45xceptionGroup\x12)\n\x08worklist\x18\x01 \x01(\x0e\x32\x17.retail.ops.v1.Worklist\x12\x13\n\x0breason_code\x18\x02 \x01(\t\x12\x12\n\nopen_count\x18\x03 \x01(\x05\x12\x34\n\x10oldest_opened_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp*\x94\x01\n\x0f\x44\x65\x61\x64LetterState\x12!\n\x1d\x44\x45\x41\x44_LETTER_STATE_UNSPECIFIED\x10\x00\x12\x1d\n\x19\x44\x45\x41\x44_LETTER_STATE_PENDING\x10\x01\x12\x1e\n\x1a\x44\x45\x41\x44_LETTER_STATE_REPLAYED\x10\x02\x12\x1f\n\x1b\x44\x45\x41\x44_LETTER_STATE_DISCARDED\x10\x03*\x87\x01\n\x08Worklist\x12\x18\n\x14WORKLIST_UNSPECIFIED\x10\x00\x12\x1d\n\x19WORKLIST_CUSTOMER_SERVICE\x10\x01\x12\x14\n\x10WORKLIST_FINANCE\x10\x02\x12\x16\n\x12WORKLIST_WAREHOUSE\x10\x03\x12\x14\n\x10WORKLIST_CATALOG\x10\x04*\x87\x01\n\x0e\x45xceptionState\x12\x1f\n\x1b\x45XCEPTION_STATE_UNSPECIFIED\x10\x00\x12\x18\n\x14\x45XCEPTION_STATE_OPEN\x10\x01\x12\x1c\n\x18\x45XCEPTION_STATE_ASSIGNED\x10\x02\x12\x1c\n\x18\x45XCEPTION_STATE_RESOLVED\x10\x03*\x8d\x01\n\nResolution\x12\x1a\n\x16RESOLUTION_UNSPECIFIED\x10\x00\x12!\n\x1dRESOLUTION_FIXED_AND_REPLAYED\x10\x01\x12\x1f\n\x1bRESOLUTION_HANDLED_MANUALLY\x10\x02\x12\x1f\n\x1bRESOLUTION_NO_ACTION_NEEDED\x10\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'retail.ops.v1.ops_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_DEADLETTERSTATE']._serialized_start=1113
-  _globals['_DEADLETTERSTATE']._serialized_end=1261
-  _globals['_WORKLIST']._serialized_start=1264
-  _globals['_WORKLIST']._serialized_end=1399
-  _globals['_EXCEPTIONSTATE']._serialized_start=1402
-  _globals['_EXCEPTIONSTATE']._serialized_end=1537
-  _globals['_RESOLUTION']._serialized_start=1540
-  _globals['_RESOLUTION']._serialized_end=1681
-  _globals['_DEADLETTER']._serialized_start=107
-  _globals['_DEADLETTER']._serialized_end=491
-  _globals['_BUSINESSEXCEPTION']._serialized_start=494
-  _globals['_BUSINESSEXCEPTION']._serialized_end=953
-  _globals['_EXCEPTIONGROUP']._serialized_start=956
-  _globals['_EXCEPTIONGROUP']._serialized_end=1110
+  _globals['_BUSINESSEXCEPTION'].fields_by_name['evidence']._loaded_options = None
+  _globals['_BUSINESSEXCEPTION'].fields_by_name['evidence']._serialized_options = b'\272H\005r\003\030\240\037'
+  _globals['_DEADLETTERSTATE']._serialized_start=1191
+  _globals['_DEADLETTERSTATE']._serialized_end=1339
+  _globals['_WORKLIST']._serialized_start=1342
+  _globals['_WORKLIST']._serialized_end=1477
+  _globals['_EXCEPTIONSTATE']._serialized_start=1480
+  _globals['_EXCEPTIONSTATE']._serialized_end=1615
+  _globals['_RESOLUTION']._serialized_start=1618
+  _globals['_RESOLUTION']._serialized_end=1759
+  _globals['_DEADLETTER']._serialized_start=136
+  _globals['_DEADLETTER']._serialized_end=520
+  _globals['_BUSINESSEXCEPTION']._serialized_start=523
+  _globals['_BUSINESSEXCEPTION']._serialized_end=1031
+  _globals['_EXCEPTIONGROUP']._serialized_start=1034
+  _globals['_EXCEPTIONGROUP']._serialized_end=1188
 # @@protoc_insertion_point(module_scope)

@@ -236,6 +236,8 @@ class BusinessException(_message.Message):
     RESOLVED_AT_FIELD_NUMBER: _builtins.int
     RESOLUTION_FIELD_NUMBER: _builtins.int
     RESOLUTION_NOTE_FIELD_NUMBER: _builtins.int
+    EVIDENCE_FIELD_NUMBER: _builtins.int
+    RESOLVED_BY_FIELD_NUMBER: _builtins.int
     exception_id: _builtins.str
     """Id of the exception."""
     worklist: Global___Worklist.ValueType
@@ -258,6 +260,12 @@ class BusinessException(_message.Message):
     """How it was resolved."""
     resolution_note: _builtins.str
     """The resolver's note."""
+    evidence: _builtins.str
+    """Evidence for people, carried over from the raising event (an inventory drift's documents,
+    snapshot ids and in-flight orders); never personal data.
+    """
+    resolved_by: _builtins.str
+    """Who resolved it: the operator, or `mesh` when the cause cleared by itself (an event said so)."""
     @_builtins.property
     def reason(self) -> _common_pb2.Reason:
         """Why (code to group by, message, owning system)."""
@@ -287,10 +295,12 @@ class BusinessException(_message.Message):
         resolved_at: _timestamp_pb2.Timestamp | None = ...,
         resolution: Global___Resolution.ValueType = ...,
         resolution_note: _builtins.str = ...,
+        evidence: _builtins.str = ...,
+        resolved_by: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["opened_at", b"opened_at", "reason", b"reason", "resolved_at", b"resolved_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["assignee", b"assignee", "correlation_id", b"correlation_id", "exception_id", b"exception_id", "key", b"key", "occurrences", b"occurrences", "opened_at", b"opened_at", "order_id", b"order_id", "reason", b"reason", "resolution", b"resolution", "resolution_note", b"resolution_note", "resolved_at", b"resolved_at", "source_event_id", b"source_event_id", "state", b"state", "worklist", b"worklist"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["assignee", b"assignee", "correlation_id", b"correlation_id", "evidence", b"evidence", "exception_id", b"exception_id", "key", b"key", "occurrences", b"occurrences", "opened_at", b"opened_at", "order_id", b"order_id", "reason", b"reason", "resolution", b"resolution", "resolution_note", b"resolution_note", "resolved_at", b"resolved_at", "resolved_by", b"resolved_by", "source_event_id", b"source_event_id", "state", b"state", "worklist", b"worklist"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

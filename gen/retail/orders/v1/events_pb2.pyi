@@ -808,6 +808,86 @@ class OrderAddressCorrected(_message.Message):
 Global___OrderAddressCorrected: _TypeAlias = OrderAddressCorrected  # noqa: Y015
 
 @_typing.final
+class WarehouseAddressUpdated(_message.Message):
+    """Published by the tpl-adapter: a warehouse changed the shipping address of a release's unpicked
+    shipments (O7). Recorded in the order's timeline.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    META_FIELD_NUMBER: _builtins.int
+    ORDER_ID_FIELD_NUMBER: _builtins.int
+    RELEASE_ID_FIELD_NUMBER: _builtins.int
+    WAREHOUSE_SHIPMENTS_FIELD_NUMBER: _builtins.int
+    order_id: _builtins.str
+    """The order."""
+    release_id: _builtins.str
+    """The release."""
+    @_builtins.property
+    def meta(self) -> _common_pb2.EventMeta:
+        """Event metadata; key = order_id; source_system = TPL."""
+
+    @_builtins.property
+    def warehouse_shipments(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.ExternalRef]:
+        """The warehouse's shipments whose address changed."""
+
+    def __init__(
+        self,
+        *,
+        meta: _common_pb2.EventMeta | None = ...,
+        order_id: _builtins.str = ...,
+        release_id: _builtins.str = ...,
+        warehouse_shipments: _abc.Iterable[_common_pb2.ExternalRef] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["meta", b"meta"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["meta", b"meta", "order_id", b"order_id", "release_id", b"release_id", "warehouse_shipments", b"warehouse_shipments"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WarehouseAddressUpdated: _TypeAlias = WarehouseAddressUpdated  # noqa: Y015
+
+@_typing.final
+class WarehouseAddressUpdateRejected(_message.Message):
+    """Published by the tpl-adapter: a warehouse refused an address correction of a release (already
+    picked or shipped). Recorded in the order's timeline; a customer-service exception opens.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    META_FIELD_NUMBER: _builtins.int
+    ORDER_ID_FIELD_NUMBER: _builtins.int
+    RELEASE_ID_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    order_id: _builtins.str
+    """The order."""
+    release_id: _builtins.str
+    """The release."""
+    @_builtins.property
+    def meta(self) -> _common_pb2.EventMeta:
+        """Event metadata; key = order_id; source_system = TPL."""
+
+    @_builtins.property
+    def reason(self) -> _common_pb2.Reason:
+        """Why (`ALREADY_PICKED`, `ALREADY_SHIPPED`, `WAREHOUSE_REJECTED`)."""
+
+    def __init__(
+        self,
+        *,
+        meta: _common_pb2.EventMeta | None = ...,
+        order_id: _builtins.str = ...,
+        release_id: _builtins.str = ...,
+        reason: _common_pb2.Reason | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["meta", b"meta", "reason", b"reason"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["meta", b"meta", "order_id", b"order_id", "reason", b"reason", "release_id", b"release_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WarehouseAddressUpdateRejected: _TypeAlias = WarehouseAddressUpdateRejected  # noqa: Y015
+
+@_typing.final
 class OrderPartiallyShipped(_message.Message):
     """A shipment covered some, not all, open lines (status PARTIALLY_SHIPPED)."""
 

@@ -134,7 +134,12 @@ def test_reset_rebuilds_the_seeded_shop_and_forgets_orders_faults_and_counts(sho
     assert again_state["orders"] == seeded["orders"]
     assert shopify.http.get("/_sandbox/faults").json() == {"seed": 0, "faults": {}}
     assert shopify.http.get("/_sandbox/webhook-faults").json()["drop_rate"] == 0.0
-    assert shopify.http.get("/_sandbox/counts").json() == {"attempts": {}, "created": {}, "duplicates": {}}
+    assert shopify.http.get("/_sandbox/counts").json() == {
+        "attempts": {},
+        "created": {},
+        "created_at": {},
+        "duplicates": {},
+    }
 
 
 def test_two_stand_ins_with_the_same_seed_give_the_same_ids_to_the_same_orders(shopify_factory):

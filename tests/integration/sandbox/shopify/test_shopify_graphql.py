@@ -568,6 +568,30 @@ def test_an_order_no_single_location_can_fill_gets_one_fulfillment_order_per_loc
     assert refused.json()["errors"][0]["code"] == "NOT_ENOUGH_IN_STOCK"
 
 
+def test_a_line_no_single_location_can_fill_is_split_over_the_locations_fulfillment_orders(shopify):
+    _set_available(shopify, "SKU-1005", "East Warehouse", 3, "split-1")
+    _set_available(shopify, "SKU-1005", "West Warehouse", 4, "split-2")
+    before = _levels(shopify, "SKU-1005")[1]
+
+    order = shopify.checkout(("SKU-1005", 5))
+    refused = shopify.http.post("/_sandbox/checkout", json={"lines": [{"sku": "SKU-1005", "quantity": 3}]})
+
+    fos = shopify.gql(FO_LOCATIONS, {"id": order["admin_graphql_api_id"]})["order"]["fulfillmentOrders"]
+    placed = {
+        fo["assignedLocation"]["name"]: [(li["sku"], li["totalQuantity"]) for li in fo["lineItems"]["nodes"]]
+        for fo in fos["nodes"]
+    }
+    assert placed == {"East Warehouse": [("SKU-1005", 3)], "West Warehouse": [("SKU-1005", 2)]}
+    after = _levels(shopify, "SKU-1005")[1]
+    assert (after["East Warehouse"][0]["available"], after["West Warehouse"][0]["available"]) == (0, 2)
+    committed = [
+        after[n][0]["committed"] - before[n][0]["committed"] for n in ("East Warehouse", "West Warehouse")
+    ]
+    assert committed == [3, 2]
+    assert refused.status_code == 422
+    assert refused.json()["errors"][0]["code"] == "NOT_ENOUGH_IN_STOCK"
+
+
 def test_a_query_for_a_field_the_schema_lacks_is_refused_by_graphql_validation(shopify):
     response = shopify.graphql("{ shop { name noSuchField } }")
 

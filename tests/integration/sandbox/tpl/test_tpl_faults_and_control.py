@@ -73,7 +73,12 @@ def test_reset_forgets_faults_counts_and_orders_and_reseeds(tpl) -> None:
 
     assert reset.json() == {"seed": 3}
     assert tpl.client.get("/_sandbox/faults").json() == {"seed": 3, "faults": {}}
-    assert tpl.client.get("/_sandbox/counts").json() == {"attempts": {}, "created": {}, "duplicates": {}}
+    assert tpl.client.get("/_sandbox/counts").json() == {
+        "attempts": {},
+        "created": {},
+        "created_at": {},
+        "duplicates": {},
+    }
     assert tpl.client.get("/_sandbox/state").json()["orders"] == []
 
 

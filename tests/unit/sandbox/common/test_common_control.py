@@ -106,6 +106,7 @@ def test_drop_after_commit_creates_and_counts_though_the_caller_sees_504(toy):
     assert "K-1" in client.get("/_sandbox/state").json()["things"]
     assert counts["attempts"] == {"things": {"K-1": 2}}
     assert counts["duplicates"] == {"things": {"K-1": 2}}
+    assert len(counts["created_at"]["things"]["K-1"]) == 2
 
 
 def test_reset_restores_seeded_state_and_clears_faults_and_counts(toy):

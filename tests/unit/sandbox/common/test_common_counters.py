@@ -33,3 +33,17 @@ def test_reset_forgets_everything():
 
     assert counter.snapshot() == {}
     assert counter.created() == {}
+
+
+def test_each_create_is_stamped_with_the_stand_ins_clock_and_refusals_are_not():
+    counter = CreateCounter()
+    ticks = iter([100.0, 101.5])
+    counter._clock = lambda: next(ticks)
+
+    counter.record("salesOrders", "#1001")
+    counter.record("salesOrders", "#1001", created=False)
+    counter.record("salesOrders", "#1001")
+
+    assert counter.created_at() == {"salesOrders": {"#1001": [100.0, 101.5]}}
+    counter.reset()
+    assert counter.created_at() == {}

@@ -1,0 +1,1 @@
+"""How the ops service reads the events of other contexts."""

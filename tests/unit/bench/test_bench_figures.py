@@ -1,0 +1,90 @@
+"""The benchmark's figures, computed from hand-made stand-in records."""
+
+from __future__ import annotations
+
+from bench.figures import compute, done_orders
+
+
+def _records(fulfillments, *, open_orders=(), invoiced=("#1001",), lines=None):
+    return {
+        "shopify": {
+            "orders": [
+                {
+                    "id": 1,
+                    "name": "#1001",
+                    "created_at": 100.0,
+                    "cancelled": False,
+                    "lines": lines or [{"sku": "SKU-1001", "quantity": 2, "location": "EAST"}],
+                    "fulfillments": fulfillments,
+                }
+            ],
+            "inventory_adjustments": [
+                {
+                    "created_at": 105.0,
+                    "changes": [{"sku": "SKU-1008", "location": "WEST", "name": "available"}],
+                }
+            ],
+        },
+        "deliveries": [
+            {"topic": "orders/create", "uri": "http://me", "outcome": "delivered", "duration_ms": 20.0},
+            {"topic": "orders/create", "uri": "http://other", "outcome": "delivered", "duration_ms": 9000.0},
+        ],
+        "bc_counts": {
+            "created": {"salesOrders": {"#1001": 1}},
+            "created_at": {"salesOrders": {"#1001": [100.5]}},
+        },
+        "bc_state": {
+            "salesOrders": [{"externalDocumentNumber": n} for n in open_orders],
+            "salesInvoices": [
+                {"externalDocumentNumber": n, "lastModifiedDateTime": "1970-01-01T00:01:50.000Z"}
+                for n in invoiced
+            ],
+        },
+        "tpl_counts": {"created": {"orders": {"1": 1}}},
+        "tpl_state": {"orders": []},
+    }
+
+
+def _parcel(at, number, units=1):
+    return {"created_at": at, "tracking_numbers": [number], "units": {"SKU-1001": units}}
+
+
+def test_two_parcels_of_one_order_are_two_shipments_not_a_duplicate():
+    records = _records([_parcel(101.0, "1ZA"), _parcel(102.0, "1ZB")])
+
+    figures = compute(records, since=99.0, webhook_url="http://me", hot_stock={}, restocks=[])
+
+    assert figures["duplicate_shopify_fulfillments"] == 0
+    assert figures["orders_done"] == 1 and figures["lost_orders"] == 0
+    assert figures["order_to_cash_window_s"] == 110.0 - 99.0
+
+
+def test_a_second_fulfillment_with_the_same_tracking_number_is_a_duplicate():
+    records = _records([_parcel(101.0, "1ZA", 2), _parcel(102.0, "1ZA", 2)])
+
+    figures = compute(records, since=99.0, webhook_url="http://me", hot_stock={}, restocks=[])
+
+    assert figures["duplicate_shopify_fulfillments"] == 1
+
+
+def test_an_order_still_open_in_the_erp_is_not_done():
+    records = _records([_parcel(101.0, "1ZA", 2)], open_orders=("#1001",))
+
+    assert done_orders(records, since=99.0) == {}
+
+
+def test_latencies_come_from_the_stand_ins_records_and_hot_units_beyond_stock_are_oversold():
+    records = _records([_parcel(101.0, "1ZA", 2)])
+
+    figures = compute(
+        records,
+        since=99.0,
+        webhook_url="http://me",
+        hot_stock={"SKU-1001": 1},
+        restocks=[{"sku": "SKU-1008", "location": "WEST", "at": 104.0}],
+    )
+
+    assert figures["acceptance_p50_s"] == 0.5
+    assert figures["webhook_ack_max_s"] == 0.02
+    assert figures["inventory_lag_p50_s"] == 1.0
+    assert figures["oversold_units"] == 1
