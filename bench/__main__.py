@@ -55,6 +55,8 @@ RESULTS = Path(__file__).parent / "results"
 #: bench recounts it at the 3PL to time inventory updates.
 ALL_SKUS = [f"SKU-{n}" for n in range(1001, 1011) if n != 1008]
 RESTOCK_SKU = "SKU-1008"
+#: Units per center the restock SKU is set to before the load (every seeded count is 40 or more).
+RESTOCK_BASE = 30
 SCENARIOS = ("sustained", "slow-erp", "burst")
 ECHO_METHOD = "/bench.Echo/Echo"
 
@@ -221,11 +223,15 @@ async def _keep_shipping(http: httpx.AsyncClient, tpl: str, every: float) -> Non
 
 
 async def _recount(http: httpx.AsyncClient, tpl: str, every: float, restocks: list[dict[str, Any]]) -> None:
-    """A cycle count of the restock SKU at the 3PL every `every` seconds, alternating centers."""
+    """A cycle count of the restock SKU at the 3PL every `every` seconds, alternating centers.
+
+    Counts alternate between RESTOCK_BASE - 1 and RESTOCK_BASE per center (see `_set_stock`), so
+    each one changes the figure by one unit: within any system's reconciliation bounds, so it is
+    a change every system should pass on to Shopify, never one held for a person to confirm."""
     n = 0
     while True:
         location = ("EAST", "WEST")[n % 2]
-        on_hand = 50 + n
+        on_hand = RESTOCK_BASE - 1 + (n // 2) % 2
         sent = time.time()
         with contextlib.suppress(httpx.HTTPError):
             reply = await http.post(
@@ -239,30 +245,31 @@ async def _recount(http: httpx.AsyncClient, tpl: str, every: float, restocks: li
         await asyncio.sleep(every)
 
 
-async def _set_hot_stock(
-    http: httpx.AsyncClient, system: System, hot: list[str], units: int
-) -> dict[str, int]:
-    """Give each hot SKU `units` at the 3PL (split over both centers); wait up to 60 s until
-    Shopify's available shows no more than that. Returns SKU → units actually held."""
+async def _set_stock(http: httpx.AsyncClient, system: System, hot: list[str], units: int) -> dict[str, int]:
+    """Give each hot SKU `units` at the 3PL (split over both centers) and the restock SKU
+    RESTOCK_BASE per center (below every seeded count, so a lower count every system applies);
+    wait up to 60 s until Shopify shows both. Returns hot SKU → units held."""
     tpl = system.sandbox_url("tpl")
-    for sku in hot:
-        for location, share in (("EAST", units - units // 2), ("WEST", units // 2)):
-            reply = await http.post(
-                f"{tpl}/_sandbox/inventory", json={"sku": sku, "location": location, "on_hand": share}
-            )
-            reply.raise_for_status()
+    counts = [(sku, "EAST", units - units // 2) for sku in hot] + [(sku, "WEST", units // 2) for sku in hot]
+    counts += [(RESTOCK_SKU, location, RESTOCK_BASE) for location in ("EAST", "WEST")]
+    for sku, location, on_hand in counts:
+        reply = await http.post(
+            f"{tpl}/_sandbox/inventory", json={"sku": sku, "location": location, "on_hand": on_hand}
+        )
+        reply.raise_for_status()
 
     async def shopify_shows_it() -> bool:
-        state = (await http.get(f"{system.sandbox_url('shopify')}/_sandbox/state")).json()
-        return all(
-            sum(level["available"] for level in state["inventory"][sku]["levels"].values()) <= units
-            for sku in hot
-        )
+        inventory = (await http.get(f"{system.sandbox_url('shopify')}/_sandbox/state")).json()["inventory"]
+
+        def available(sku: str) -> int:
+            return sum(level["available"] for level in inventory[sku]["levels"].values())
+
+        return available(RESTOCK_SKU) == 2 * RESTOCK_BASE and all(available(sku) <= units for sku in hot)
 
     try:
-        await until(shopify_shows_it, "Shopify to show the hot SKUs' stock", 60)
+        await until(shopify_shows_it, "Shopify to show the hot and restock SKUs' stock", 60)
     except TimeoutError:
-        log.warning("%s: Shopify still shows more hot stock than the 3PL holds", system.name)
+        log.warning("%s: Shopify does not show the 3PL's hot or restock stock after 60 s", system.name)
     return {sku: units for sku in hot}
 
 
@@ -287,7 +294,7 @@ async def run_one(
         async with httpx.AsyncClient(timeout=30, limits=limits) as http:
             await system.ready(http)
             hot = ALL_SKUS[: args.hot_skus]
-            hot_stock = await _set_hot_stock(http, system, hot, args.hot_stock) if hot else {}
+            hot_stock = await _set_stock(http, system, hot, args.hot_stock)
             rng = random.Random(args.seed)
             skus = ALL_SKUS[: args.skus]
             n = args.burst_orders if scenario == "burst" else args.orders

@@ -72,7 +72,11 @@ class System:
             for s in Topology.with_free_ports(data_dir, "nats://unused:0").sandbox
         )
         nats_url = f"nats://127.0.0.1:{free_port()}"
-        extra = {"INVENTORY_VERIFY_S": f"{inventory_every_s:g}"}
+        # The mesh reads the 3PL's stock as often as the peers copy it, and verifies Shopify as often.
+        extra = {
+            "INVENTORY_VERIFY_S": f"{inventory_every_s:g}",
+            "TPL_INVENTORY_INTERVAL_S": f"{inventory_every_s:g}",
+        }
         if name == "mesh":
             self.topology = replace(
                 Topology.with_free_ports(data_dir / "mesh", nats_url, extra_env=extra), sandbox=sandbox
