@@ -723,7 +723,8 @@ class BusinessCentralState:
             )
 
     def update_sales_order(self, order: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
-        """PATCH salesOrders(id): header fields only; the customer cannot change."""
+        """PATCH salesOrders(id): header fields only; the customer cannot change, nor the ship-to
+        address once something shipped (BC refuses it: the posted shipment went to the old one)."""
         self.check_properties(body, self.SALES_ORDER_WRITABLE, self.SALES_ORDER_READ_ONLY, "salesOrder")
         for key in ("customerId", "customerNumber"):
             if key in body and str(body[key]).lower() != str(order[key]).lower():
@@ -732,6 +733,13 @@ class BusinessCentralState:
                     "Application_DialogException",
                     "You cannot change the customer on a sales order that has lines.",
                 )
+        moved = [name for name in body if name.startswith("shipTo") and body[name] != order.get(name)]
+        if moved and any(line["shippedQuantity"] for line in self.lines_of("salesOrderLines", order["id"])):
+            raise BusinessError(
+                400,
+                "Application_DialogException",
+                f"You cannot change {moved[0]} because Order {order['number']} has been partly shipped.",
+            )
         for name, value in body.items():
             if name in self.SALES_ORDER_WRITABLE and name in order:
                 order[name] = value

@@ -133,9 +133,11 @@ async def running(settings: ShopifyAdapterSettings) -> AsyncIterator[Adapter]:
             ingestor,
             orders,
             admin,
+            concurrency=settings.webhook_worker_concurrency,
             retry_max_s=settings.webhook_retry_max_s,
             inventory_echo=InventoryEchoFilter(db),
         )
+        stack.push_async_callback(deliveries.close)  # after the loop below has stopped
         delivery_loop = await stack.enter_async_context(
             Loop("shopify-deliveries", deliveries.step, settings.webhook_worker_poll_s)
         )

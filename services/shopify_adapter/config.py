@@ -27,6 +27,7 @@ class ShopifyAdapterSettings(ServiceSettings):
             `/webhooks/shopify`); the subscriptions registered at start point here.
         shopify_http_timeout_s: Timeout of one Admin API call.
         webhook_worker_poll_s: How often the delivery worker looks for work it was not woken for.
+        webhook_worker_concurrency: Stored deliveries (of different orders) worked at once.
         webhook_retry_max_s: Ceiling of the back-off between attempts of a delivery or fulfillment.
         reconcile_interval_s: Seconds between reconciliation polls of orders updated since the
             watermark (O2); 0 turns the periodic poll off (RunReconciliation still works).
@@ -61,6 +62,7 @@ class ShopifyAdapterSettings(ServiceSettings):
     shopify_webhook_callback_url: str = "http://127.0.0.1:8080/webhooks/shopify"
     shopify_http_timeout_s: float = Field(default=10.0, gt=0)
     webhook_worker_poll_s: float = Field(default=1.0, gt=0)
+    webhook_worker_concurrency: int = Field(default=16, ge=1, le=256)
     webhook_retry_max_s: float = Field(default=300.0, gt=0)
     reconcile_interval_s: float = Field(default=300.0, ge=0)
     reconcile_overlap_s: float = Field(default=120.0, ge=0)

@@ -1,5 +1,6 @@
 """Event handlers: OrderAccepted → BC sales order (once), cancellations → BC order updated or
-deleted, ShipmentConfirmed → shipment and invoice posted (once per shipment).
+deleted, address corrections → the order's ship-to fields, ShipmentConfirmed → shipment and invoice
+posted (once per shipment).
 
 Each handler runs in the consumer's transaction (inbox row, our tables, outbox rows commit
 together). ERP business refusals of an order are facts (`ErpOrderRejected`), not failures;
@@ -36,9 +37,12 @@ from services.erp_adapter.clients import (
 )
 from services.erp_adapter.clients.business_central import odata_string
 from services.erp_adapter.store.tables import (
+    APPLIED,
     AWAITING_CREATE,
     CANCELLED,
     CREATED,
+    PENDING,
+    REFUSED,
     ErpSalesOrderRow,
     ErpShipmentPostingRow,
 )
@@ -145,6 +149,9 @@ class ErpHandlers:
             row = await self._remember_order(ctx.session, order, external, bc_order, row)
             if early:
                 await self._apply_cancellations(row, {k: v["cancelled"] for k, v in early.items()})
+            if row.ship_to and row.ship_to.get("outcome") == PENDING:
+                # an address correction overtook the creation: BC gets it right after
+                row.ship_to = await self._correct_ship_to(row.bc_id, row.ship_to["fields"], row.ship_to["at"])
             created = order_events.ErpSalesOrderCreated(
                 meta=_meta(),
                 order_id=order.order_id,
@@ -355,6 +362,67 @@ class ErpHandlers:
             if_match=line["@odata.etag"],
         )
 
+    # ------------------------------------------------------------------ address corrections (O7)
+
+    async def on_order_address_corrected(
+        self, event: order_events.OrderAddressCorrected, ctx: MessageContext
+    ) -> None:
+        """Set the BC sales order's ship-to fields to the corrected address (If-Match).
+
+        A correction that overtakes the creation is kept and applied right after it; an older
+        correction delivered after a newer one changes nothing; BC refusing (the order has shipped)
+        or no longer having the order is recorded on the row, never retried.
+        """
+        async with self._order_turn(event.order_id, "erp-adapter.OrderAddressCorrected"):
+            moment = event.meta.occurred_at.ToDatetime(UTC) if event.meta.HasField("occurred_at") else _now()
+            at = moment.isoformat()
+            row = await ctx.session.get(ErpSalesOrderRow, event.order_id)
+            if row is not None and row.ship_to and str(row.ship_to.get("at", "")) > at:
+                return  # a newer correction was handled already
+            fields = so.ship_to_fields(event.shipping_address)
+            if row is None or row.status == AWAITING_CREATE:
+                await self._await_create(ctx.session, event.order_id, row, {})
+                row = await ctx.session.get(ErpSalesOrderRow, event.order_id)
+                assert row is not None
+                row.ship_to = {"at": at, "outcome": PENDING, "fields": fields}
+                return
+            if row.status != CREATED or not row.bc_id:
+                row.ship_to = {"at": at, "outcome": REFUSED, "code": "ORDER_CANCELLED", "message": ""}
+                return
+            row.ship_to = await self._correct_ship_to(row.bc_id, fields, at)
+            row.updated_at = _now()
+
+    async def _correct_ship_to(self, bc_id: str, fields: dict[str, str], at: str) -> dict[str, Any]:
+        """PATCH the changed ship-to fields; re-read and retry on 412; the outcome for `ship_to`."""
+        for _ in range(CONFLICT_ATTEMPTS):
+            try:
+                bc_order = await self.client.request("GET", f"salesOrders({bc_id})", lane=Lane.ORDERS)
+                changes = {name: value for name, value in fields.items() if bc_order.get(name) != value}
+                if changes:
+                    await self.client.request(
+                        "PATCH",
+                        f"salesOrders({bc_id})",
+                        lane=Lane.ORDERS,
+                        json=changes,
+                        if_match=bc_order["@odata.etag"],
+                    )
+                return {"at": at, "outcome": APPLIED}
+            except BcNotFound:
+                return {"at": at, "outcome": REFUSED, "code": "NOT_FOUND", "message": "no longer in BC"}
+            except BcConflict:
+                continue  # changed under us: read again
+            except BcBusinessError as refusal:
+                record_outcome("erp-adapter.OrderAddressCorrected", "business_error")
+                log.info("ERP refused the address correction of %s: %s", bc_id, refusal.code)
+                return {"at": at, "outcome": REFUSED, "code": refusal.code, "message": refusal.message[:500]}
+            except BcError as error:
+                if isinstance(error, BcTransientError):
+                    raise
+                raise Permanent(f"ERP refused the request itself: {error}") from error
+        raise Retryable(
+            "ERP sales order kept changing during the address correction", delay=self.transient_retry_s
+        )
+
     # ------------------------------------------------------------------ postings (O6, F1)
 
     async def on_shipment_confirmed(
@@ -498,7 +566,12 @@ def subscriptions(handlers: ErpHandlers, durable: str = "erp-adapter") -> list[S
     return [
         Subscription(
             durable,
-            [order_events.OrderAccepted, order_events.OrderCancelled, order_events.OrderLinesCancelled],
+            [
+                order_events.OrderAccepted,
+                order_events.OrderCancelled,
+                order_events.OrderLinesCancelled,
+                order_events.OrderAddressCorrected,
+            ],
             _dispatch(handlers),
             stream="ORDERS",
         ),
@@ -517,6 +590,7 @@ def _dispatch(handlers: ErpHandlers) -> Any:
         order_events.OrderAccepted: handlers.on_order_accepted,
         order_events.OrderCancelled: handlers.on_order_cancelled,
         order_events.OrderLinesCancelled: handlers.on_order_lines_cancelled,
+        order_events.OrderAddressCorrected: handlers.on_order_address_corrected,
     }
 
     async def handle(event: Any, ctx: MessageContext) -> None:

@@ -15,6 +15,10 @@ CREATED = "created"
 CANCELLED = "cancelled"
 #: Line cancellations arrived before the sales order was created; applied right after creating it.
 AWAITING_CREATE = "awaiting_create"
+#: Outcomes of an address correction in ErpSalesOrderRow.ship_to.
+PENDING = "pending"
+APPLIED = "applied"
+REFUSED = "refused"
 
 
 class ErpSalesOrderRow(Base):
@@ -26,6 +30,9 @@ class ErpSalesOrderRow(Base):
     retried): `lines` then maps line id → `{"cancelled": quantity}` until the order is created.
     `lines` maps each canonical line id to its BC line (`sequence`, `bc_line_id`, `sku`,
     `quantity` as ordered, `cancelled` so far).
+    `ship_to` is the latest address correction (O7): `at` (when the mesh corrected it) and
+    `outcome` (`pending` until BC has it, `applied`, or `refused` with BC's `code` and `message`);
+    the address fields themselves (`fields`, PII) are kept only while pending.
     """
 
     __tablename__ = "erp_sales_order"
@@ -41,6 +48,7 @@ class ErpSalesOrderRow(Base):
     lines: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    ship_to: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 class ErpShipmentPostingRow(Base):

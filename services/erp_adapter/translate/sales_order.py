@@ -103,24 +103,26 @@ def sales_order_body(
     }
     if order.HasField("placed_at"):
         body["orderDate"] = order.placed_at.ToDatetime().date().isoformat()
-    address = order.shipping_address
     if order.HasField("shipping_address"):
-        lines = list(address.lines)
-        body.update(
-            {
-                "shipToName": address.name[:100],
-                "shipToAddressLine1": (lines[0] if lines else "")[:100],
-                "shipToAddressLine2": (", ".join(lines[1:]))[:50],
-                "shipToCity": address.city[:30],
-                "shipToState": address.province_code[:30],
-                "shipToCountry": address.country_code,
-                "shipToPostCode": address.postal_code[:20],
-            }
-        )
+        body.update(ship_to_fields(order.shipping_address))
     body["salesOrderLines"] = [
         _line_body(index, line, location_ids) for index, line in enumerate(order.lines)
     ]
     return body
+
+
+def ship_to_fields(address: common_pb2.Address) -> dict[str, str]:
+    """The salesOrder ship-to fields of an address, cut to BC's field lengths."""
+    lines = list(address.lines)
+    return {
+        "shipToName": address.name[:100],
+        "shipToAddressLine1": (lines[0] if lines else "")[:100],
+        "shipToAddressLine2": (", ".join(lines[1:]))[:50],
+        "shipToCity": address.city[:30],
+        "shipToState": address.province_code[:30],
+        "shipToCountry": address.country_code,
+        "shipToPostCode": address.postal_code[:20],
+    }
 
 
 def _line_body(index: int, line: orders_pb2.OrderLine, location_ids: Mapping[str, str]) -> dict[str, Any]:

@@ -336,7 +336,6 @@ class InventoryServiceServicer(inventory_service_pb2_grpc.InventoryServiceServic
             response.page.next_page_token = _encode_token(_aware(last.detected_at).isoformat(), last.drift_id)
         return response
 
-
     async def GetPosition(self, request, context):
         ledger = self.ledger
         async with ledger.db.read() as session:

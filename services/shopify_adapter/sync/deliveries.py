@@ -12,6 +12,11 @@ a crash mid-way only repeats calls that return their first result. Per topic:
   as the echo of our own push or an external change, and counted (`sync.inventory`);
 - anything else: stored and marked `ignored`.
 
+Deliveries of different orders are worked concurrently (`concurrency` at once): a flash sale's
+webhooks must not queue behind one another's IngestOrder round trips. Deliveries of one order are
+worked one after another, oldest first (the orders service also resolves versions by Shopify's
+`updated_at`, so this only keeps the work tidy, not correct).
+
 Transient failures (orders or Shopify unavailable) keep the delivery pending with a back-off;
 business failures (translation, INVALID_ARGUMENT, FAILED_PRECONDITION, ...) mark it `failed` with
 the reason, to be inspected and replayed (`replay`).
@@ -19,8 +24,11 @@ the reason, to be inspected and replayed (`replay`).
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
 import time
+from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -58,6 +66,7 @@ class DeliveryWorker:
         orders: the orders service client (cancellations).
         admin: the Admin API client (re-fetching edited orders).
         batch: deliveries per round.
+        concurrency: deliveries (of different orders) worked at once.
         retry_max_s: back-off ceiling for transient failures.
         inventory_echo: classifies `inventory_levels/update` bodies (echo of our push or external).
     """
@@ -70,10 +79,16 @@ class DeliveryWorker:
         admin: ShopifyAdmin,
         *,
         batch: int = 50,
+        concurrency: int = 16,
         retry_max_s: float = 300.0,
         inventory_echo: Any = None,
     ) -> None:
         self.db = db
+        self._slots = asyncio.Semaphore(concurrency)
+        self._working: set[int] = set()
+        self._lanes: dict[str, asyncio.Lock] = {}
+        self._lane_users: defaultdict[str, int] = defaultdict(int)
+        self._tasks: set[asyncio.Task[None]] = set()
         self.ingestor = ingestor
         self.orders = orders
         self.admin = admin
@@ -82,25 +97,54 @@ class DeliveryWorker:
         self.inventory_echo = inventory_echo
 
     async def step(self) -> bool:
-        """Work the deliveries that are due; True when a full batch was worked (more may wait)."""
+        """Start the due deliveries not already being worked; True when a full batch was started
+        (more may wait). The work runs in tasks, so a slow delivery never holds back the next
+        webhook; `close` waits for them."""
         now = datetime.now(UTC)
+        delivery = tables.WebhookDelivery
+        query = (
+            select(delivery.id, delivery.topic, delivery.body)
+            .where(delivery.status == tables.PENDING, delivery.next_attempt_at <= now)
+            .order_by(delivery.id)
+            .limit(self.batch)
+        )
+        if self._working:
+            query = query.where(delivery.id.not_in(list(self._working)))
         async with self.db.read() as session:
-            rows = (
-                (
-                    await session.execute(
-                        select(tables.WebhookDelivery.id)
-                        .where(tables.WebhookDelivery.status == tables.PENDING)
-                        .where(tables.WebhookDelivery.next_attempt_at <= now)
-                        .order_by(tables.WebhookDelivery.id)
-                        .limit(self.batch)
-                    )
-                )
-                .scalars()
-                .all()
-            )
-        for delivery_id in rows:
-            await self.work(delivery_id)
+            rows = (await session.execute(query)).all()
+        for delivery_id, topic, body in rows:
+            key = order_key(topic, body) or f"delivery:{delivery_id}"
+            self._working.add(delivery_id)
+            self._lane_users[key] += 1
+            task = asyncio.create_task(self._work_in_lane(delivery_id, key), name=f"delivery-{delivery_id}")
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
         return len(rows) == self.batch
+
+    async def _work_in_lane(self, delivery_id: int, key: str) -> None:
+        lane = self._lanes.setdefault(key, asyncio.Lock())
+        try:
+            # The order's lane first (FIFO, so its deliveries keep their order), then a slot.
+            async with lane, self._slots:
+                await self.work(delivery_id)
+        except Exception:
+            log.exception("delivery worker failed", extra={"delivery_id": delivery_id})
+        finally:
+            self._working.discard(delivery_id)
+            self._lane_users[key] -= 1
+            if not self._lane_users[key]:
+                del self._lane_users[key]
+                self._lanes.pop(key, None)
+
+    async def close(self, grace: float = 5.0) -> None:
+        """Let the deliveries in progress finish for `grace` seconds, then cancel the rest (they
+        stay pending and are worked again after the restart; every call they make is idempotent)."""
+        if not self._tasks:
+            return
+        _done, pending = await asyncio.wait(set(self._tasks), timeout=grace)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
 
     async def work(self, delivery_id: int) -> str:
         """Work one delivery; return its new status."""
@@ -192,3 +236,18 @@ class DeliveryWorker:
                 .values(status=tables.PENDING, next_attempt_at=datetime.now(UTC), last_error=None)
             )
         return int(result.rowcount or 0)
+
+
+def order_key(topic: str, body: bytes) -> str | None:
+    """The Shopify order a delivery is about (its numeric id), or None when the body names none."""
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        return None
+    if not isinstance(parsed, dict):
+        return None
+    if topic == "orders/edited":
+        edit = parsed.get("order_edit")
+        parsed = {"id": edit.get("order_id")} if isinstance(edit, dict) else {}
+    order_id = parsed.get("id") if topic.startswith("orders/") else None
+    return f"order:{order_id}" if order_id is not None else None

@@ -37,9 +37,20 @@ class RecordingOrdersService(orders_service_pb2_grpc.OrdersServiceServicer):
         self.first_replies: dict[str, orders_service_pb2.IngestOrderResponse] = {}
         self.orders: dict[str, orders_pb2.SalesOrder] = {}
         self.refuse_skus: set[str] = set()
+        #: While set to an unset event, every IngestOrder waits for it (to see calls overlap).
+        self.gate: asyncio.Event | None = None
+        self.in_flight = 0
+        self.max_in_flight = 0
 
     async def IngestOrder(self, request, context):
         self.ingests.append(request)
+        if self.gate is not None:
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+            try:
+                await asyncio.wait_for(self.gate.wait(), timeout=30)
+            finally:
+                self.in_flight -= 1
         if request.request_id in self.first_replies:
             return self.first_replies[request.request_id]
         if any(line.sku in self.refuse_skus for line in request.order.lines):

@@ -82,6 +82,23 @@ async def test_a_checkout_delivered_four_times_at_once_is_stored_and_ingested_on
     assert ingested.request_id.startswith(f"shopify:order:{order['id']}@")
 
 
+async def test_webhooks_of_different_orders_are_ingested_concurrently(shop, adapter, orders_service):
+    recorder, _ = orders_service
+    recorder.gate = asyncio.Event()  # every IngestOrder waits until both are in flight
+
+    first, second = shop.checkout(("SKU-1001", 1)), shop.checkout(("SKU-1002", 1))
+
+    await eventually(lambda: recorder.max_in_flight >= 2, what="two IngestOrder calls in flight at once")
+    recorder.gate.set()
+
+    async def both_processed() -> bool:
+        return len(await _rows(adapter, topic="orders/create", status=tables.PROCESSED)) == 2
+
+    await eventually(both_processed, what="both deliveries processed")
+    ingested = {r.order.channel_order.id for r in recorder.ingests}
+    assert ingested == {first["admin_graphql_api_id"], second["admin_graphql_api_id"]}
+
+
 async def test_a_bad_or_missing_signature_is_401_and_nothing_is_stored(adapter, orders_service):
     body = b'{"id": 1, "admin_graphql_api_id": "gid://shopify/Order/1"}'
 

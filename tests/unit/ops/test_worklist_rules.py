@@ -125,6 +125,28 @@ def test_a_drift_repaired_within_bounds_clears_the_same_bucket_instead_of_openin
     assert clearance.resolution is Resolution.NO_ACTION_NEEDED
 
 
+def test_a_shopify_availability_drift_held_beyond_bounds_opens_its_own_warehouse_exception():
+    event = stamped(
+        inventory_events.InventoryDriftDetected(
+            sku="SKU-1004",
+            location_id="EAST",
+            compared_system=common_pb2.SOURCE_SYSTEM_SHOPIFY,
+            bucket=inventory_pb2.INVENTORY_BUCKET_CHANNEL_AVAILABLE,
+            expected=40,
+            observed=30,
+            auto_repaired=False,
+            evidence="online-store availability of SKU-1004@EAST: SHOPIFY shows 30, the mesh offers 40",
+            channel="online-store",
+        )
+    )
+
+    (finding,) = facts_of(event)
+
+    assert finding.worklist is Worklist.WAREHOUSE
+    assert finding.subject == "SKU-1004@EAST/CHANNEL_AVAILABLE/SHOPIFY"
+    assert "mesh 40, SHOPIFY 30 (-10)" in finding.message
+
+
 def test_a_hold_opens_per_hold_and_its_release_by_an_operator_counts_as_handled():
     held = stamped(
         order_events.OrderHeld(

@@ -161,3 +161,36 @@ def test_lines_can_be_added_patched_and_deleted_under_an_order(bc):
     assert after_patch["@odata.etag"] != order["@odata.etag"]
     assert deleted.status_code == 204
     assert len(bc.api.get(lines_url).json()["value"]) == 1
+
+
+def test_ship_to_fields_of_an_open_order_can_be_patched_until_something_ships(bc):
+    order = bc.create_order("#4101", [{"lineObjectNumber": "SKU-1003", "quantity": 5}]).json()
+    url = bc.url(f"salesOrders({order['id']})")
+    new = {
+        "shipToName": "Ada Buyer",
+        "shipToAddressLine1": "77 River Rd",
+        "shipToCity": "Troy",
+        "shipToPostCode": "12180",
+    }
+
+    patched = bc.api.patch(url, json=new, headers={"If-Match": order["@odata.etag"]})
+    line = order["salesOrderLines"][0]
+    line_url = bc.url(f"salesOrders({order['id']})/salesOrderLines({line['id']})")
+    bc.api.patch(line_url, json={"shipQuantity": 2}, headers={"If-Match": line["@odata.etag"]})
+    shipped = bc.api.post(bc.url(f"salesOrders({order['id']})/Microsoft.NAV.shipAndInvoice"))
+    current = bc.api.get(url).json()
+    refused = bc.api.patch(
+        url, json={"shipToCity": "Schenectady"}, headers={"If-Match": current["@odata.etag"]}
+    )
+    unchanged_city = bc.api.patch(
+        url, json={"shipToCity": "Troy"}, headers={"If-Match": current["@odata.etag"]}
+    )
+
+    assert patched.status_code == 200
+    assert {name: patched.json()[name] for name in new} == new
+    assert shipped.status_code == 204
+    assert refused.status_code == 400
+    assert refused.json()["error"]["code"] == "Application_DialogException"
+    assert "partly shipped" in refused.json()["error"]["message"]
+    assert unchanged_city.status_code == 200  # the same value is no change
+    assert bc.api.get(url).json()["shipToCity"] == "Troy"
