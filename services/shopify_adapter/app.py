@@ -118,6 +118,7 @@ async def running(settings: ShopifyAdapterSettings) -> AsyncIterator[Adapter]:
             inventory=inventory_service_pb2_grpc.InventoryServiceStub(inventory_channel),
             channel=settings.inventory_channel,
             timeout_s=settings.grpc_client_timeout_s,
+            lower_grace_s=settings.inventory_lower_grace_s,
         )
         inventory_loop = await stack.enter_async_context(
             Loop("shopify-inventory", inventory.step, settings.inventory_push_poll_s)

@@ -40,6 +40,8 @@ class ShopifyAdapterSettings(ServiceSettings):
         inventory_push_poll_s: How often the inventory pusher looks for due rows it was not woken for.
         inventory_verify_s: How often Shopify's levels are re-read to find drift the mesh caused no
             event for (Shopify committing stock at another location than the mesh routed to).
+        inventory_lower_grace_s: How long a Shopify figure below the mesh's must stand unchanged
+            before verification repairs it (until then, sales on their way to the mesh explain it).
         inventory_push_coalesce_s: How long a changed item waits for further changes before it is
             pushed (rapid changes to one item become one push of the latest figure).
         inventory_push_keep_free: Share of Shopify's cost bucket the inventory pusher leaves to
@@ -72,6 +74,7 @@ class ShopifyAdapterSettings(ServiceSettings):
     inventory_push_batch: int = Field(default=250, ge=1, le=250)
     inventory_push_poll_s: float = Field(default=0.5, gt=0)
     inventory_verify_s: float = Field(default=60.0, gt=0)
+    inventory_lower_grace_s: float = Field(default=30.0, ge=0)
     inventory_push_coalesce_s: float = Field(default=0.25, ge=0)
     inventory_push_keep_free: float = Field(default=0.25, ge=0, lt=1)
 

@@ -121,6 +121,12 @@ class InventoryPush(Base):
     `held_quantity` is set when verification found Shopify far below the mesh and the inventory
     service held Shopify's figure (I5, docs/decisions/0021): Shopify is then sent at most that
     figure until the mesh's own figure falls to it or Shopify shows the mesh's figure again.
+
+    `base_quantity` is the mesh's figure the last write (or agreement) brought Shopify in line
+    with. A push raises Shopify by at most the mesh's own rise since then, so a sale Shopify took
+    that the mesh has not reserved yet is never undone (docs/decisions/0025). `lower_quantity` and
+    `lower_since` remember a lower Shopify figure seen by verification, which is repaired only once
+    it has stood unchanged for `inventory_lower_grace_s` (no sale in flight explains it then).
     """
 
     __tablename__ = "inventory_push"
@@ -142,6 +148,9 @@ class InventoryPush(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     held_quantity: Mapped[int | None] = mapped_column(Integer)
+    base_quantity: Mapped[int | None] = mapped_column(Integer)
+    lower_quantity: Mapped[int | None] = mapped_column(Integer)
+    lower_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     __table_args__ = (
         Index("ix_inventory_push_next_attempt_at", "next_attempt_at"),

@@ -11,8 +11,16 @@ Each round takes up to one batch (≤ 250) of due `inventory_push` rows, oldest 
    key derived from the batch content;
 4. on `CHANGE_FROM_QUANTITY_STALE` for some quantities (someone else changed Shopify, e.g. an order
    placed there), reads those levels again and sends again: the set is all-or-nothing, so the
-   others are sent again with them, and the mesh's figure wins because the mesh owns availability;
+   others are sent again with them;
 5. records what was pushed; a row whose wanted version moved on meanwhile stays due.
+
+What is sent (`_target`): the mesh's figure when it is lower than Shopify's. When it is higher,
+Shopify is raised by at most the mesh's own rise since the last write (`base_quantity`): a sale
+Shopify took that the mesh has not reserved yet (its webhook still on the way) lowered Shopify and
+not the mesh, and setting the mesh's figure would sell those units a second time. Once the mesh
+reserves the sale its figure falls to Shopify's. A lower Shopify figure that stays unchanged for
+`lower_grace_s` is no sale in flight; verification then repairs it to the mesh's figure
+(docs/decisions/0025-shopify-sales-never-undone-by-a-push.md).
 
 Nothing is lost: a row leaves the due set only when Shopify accepted its wanted version; every
 failure (throttled too long, 5xx, unknown SKU, item not stocked) keeps it due with a back-off.
@@ -117,6 +125,14 @@ class _Item:
     location_gid: str = ""
     current: int | None = None
     held: int | None = None
+    base: int | None = None
+
+
+def _target(item: _Item) -> int:
+    """What to set Shopify's `available` to (module docstring): never undo a sale Shopify took."""
+    if item.current is None or item.base is None or item.wanted <= item.current:
+        return item.wanted
+    return min(item.wanted, item.current + max(0, item.wanted - item.base))
 
 
 def _item(row: tables.InventoryPush, *, current: int | None) -> _Item:
@@ -136,6 +152,7 @@ def _item(row: tables.InventoryPush, *, current: int | None) -> _Item:
         location_gid=row.location_gid or "",
         current=current,
         held=row.held_quantity,
+        base=row.base_quantity,
     )
 
 
@@ -152,6 +169,8 @@ class InventoryPusher:
             None: every such level is pushed again unreported.
         channel: the mesh channel Shopify shows.
         timeout_s: deadline of one ReportChannelCount call.
+        lower_grace_s: how long a lower Shopify figure must stand unchanged before verification
+            repairs it (sales still on their way to the mesh explain it until then).
     """
 
     def __init__(
@@ -165,6 +184,7 @@ class InventoryPusher:
         inventory: inventory_service_pb2_grpc.InventoryServiceStub | None = None,
         channel: str = "online-store",
         timeout_s: float = 5.0,
+        lower_grace_s: float = 30.0,
     ) -> None:
         self.db = db
         self.admin = admin
@@ -174,6 +194,7 @@ class InventoryPusher:
         self.inventory = inventory
         self.channel = channel
         self.timeout_s = timeout_s
+        self.lower_grace_s = lower_grace_s
         self._locations: dict[str, str] = {}
 
     async def step(self) -> bool:
@@ -244,8 +265,14 @@ class InventoryPusher:
                 if row is None or row.wanted_version != item.version:
                     continue  # a newer change arrived meanwhile; it is due anyway
                 row.shopify_available = item.current
+                current = item.current or 0
+                if decision == "push" and current < item.wanted and not self._stood(row, current, now):
+                    decision = "wait"  # maybe sales the mesh has not reserved yet: look again later
+                if decision != "wait" or current >= item.wanted:
+                    row.lower_quantity, row.lower_since = None, None
                 if decision == "push":
                     row.held_quantity = None
+                    row.base_quantity = current  # so the push brings Shopify to the mesh's figure
                     row.pushed_version = row.wanted_version - 1
                     row.pending_since = row.pending_since or now
                     row.next_attempt_at = now
@@ -258,6 +285,14 @@ class InventoryPusher:
         PUSHED.labels("held").inc(kinds["hold"])
         log.info("Shopify availability drifted", extra={"items": len(drifted), **kinds})
         return False
+
+    def _stood(self, row: tables.InventoryPush, current: int, now: datetime) -> bool:
+        """Whether Shopify's lower figure `current` has stood unchanged for `lower_grace_s`."""
+        if row.lower_quantity != current or row.lower_since is None:
+            row.lower_quantity, row.lower_since = current, now
+            return self.lower_grace_s <= 0
+        since = row.lower_since if row.lower_since.tzinfo else row.lower_since.replace(tzinfo=UTC)
+        return (now - since).total_seconds() >= self.lower_grace_s
 
     async def _report(self, item: _Item, observed_at: datetime) -> str:
         """Tell the inventory service what Shopify shows; `push`, `hold`, `matches` or `wait`."""
@@ -302,15 +337,15 @@ class InventoryPusher:
             if missing:
                 await self._defer(missing, "ITEM_NOT_STOCKED_AT_LOCATION: the item is not stocked there")
             work = [i for i in work if i.current is not None]
-            unchanged = [i for i in work if i.current == i.wanted]
+            unchanged = [i for i in work if i.current == _target(i)]
             if unchanged:
                 await self._done(unchanged)
                 PUSHED.labels("unchanged").inc(len(unchanged))
-            work = [i for i in work if i.current != i.wanted]
+            work = [i for i in work if i.current != _target(i)]
             if not work:
                 return
             quantities = [
-                Quantity(i.item_gid, i.location_gid, i.wanted, int(i.current or 0), i.version) for i in work
+                Quantity(i.item_gid, i.location_gid, _target(i), int(i.current or 0), i.version) for i in work
             ]
             key = idempotency_key(quantities)
             CALLS.observe(len(quantities))
@@ -416,19 +451,22 @@ class InventoryPusher:
     # ----- outcomes -------------------------------------------------------------------------------
 
     async def _done(self, items: list[_Item]) -> None:
-        """Shopify shows the wanted figure of these items: record it and the lag."""
+        """Shopify shows these items' target (`_target`): record it, the mesh's figure it answers
+        (`base_quantity`) and the lag."""
         now = datetime.now(UTC)
         push = tables.InventoryPush
         async with self.db.transaction() as session:
             for item in items:
+                target = _target(item)
                 await session.execute(
                     update(push)
                     .where(push.sku == item.sku, push.location_id == item.location_id)
                     .values(
-                        pushed_quantity=item.wanted,
+                        pushed_quantity=target,
+                        base_quantity=item.wanted,
                         pushed_version=item.version,
                         pushed_at=now,
-                        shopify_available=item.wanted,
+                        shopify_available=target,
                         item_gid=item.item_gid,
                         location_gid=item.location_gid,
                         attempts=0,

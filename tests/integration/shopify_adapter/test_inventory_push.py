@@ -130,9 +130,9 @@ async def patient_adapter(adapter_settings: ShopifyAdapterSettings) -> AsyncIter
 
 @pytest.fixture
 def tiny_shop() -> Iterator[Shop]:
-    """The Shopify stand-in with a tiny cost bucket (60 points, 10 restored per second)."""
+    """The Shopify stand-in with a tiny cost bucket (60 points, 3 restored per second)."""
     settings = ShopifySettings(
-        access_token=TOKEN, webhook_secret=OLD_SECRET, throttle_capacity=60.0, throttle_restore_rate=10.0
+        access_token=TOKEN, webhook_secret=OLD_SECRET, throttle_capacity=60.0, throttle_restore_rate=3.0
     )
     with serve_in_thread(create_app(settings)) as base_url:
         stand_in = Shop(base_url)
@@ -180,7 +180,7 @@ async def test_rapid_changes_to_one_item_become_one_push_of_the_latest_figure(
     assert (row.wanted_version, row.pushed_version, row.pushed_quantity) == (5, 5, 9)
 
 
-async def test_a_stale_change_from_quantity_is_retried_from_a_fresh_read_and_ends_correct(
+async def test_a_stale_change_from_quantity_is_retried_from_a_fresh_read_and_never_undoes_the_sale(
     shop, adapter, nats_server
 ):
     await publish(nats_server.url, [availability_changed("SKU-1003", "EAST", 20, 1)])
@@ -189,9 +189,11 @@ async def test_a_stale_change_from_quantity_is_retried_from_a_fresh_read_and_end
     assert available(shop, "SKU-1003", "EAST") == 17
     stale_before = metric("shopify_inventory_quantities_total", {"outcome": "stale"})
 
+    # The mesh's figure rises by 5 (a receipt) before it has reserved the 3 units Shopify sold.
     await publish(nats_server.url, [availability_changed("SKU-1003", "EAST", 25, 2)])
 
-    await eventually(lambda: available(shop, "SKU-1003", "EAST") == 25, what="Shopify shows the mesh's 25")
+    row = await pushed(adapter, "SKU-1003", "EAST", 2)
+    assert available(shop, "SKU-1003", "EAST") == 22  # raised by the mesh's rise, the sale kept
     assert metric("shopify_inventory_quantities_total", {"outcome": "stale"}) == stale_before + 1
     calls = shop.counts()
     refused = set(calls["attempts"]["inventorySetQuantities"]) - set(
@@ -199,8 +201,14 @@ async def test_a_stale_change_from_quantity_is_retried_from_a_fresh_read_and_end
     )
     assert len(refused) == 1  # the stale compare-and-set, refused and not applied
     assert len(calls["created"]["inventorySetQuantities"]) == 2
-    row = await pushed(adapter, "SKU-1003", "EAST", 2)
-    assert (row.pushed_quantity, row.pushed_version, row.shopify_available) == (25, 2, 25)
+    assert (row.pushed_quantity, row.base_quantity, row.shopify_available) == (22, 25, 22)
+
+    # The mesh reserves the sale: its figure falls to Shopify's, and nothing needs to be sent.
+    await publish(nats_server.url, [availability_changed("SKU-1003", "EAST", 22, 3)])
+    row = await pushed(adapter, "SKU-1003", "EAST", 3)
+    assert available(shop, "SKU-1003", "EAST") == 22
+    assert len(shop.counts()["created"]["inventorySetQuantities"]) == 2
+    assert (row.pushed_quantity, row.base_quantity) == (22, 22)
 
 
 async def test_throttling_slows_the_push_without_losing_an_update(tiny_shop, adapter_settings, nats_server):
