@@ -11,6 +11,7 @@ PostgreSQL takes concurrent writers and is what production and multi-replica ser
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -65,7 +66,7 @@ class Database:
     def __init__(self, url: str | URL, *, sqlite_synchronous: str = "FULL", pool_size: int = 10) -> None:
         self.url = normalize_url(url)
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
-        self._write_lock = asyncio.Lock() if self.is_sqlite else None
+        self._write_lock = WriterLock() if self.is_sqlite else None
         if self.is_sqlite:
             if self.url.database and self.url.database != ":memory:":
                 Path(self.url.database).parent.mkdir(parents=True, exist_ok=True)
@@ -86,14 +87,23 @@ class Database:
         return self.url.get_backend_name()
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[AsyncSession]:
-        """A session inside one write transaction: committed on exit, rolled back on error."""
+    async def transaction(self, *, urgent: bool = False) -> AsyncIterator[AsyncSession]:
+        """A session inside one write transaction: committed on exit, rolled back on error.
+
+        Args:
+            urgent: on SQLite, go before every waiting writer that is not urgent (a webhook that
+                must be stored before its 2xx, while background work queues for the writer).
+        """
         if self._write_lock is None:
             async with self._writer_sessions() as session, session.begin():
                 yield session
             return
-        async with self._write_lock, self._writer_sessions() as session, session.begin():
-            yield session
+        await self._write_lock.acquire(urgent=urgent)
+        try:
+            async with self._writer_sessions() as session, session.begin():
+                yield session
+        finally:
+            self._write_lock.release()
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
@@ -104,6 +114,43 @@ class Database:
     async def dispose(self) -> None:
         """Close every pooled connection."""
         await self.engine.dispose()
+
+
+class WriterLock:
+    """The SQLite writer lock of one process: first come, first served, except that urgent
+    waiters are served before the others."""
+
+    def __init__(self) -> None:
+        self._held = False
+        self._urgent: deque[asyncio.Future[None]] = deque()
+        self._normal: deque[asyncio.Future[None]] = deque()
+
+    async def acquire(self, *, urgent: bool = False) -> None:
+        """Wait for the lock (see the class docstring)."""
+        if not self._held and not self._urgent and not self._normal:
+            self._held = True
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        queue = self._urgent if urgent else self._normal
+        queue.append(waiter)
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self.release()  # granted just as we were cancelled: pass it on
+            elif waiter in queue:
+                queue.remove(waiter)
+            raise
+
+    def release(self) -> None:
+        """Hand the lock to the next waiter (urgent first), or free it."""
+        for queue in (self._urgent, self._normal):
+            while queue:
+                waiter = queue.popleft()
+                if not waiter.done():
+                    waiter.set_result(None)  # ownership passes; _held stays True
+                    return
+        self._held = False
 
 
 def _configure_sqlite(engine: AsyncEngine, synchronous: str) -> None:

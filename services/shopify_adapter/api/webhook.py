@@ -148,7 +148,8 @@ class WebhookIngress:
             "next_attempt_at": now,
         }
         try:
-            async with self.db.transaction() as session:
+            # Urgent: Shopify waits for the 2xx, background writers can wait for us.
+            async with self.db.transaction(urgent=True) as session:
                 inserted = await insert_if_absent(session, tables.WebhookDelivery, row, ["event_id"])
         except Exception:  # the store is down: Shopify retries, nothing is lost
             log.exception("could not store webhook", extra={"topic": topic, "event_id": event_id})

@@ -60,7 +60,8 @@ class WebhookInbox:
         key = f"{webhook_id}:{hashlib.sha256(body).hexdigest()[:32]}"
         now = _now()
         try:
-            async with self._db.transaction() as session:
+            # Urgent: the 3PL waits for the 2xx, background writers can wait for us.
+            async with self._db.transaction(urgent=True) as session:
                 session.add(
                     WebhookDeliveryRow(
                         delivery_key=key,

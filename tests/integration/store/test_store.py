@@ -115,3 +115,45 @@ async def test_a_read_does_not_wait_for_an_open_write_transaction(database_url: 
     async with db.read() as session:
         assert (await session.execute(text("SELECT n FROM alpha_rows"))).scalar_one() == 2
     await db.dispose()
+
+
+async def test_an_urgent_writer_goes_before_the_writers_already_waiting(sqlite_url: str, tmp_path: Path):
+    db = Database(sqlite_url)
+    await upgrade(db, [_versions(tmp_path, "alpha", "alpha_rows")])
+    order: list[str] = []
+
+    async def write(name: str, urgent: bool) -> None:
+        async with db.transaction(urgent=urgent):
+            order.append(name)
+
+    async with db.transaction():
+        background = [asyncio.create_task(write(f"background-{i}", False)) for i in range(3)]
+        await asyncio.sleep(0)  # one turn of the loop: each task runs up to its wait for the lock
+        webhook = asyncio.create_task(write("webhook", True))
+        await asyncio.sleep(0)
+    await asyncio.gather(*background, webhook)
+
+    assert order == ["webhook", "background-0", "background-1", "background-2"]
+    await db.dispose()
+
+
+async def test_a_writer_cancelled_while_waiting_leaves_the_lock_usable(sqlite_url: str, tmp_path: Path):
+    db = Database(sqlite_url)
+    await upgrade(db, [_versions(tmp_path, "alpha", "alpha_rows")])
+
+    async def write(i: int) -> None:
+        async with db.transaction() as session:
+            await session.execute(text("INSERT INTO alpha_rows (id, n) VALUES (:i, :i)"), {"i": i})
+
+    async with db.transaction():
+        doomed = asyncio.create_task(write(1))
+        kept = asyncio.create_task(write(2))
+        await asyncio.sleep(0)
+        doomed.cancel()
+    await asyncio.wait_for(kept, timeout=5)
+    await asyncio.wait_for(write(3), timeout=5)
+
+    async with db.read() as session:
+        ids = (await session.execute(text("SELECT id FROM alpha_rows ORDER BY id"))).scalars().all()
+    assert ids == [2, 3]
+    await db.dispose()
