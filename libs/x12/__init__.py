@@ -1,4 +1,4 @@
-"""A small X12 reader and writer, and typed mappings of the warehouse sets (940, 944, 945, 846, 997).
+"""A small X12 reader and writer, and typed mappings of the warehouse sets (940, 944, 945, 846, 947, 997).
 
 No maintained PyPI library fits (see README.md): pyx12 crashes on byte-order marks and ships no
 maps for the warehouse sets; the newer structural parsers reject BOMs and unterminated last
@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from libs.x12.acknowledgment import FunctionalAck, SegmentError, TransactionAck, acknowledge
+from libs.x12.adjustment_advice import AdjustedLine, AdjustmentAdvice
 from libs.x12.envelope import Delimiters, FunctionalGroup, Interchange, Segment, TransactionSet
 from libs.x12.error import X12Error
 from libs.x12.inventory_advice import InventoryAdvice, InventoryItem, Quantity
@@ -25,14 +26,15 @@ from libs.x12.shipping_order import OrderLine, ShippingOrder
 from libs.x12.writer import write
 
 # GS01 functional identifier of each set we write.
-FUNCTIONAL_IDS = {"940": "OW", "945": "SW", "846": "IB", "944": "RE", "997": "FA", "856": "SH"}
+FUNCTIONAL_IDS = {"940": "OW", "945": "SW", "846": "IB", "944": "RE", "947": "AW", "997": "FA", "856": "SH"}
 
-Document = ShippingOrder | ShippingAdvice | InventoryAdvice | ReceiptAdvice | FunctionalAck
+Document = ShippingOrder | ShippingAdvice | InventoryAdvice | ReceiptAdvice | AdjustmentAdvice | FunctionalAck
 _MAPPERS = {
     "940": ShippingOrder,
     "945": ShippingAdvice,
     "846": InventoryAdvice,
     "944": ReceiptAdvice,
+    "947": AdjustmentAdvice,
     "997": FunctionalAck,
 }
 
@@ -94,6 +96,8 @@ def envelope(
 
 __all__ = [
     "FUNCTIONAL_IDS",
+    "AdjustedLine",
+    "AdjustmentAdvice",
     "DateReference",
     "Delimiters",
     "Document",

@@ -1,7 +1,7 @@
 """Pieces every typed mapping shares: segment syntax checks, parties, references, numbers.
 
 The syntax table is deliberately small: the element counts and code lengths of the segments the
-warehouse sets (940, 943/944, 945, 846, 997) use, enough to catch a missing segment terminator
+warehouse sets (940, 943/944, 945, 846, 947, 997) use, enough to catch a missing segment terminator
 (two segments run together) or a shifted element, not a full X12 dictionary.
 """
 
@@ -46,7 +46,9 @@ SYNTAX: dict[str, tuple[int, dict[int | tuple[int, int], tuple[int, int]]]] = {
     "W07": (11, {2: (2, 2)}),
     "W12": (22, {1: (2, 2), 5: (2, 2)}),
     "W13": (9, {2: (2, 2), 3: (2, 2)}),
+    "W15": (6, {4: (2, 2), 5: (2, 2)}),
     "W17": (10, {1: (1, 1)}),
+    "W19": (18, {1: (2, 2), 3: (2, 2)}),
     "W27": (9, {}),
     "W76": (6, {}),
 }

@@ -303,6 +303,26 @@ def tpl_control_routes(warehouse: Warehouse) -> list[Route]:
             {"on_hand": stock.on_hand, "committed": stock.committed, "fulfillable": stock.fulfillable}
         )
 
+    async def adjust_inventory(request: Request) -> Response:
+        body = await _body(request)
+        adjustment = warehouse.adjust(
+            str(body.get("sku")),
+            body.get("location", 1),
+            _int(body.get("delta"), "delta"),
+            str(body.get("reason", "")),
+        )
+        stock = warehouse.state.stock[(adjustment.sku, adjustment.center_id)]
+        return JSONResponse(
+            {
+                "id": adjustment.id,
+                "adjusted_at": adjustment.adjusted_at,
+                "on_hand": stock.on_hand,
+                "damaged": stock.damaged,
+                "committed": stock.committed,
+                "fulfillable": stock.fulfillable,
+            }
+        )
+
     async def deliveries(request: Request) -> Response:
         return JSONResponse(warehouse.webhooks.log)
 
@@ -328,6 +348,7 @@ def tpl_control_routes(warehouse: Warehouse) -> list[Route]:
         Route(f"{p}/orders/{{order_id}}/ship", refusals(ship), methods=["POST"]),
         Route(f"{p}/returns/{{return_id}}/receive", refusals(receive), methods=["POST"]),
         Route(f"{p}/inventory", refusals(set_inventory), methods=["POST"]),
+        Route(f"{p}/inventory/adjust", refusals(adjust_inventory), methods=["POST"]),
         Route(f"{p}/webhooks/deliveries", refusals(deliveries), methods=["GET"]),
         Route(f"{p}/edi/poll", refusals(edi_poll), methods=["POST"]),
         Route(f"{p}/edi/inventory-advice", refusals(edi_inventory_advice), methods=["POST"]),

@@ -1,7 +1,7 @@
 """The EDI X12 drop folders, as a trading partner's SFTP mailbox would be.
 
     <edi-dir>/inbound/    mesh → 3PL: 940 shipping orders (the stand-in polls it)
-    <edi-dir>/outbound/   3PL → mesh: 997, 945, 846, 944 (the mesh polls it)
+    <edi-dir>/outbound/   3PL → mesh: 997, 945, 846, 944, 947 (the mesh polls it)
     <edi-dir>/archive/    inbound files once processed
     <edi-dir>/error/      inbound files that are not X12 at all, with a .reason.txt beside them
 
@@ -22,6 +22,9 @@ from decimal import Decimal
 from pathlib import Path
 
 from libs.x12 import (
+    AdjustedLine,
+    AdjustmentAdvice,
+    DateReference,
     Interchange,
     InventoryAdvice,
     InventoryItem,
@@ -41,11 +44,12 @@ from libs.x12 import (
     read,
     write,
 )
+from libs.x12 import adjustment_advice as x947
 from libs.x12 import inventory_advice as x846
 from libs.x12 import receipt_advice as x944
 from libs.x12 import shipping_advice as x945
 from libs.x12 import shipping_order as x940
-from sandbox.tpl.state import Line, Order, Refused, Return, Shipment, TplState
+from sandbox.tpl.state import Adjustment, Line, Order, Refused, Return, Shipment, TplState
 
 EDI_CHANNEL_ID = 0  # orders from 940s live in their own channel: reference ids unique per channel
 
@@ -61,7 +65,7 @@ class PollResult:
 
 
 class Mailbox:
-    """Reads 940s from ``inbound/``, writes 997/945/846/944 to ``outbound/``.
+    """Reads 940s from ``inbound/``, writes 997/945/846/944/947 to ``outbound/``.
 
     Args:
         root: the EDI folder.
@@ -100,6 +104,10 @@ class Mailbox:
     def _next_control(self) -> int:
         self._control = self._control % 999_999_999 + 1
         return self._control
+
+    def write_transactions(self, transactions: list[TransactionSet], receiver: str | None = None) -> str:
+        """Write ``transactions`` (all of one set) as one interchange to ``outbound/``; its name."""
+        return self._write(transactions, receiver)
 
     def _write(self, transactions: list[TransactionSet], receiver: str | None = None) -> str:
         control = self._next_control()
@@ -227,6 +235,43 @@ class Mailbox:
             reference_id=ret.tracking_number,
             parties=[Party(code="WH", name=center["name"], id_qualifier="92", id=center["name"])],
             lines=lines,
+        )
+        return self._write([advice.to_transaction("0001")])
+
+    def write_adjustment_advice(self, adjustment: Adjustment) -> str:
+        """A 947 for one stock adjustment: W15 with its date and number, the time in ``G62*07``,
+        one W19 whose reason code says which way stock moved (``AU`` damaged, ``52`` repaired,
+        ``06`` lost, ``51`` found, ``AA`` recount with a signed quantity)."""
+        center = self.state.centers[adjustment.center_id]
+        if adjustment.reason == "damaged":
+            code = x947.DAMAGED_IN_FACILITY if adjustment.delta > 0 else x947.RECOUP_OF_DAMAGED_PRODUCT
+        else:
+            code = {
+                "lost": x947.BOOK_ADJUSTMENT_DECREASE,
+                "found": x947.UNABLE_TO_LOCATE_PRODUCT_LOCATED,
+                "count": x947.PHYSICAL_COUNT,
+            }[adjustment.reason]
+        quantity = adjustment.delta if code == x947.PHYSICAL_COUNT else abs(adjustment.delta)
+        date = adjustment.adjusted_at[:10].replace("-", "")
+        advice = AdjustmentAdvice(
+            adjustment_number=f"ADJ{adjustment.id}",
+            date=date,
+            parties=[Party(code="WH", name=center["name"], id_qualifier="92", id=center["name"])],
+            dates=[
+                DateReference(
+                    x947.EFFECTIVE_DATE,
+                    date,
+                    adjustment.adjusted_at[11:19].replace(":", ""),
+                )
+            ],
+            lines=[
+                AdjustedLine(
+                    reason_code=code,
+                    quantity=Decimal(quantity),
+                    line_number="1",
+                    product_ids={"SK": adjustment.sku},
+                )
+            ],
         )
         return self._write([advice.to_transaction("0001")])
 

@@ -145,7 +145,7 @@ def _write_944(warehouse: Any, wro: ReceivingOrder) -> str:
             if item.received
         ],
     )
-    return warehouse.mailbox._write([advice.to_transaction("0001")])
+    return warehouse.mailbox.write_transactions([advice.to_transaction("0001")])
 
 
 def receiving_routes(warehouse: Any) -> list[Route]:

@@ -147,6 +147,24 @@ class Return:
     completed_at: str = ""
 
 
+#: Why the warehouse adjusted its stock (``POST /_sandbox/inventory/adjust``): ``damaged`` moves
+#: good units to damaged (a negative delta: repaired, back to good), ``lost`` takes units off hand,
+#: ``found`` puts units back, ``count`` changes on hand either way (a recount).
+ADJUSTMENT_REASONS = ("damaged", "lost", "found", "count")
+
+
+@dataclass
+class Adjustment:
+    """A change of stock the warehouse made on its own: no receipt, no shipment."""
+
+    id: int
+    center_id: int
+    sku: str
+    reason: str
+    delta: int
+    adjusted_at: str
+
+
 def now_iso() -> str:
     """The current time as ShipBob writes it."""
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
@@ -174,7 +192,14 @@ class TplState:
         self.by_reference: dict[tuple[int, str], int] = {}
         self.returns: dict[int, Return] = {}
         self.returns_by_reference: dict[tuple[int, str], int] = {}
-        self._next = {"order": 100001, "shipment": 200001, "return": 300001, "line": 1, "shipped": 1}
+        self._next = {
+            "order": 100001,
+            "shipment": 200001,
+            "return": 300001,
+            "adjustment": 500001,
+            "line": 1,
+            "shipped": 1,
+        }
 
     def _id(self, kind: str) -> int:
         value = self._next[kind]
@@ -515,3 +540,37 @@ class TplState:
         stock = self.stock[(sku, self.center_id(center))]
         stock.on_hand = max(0, on_hand)
         return stock
+
+    def adjust_stock(self, sku: str, center: str | int, delta: int, reason: str) -> Adjustment:
+        """Adjust a SKU's stock at a center by ``delta`` units for ``reason`` (ADJUSTMENT_REASONS).
+
+        Raises:
+            Refused: 422 for an unknown SKU, center or reason, a zero delta, a delta against its
+                reason (lost must be negative, found positive), or more units than there are.
+        """
+        if sku not in self.inventory_ids:
+            raise Refused(422, "ValidationError", f"Unknown SKU {sku!r}")
+        center_id = self.center_id(center)
+        if reason not in ADJUSTMENT_REASONS:
+            raise Refused(422, "ValidationError", f"reason must be one of {', '.join(ADJUSTMENT_REASONS)}")
+        if delta == 0 or (reason == "lost" and delta > 0) or (reason == "found" and delta < 0):
+            raise Refused(422, "ValidationError", f"delta {delta} does not fit reason {reason!r}")
+        stock = self.stock[(sku, center_id)]
+        if reason == "damaged":
+            if delta > stock.on_hand or -delta > stock.damaged:
+                have = f"{sku} has {stock.on_hand} good, {stock.damaged} damaged"
+                raise Refused(422, "InsufficientStock", have)
+            stock.on_hand -= delta
+            stock.damaged += delta
+        else:
+            if stock.on_hand + delta < 0:
+                raise Refused(422, "InsufficientStock", f"{sku} has {stock.on_hand} on hand")
+            stock.on_hand += delta
+        return Adjustment(
+            id=self._id("adjustment"),
+            center_id=center_id,
+            sku=sku,
+            reason=reason,
+            delta=delta,
+            adjusted_at=now_iso(),
+        )

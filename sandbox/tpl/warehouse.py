@@ -2,7 +2,7 @@
 
 An event (a shipment shipped or delivered, a return received) goes to the webhook subscribers of
 its topic and, in EDI mode, becomes a file in the outbound folder (945 for shipments of orders
-that came by 940, 944 for every received return).
+that came by 940, 944 for every received return); a stock adjustment becomes a 947.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from sandbox.tpl.config import TplSettings
 from sandbox.tpl.mailbox import Mailbox, PollResult
 from sandbox.tpl.payload import order_json, return_json, shipment_json
 from sandbox.tpl.receiving import ReceivingBook
-from sandbox.tpl.state import Event, TplState
+from sandbox.tpl.state import Adjustment, Event, TplState
 from sandbox.tpl.webhook import WebhookDispatcher
 
 
@@ -140,6 +140,13 @@ class Warehouse:
             ):
                 done.extend(self.dispatch(self.state.step(order, shipment, time.monotonic(), self.delays())))
         return done
+
+    def adjust(self, sku: str, center: str | int, delta: int, reason: str) -> Adjustment:
+        """Adjust stock (``TplState.adjust_stock``); in EDI mode a 947 tells the depositor."""
+        adjustment = self.state.adjust_stock(sku, center, delta, reason)
+        if self.mailbox is not None:
+            self.written.append(self.mailbox.write_adjustment_advice(adjustment))
+        return adjustment
 
     def poll_mailbox(self) -> PollResult:
         """Read the inbound folder now."""

@@ -66,10 +66,12 @@ log = logging.getLogger(__name__)
 R = TypeVar("R", bound=Message)
 MAX_ATTEMPTS = 10
 
-#: Adjust reasons that move goods physically; their on_hand changes are movements a later count
-#: must be compared against (cycle counts, corrections and reconciliation repairs are not).
+#: Adjust reasons whose on_hand changes happened in the warehouse at a time (`occurred_at`): a
+#: count taken before them must not undo them, so they are logged as movements (decision 0010).
+#: CYCLE_COUNT is the 3PL's own adjustment (EDI 947 lost, found, recount; decision 0024).
+#: Corrections are not: they fix the mesh's books, not the warehouse.
 PHYSICAL_REASONS = frozenset(
-    {"RECEIPT", "RETURN_RESTOCK", "RETURN_DAMAGED", "TRANSFER", "DAMAGE", "QUALITY_CONTROL"}
+    {"RECEIPT", "RETURN_RESTOCK", "RETURN_DAMAGED", "TRANSFER", "DAMAGE", "QUALITY_CONTROL", "CYCLE_COUNT"}
 )
 
 

@@ -1,6 +1,7 @@
 """Reading the 3PL's outbound EDI files: 997 (acceptance of our 940s), 945 (shipments → the
 shipments service), 846 (stock → the inventory service), 944 (receipts of purchase orders
-and returns → the inventory service), answering each non-997 group with a 997 of our own.
+and returns → the inventory service), 947 (stock adjustments → InventoryService.Adjust, one per
+W19 line), answering each non-997 group with a 997 of our own.
 
 A file is applied whole or not at all: a transient failure (a peer down) leaves it in
 `outbound/` for the next poll, and the calls it makes are idempotent by control numbers, so
@@ -15,12 +16,14 @@ import logging
 from datetime import UTC, datetime
 from pathlib import Path
 
+import grpc
 from sqlalchemy import or_, select
 
 from libs.bus import Outbox
 from libs.store import Database
 from libs.telemetry.flow import CORRELATION_KEY
 from libs.x12 import (
+    AdjustmentAdvice,
     FunctionalAck,
     Interchange,
     InventoryAdvice,
@@ -37,11 +40,13 @@ from retail.inventory.v1 import inventory_service_pb2_grpc
 from retail.orders.v1 import events_pb2 as order_events
 from retail.orders.v1 import orders_pb2
 from services.tpl_adapter.clients.mailbox import EdiMailbox
+from services.tpl_adapter.clients.mesh import is_transient
 from services.tpl_adapter.edi import outgoing
 from services.tpl_adapter.events.warehouse import tpl_reason
 from services.tpl_adapter.receipts import ReceiptReporter
 from services.tpl_adapter.snapshots import SnapshotFailed, apply_snapshots
 from services.tpl_adapter.store import EdiFileRow, ReleaseRow
+from services.tpl_adapter.translate.adjustment import adjustments_from_947
 from services.tpl_adapter.translate.inventory import snapshots_from_846
 from services.tpl_adapter.translate.receipt import receipt_from_944
 from services.tpl_adapter.translate.shipment import notice_from_945
@@ -66,7 +71,7 @@ class EdiPoller:
         outbox: The bus outbox (release and cancellation answers from 997s).
         mailbox: The drop folders.
         reporter: Reports 945 shipments.
-        inventory: An InventoryService stub (846).
+        inventory: An InventoryService stub (846 snapshots, 947 adjustments).
         sender_id / receiver_id: Our and the 3PL's interchange ids for our 997s.
         interval_s: Poll period.
         receipts: Records 944 receipts (purchase orders, returns) with the inventory service.
@@ -220,6 +225,25 @@ class EdiPoller:
                 if failure.transient:
                     raise Deferred(str(failure)) from failure
                 log.warning("944 not applied", extra={"error": str(failure)})
+        elif transaction.code == "947":
+            await self._on_adjustment(AdjustmentAdvice.from_transaction(transaction), control)
+
+    async def _on_adjustment(self, advice: AdjustmentAdvice, control: str) -> None:
+        """Adjust per W19 line; a repeat (same request_id) changes nothing again."""
+        requests, skipped = adjustments_from_947(advice, control=control)
+        for line in skipped:
+            log.warning(
+                "947 line not applied",
+                extra={"adjustment": advice.adjustment_number, "line": line.line_number, "why": line.why},
+            )
+        for request in requests:
+            try:
+                await self._inventory.Adjust(request, timeout=10.0)
+            except grpc.aio.AioRpcError as error:
+                detail = f"Adjust {request.request_id}: {error.code().name} {error.details()}"
+                if is_transient(error):
+                    raise Deferred(detail) from error
+                log.warning("947 line not applied", extra={"error": detail})
 
     async def _on_ack(self, ack: FunctionalAck) -> None:
         """A 997 for one of our 940 groups: accept or reject the releases (or cancellations)."""

@@ -8,6 +8,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from libs.x12 import (
+    AdjustedLine,
+    AdjustmentAdvice,
     DateReference,
     Delimiters,
     FunctionalAck,
@@ -184,6 +186,8 @@ mapped_tags = st.sampled_from(
         "W06",
         "BIA",
         "W17",
+        "W15",
+        "W19",
         "AK1",
         "AK2",
         "AK3",
@@ -217,7 +221,7 @@ mapped_tags = st.sampled_from(
 
 @FAST
 @given(
-    st.sampled_from(["940", "945", "846", "944", "997"]),
+    st.sampled_from(["940", "945", "846", "944", "947", "997"]),
     st.lists(st.builds(Segment, mapped_tags, st.lists(text(0, 6, DATA + "+-.eE"), max_size=10)), max_size=15),
 )
 def test_mappings_of_random_segments_raise_nothing_but_x12_error(set_code: str, body: list[Segment]) -> None:
@@ -402,6 +406,38 @@ def test_846_round_trips(advice: InventoryAdvice) -> None:
 )
 def test_944_round_trips(advice: ReceiptAdvice) -> None:
     assert ReceiptAdvice.from_transaction(roundtrip(advice.to_transaction("0001"))) == advice
+
+
+@FAST
+@given(
+    st.builds(
+        AdjustmentAdvice,
+        adjustment_number=word(1, 22),
+        date=digits(8),
+        depositor_adjustment_number=word(0, 22),
+        purpose=st.sampled_from(["", "00"]),
+        parties=st.lists(parties, max_size=2),
+        references=st.lists(references, max_size=2),
+        dates=st.lists(dates, max_size=2),
+        lines=st.lists(
+            st.builds(
+                AdjustedLine,
+                reason_code=st.sampled_from(["06", "07", "51", "52", "AA", "AU", "AV"]),
+                quantity=st.one_of(quantities, quantities.map(lambda q: -q)),
+                unit=code(2),
+                line_number=digits(2).map(lambda s: str(int(s) + 1)),
+                upc=st.one_of(st.just(""), digits(12)),
+                product_ids=st.dictionaries(st.sampled_from(["SK", "VN", "UP"]), word(1, 12), max_size=2),
+                lot=word(0, 12),
+                references=st.lists(references, max_size=2),
+                dates=st.lists(dates, max_size=2),
+            ),
+            max_size=4,
+        ),
+    )
+)
+def test_947_round_trips(advice: AdjustmentAdvice) -> None:
+    assert AdjustmentAdvice.from_transaction(roundtrip(advice.to_transaction("0001"))) == advice
 
 
 @FAST
