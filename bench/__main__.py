@@ -43,6 +43,7 @@ import httpx
 import nats
 import psutil
 
+from bench import hop
 from bench.figures import collect, compute
 from bench.systems import SYSTEMS, System, until
 from libs.bus.embedded import free_port
@@ -348,10 +349,15 @@ async def run_one(
             nats_server = system.mesh.nats
             assert nats_server is not None and nats_server.process is not None
             js = await _jetstream_ceiling(nats_server.url, nats_server.process.pid, args.jetstream_messages)
-            ceiling.update(grpc_unary_echo=grpc_figures, jetstream=js)
+            log.info("measuring the durable-hop floor (bench.hop, its own nats-server)")
+            floor = await hop.standalone(args.hop_events)
+            ceiling.update(grpc_unary_echo=grpc_figures, jetstream=js, durable_hop=floor)
         if name == "mesh" and ceiling and result["cpu_s_per_order"]:
             result["cpu_per_order_in_grpc_calls"] = (
                 1000 * result["cpu_s_per_order"] / ceiling["grpc_unary_echo"]["cpu_ms_per_call"]
+            )
+            result["cpu_per_order_in_durable_hops"] = (
+                1000 * result["cpu_s_per_order"] / ceiling["durable_hop"]["cpu_ms_per_hop"]
             )
     finally:
         log.info("%s/%s: stopping", scenario, name)
@@ -406,6 +412,8 @@ ROWS = (
     ("duplicate fulfillments", lambda r: _fmt(r["duplicate_shopify_fulfillments"])),
     ("oversold units", lambda r: _fmt(r["oversold_units"])),
     ("CPU per order (ms)", lambda r: _fmt(r["cpu_s_per_order"], 1000, 1)),
+    ("CPU per order in gRPC calls", lambda r: _fmt(r.get("cpu_per_order_in_grpc_calls"), 1, 0)),
+    ("CPU per order in durable hops", lambda r: _fmt(r.get("cpu_per_order_in_durable_hops"), 1, 1)),
     ("process restarts", lambda r: _fmt(r["process_restarts"])),
 )
 
@@ -443,6 +451,13 @@ def table(result: dict[str, Any]) -> str:
             f"{j['consume_msgs_per_s']:.0f} msg/s, "
             f"{j['cpu_ms_per_msg']:.3f} ms CPU/msg"
         )
+        h = ceiling.get("durable_hop")
+        if h:
+            in_calls = h["cpu_ms_per_hop"] / g["cpu_ms_per_call"]
+            lines.append(
+                f"durable hop (inbox + handler + outbox + relay, libs/bus): {h['hops_per_s']:.0f} hops/s, "
+                f"{h['cpu_ms_per_hop']:.2f} ms CPU/hop = {in_calls:.1f} gRPC calls"
+            )
     return "\n".join(lines)
 
 
@@ -515,6 +530,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     args.deadline = args.deadline or (60.0 if args.quick else 300.0)
     args.ceiling_seconds = 3.0 if args.quick else 10.0
     args.jetstream_messages = 2000 if args.quick else 20000
+    args.hop_events = 500 if args.quick else 2000
     return args
 
 
