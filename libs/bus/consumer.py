@@ -41,6 +41,8 @@ tracer = trace.get_tracer("libs.bus")
 
 ADVISORY_MAX_DELIVERIES = "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{stream}.{consumer}"
 ACK_TIMEOUT_REASON = "max deliveries (ack timeout)"
+#: Consumer stats outcome of a delivery its subscription's `relevant` check skipped.
+IRRELEVANT = "irrelevant"
 
 
 @dataclass
@@ -112,6 +114,11 @@ class Subscription:
         concurrency: handlers running at once in this process; 1 keeps stream order.
         hop: name in the hop log; defaults to `durable`.
         snapshot: store a redacted payload snapshot in the hop log.
+        relevant: `async def relevant(event) -> bool`, a cheap check (a read, no lock) before the
+            transaction; False acknowledges the delivery with no transaction, inbox row or hop
+            row: an event this service has nothing to do for (counted as `irrelevant`). It must
+            be safe to skip: what it reads may change just after, so the handler's effect must
+            also come some other way (a timer, a later event).
     """
 
     durable: str
@@ -126,6 +133,7 @@ class Subscription:
     concurrency: int = 16
     hop: str | None = None
     snapshot: bool = True
+    relevant: Callable[[Message], Awaitable[bool]] | None = None
 
     @property
     def subjects(self) -> tuple[str, ...]:
@@ -326,6 +334,10 @@ class Consumer:
         if not event_id:
             raise PoisonMessage("no event id (Retail-Event-Id, Nats-Msg-Id or meta.event_id)")
         correlation = correlation or meta_value(event, "correlation_id") or event_id
+        if self.subscription.relevant is not None and not await self.subscription.relevant(event):
+            await _quietly(msg.ack())
+            self.stats.add(IRRELEVANT)
+            return
         async with self.db.transaction() as session:
             await inbox.claim(session, self.durable, event_id)
             ctx = MessageContext(

@@ -166,8 +166,23 @@ class Inbound:
         return [
             Subscription(DURABLE, ORDER_FACTS, self.on_order_fact),
             Subscription(DURABLE, [shipment_events.ShipmentConfirmed], self.on_order_fact),
-            Subscription(DURABLE, [inventory_events.AvailabilityChanged], self.on_availability),
+            Subscription(
+                DURABLE,
+                [inventory_events.AvailabilityChanged],
+                self.on_availability,
+                relevant=self.awaited,
+            ),
         ]
+
+    async def awaited(self, event: inventory_events.AvailabilityChanged) -> bool:
+        """Whether a backordered order waits for this SKU (most stock changes concern none: they
+        are then acknowledged without a transaction). An order backordered just after this read
+        is woken by its backorder reminder instead."""
+        if event.available_to_sell <= 0:
+            return False
+        async with self.db.read() as session:
+            query = select(OrderBackorder.order_id).where(OrderBackorder.sku == event.sku).limit(1)
+            return (await session.scalar(query)) is not None
 
     async def on_order_fact(self, event: Message, ctx: MessageContext) -> None:
         """Hand an order fact to its actor through `order_inbound`."""

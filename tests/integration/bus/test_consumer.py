@@ -276,3 +276,19 @@ async def _count(rows_awaitable, n: int) -> bool:
 
 async def _outcomes(db, expected: list[str], hop: str = "thing-worker") -> bool:
     return sorted(h.outcome for h in await hops(db, hop=hop)) == sorted(expected)
+
+
+async def test_an_event_the_relevance_check_declines_is_acked_without_a_transaction(db, nats_server):
+    recorder = Recorder("thing-worker")
+
+    async def relevant(event) -> bool:
+        return not event.thing_id.startswith("noise")
+
+    async with bus_for(db, nats_server, subscription(recorder, relevant=relevant)) as bus:
+        await emit(bus, "noise-1", "wanted-1", "noise-2")
+        await wait_until(lambda: drained(bus), what="all three acknowledged")
+        stats = bus.consumers[0].stats.counts
+
+    assert [await effects(db, thing) for thing in ("wanted-1", "noise-1", "noise-2")] == [1, 0, 0]
+    assert [hop.outcome for hop in await hops(db, hop="thing-worker")] == ["ok"]
+    assert stats == {"ok": 1, "irrelevant": 2}
