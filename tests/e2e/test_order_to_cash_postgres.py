@@ -14,7 +14,7 @@ import pytest_asyncio
 from retail.common.v1 import common_pb2
 from retail.inventory.v1 import inventory_pb2, inventory_service_pb2
 from retail.orders.v1 import orders_pb2, orders_service_pb2
-from tests.e2e.test_order_changes import bc_has_no_order, held_before_release
+from tests.e2e.test_order_changes import held_before_release
 from tests.support import scenarios
 from tests.support.mesh import (
     Running,
@@ -26,6 +26,7 @@ from tests.support.mesh import (
     until,
 )
 from tests.support.postgres import PostgresCluster
+from tests.support.systems import bc_has_no_order
 from tools.topology import SERVICES
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.asyncio(loop_scope="module")]

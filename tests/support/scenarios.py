@@ -12,17 +12,18 @@ from __future__ import annotations
 
 from retail.inventory.v1 import inventory_pb2, inventory_service_pb2
 from retail.orders.v1 import orders_pb2
-from tests.support.mesh import Running, no_active_reservation, until
+from tests.support.mesh import Running, until
 from tests.support.systems import (
     bc_has_no_order,
     bc_stock,
     cancel_request,
     continue_selling,
     count_at_3pl,
-    fulfillment_orders,
+    fulfilled_in_shopify,
     position,
     postings,
     releases,
+    service_rows,
     shopify_shows,
     tpl_centers,
     tpl_products,
@@ -41,6 +42,16 @@ async def reservations(running: Running, order_id: str) -> list[inventory_pb2.Re
     return list(reply.reservations)
 
 
+async def settled(running: Running, order_id: str, state: int) -> list[inventory_pb2.Reservation]:
+    """The order's reservations once every one is in `state` (inventory applies shipments on its own)."""
+
+    async def check() -> list[inventory_pb2.Reservation]:
+        found = await reservations(running, order_id)
+        return found if found and all(r.state == state for r in found) else []
+
+    return await until(check, f"{order_id}'s reservations {ReservationState.Name(state)}")
+
+
 async def order_split_over_two_locations_ships_twice_and_is_fully_invoiced(running: Running) -> None:
     """Split fulfillment: a reservation across two locations, one release, 3PL order and posting each."""
     # SKU-1005 only at EAST; SKU-1006 two at each location, so four can only come from both.
@@ -55,15 +66,14 @@ async def order_split_over_two_locations_ships_twice_and_is_fully_invoiced(runni
     order = await running.reaches(order_id, Status.ORDER_STATUS_INVOICED, ship=True)
 
     # Inventory: the line of four reserved at both locations, all of it consumed by the shipments.
-    held = {(r.sku, r.location_id): (r.quantity, r.state) for r in await reservations(running, order_id)}
-    consumed = ReservationState.RESERVATION_STATE_CONSUMED
-    assert held == {
-        ("SKU-1005", "EAST"): (2, consumed),
-        ("SKU-1006", "EAST"): (2, consumed),
-        ("SKU-1006", "WEST"): (2, consumed),
+    consumed = await settled(running, order_id, ReservationState.RESERVATION_STATE_CONSUMED)
+    assert {(r.sku, r.location_id): r.quantity for r in consumed} == {
+        ("SKU-1005", "EAST"): 2,
+        ("SKU-1006", "EAST"): 2,
+        ("SKU-1006", "WEST"): 2,
     }
     # Shopify: one fulfillment order per location, each closed by exactly one fulfillment with tracking.
-    fos = await fulfillment_orders(running, shop_order)
+    fos = await fulfilled_in_shopify(running, shop_order)
     assert {fo["location"]: fo["lines"] for fo in fos} == {
         "East Warehouse": {"SKU-1005": 2, "SKU-1006": 2},
         "West Warehouse": {"SKU-1006": 2},
@@ -132,8 +142,8 @@ async def backordered_line_waits_for_stock_then_ships_and_is_invoiced(running: R
     assert not [e for e in timeline if "still waiting" in e.summary]
     assert list((await running.created(running.bc, "salesOrders", shop_order["name"])).values()) == [1]
     assert list((await running.created(running.tpl, "orders", order_id)).values()) == [1]
+    (fo,) = await fulfilled_in_shopify(running, shop_order)
     assert sum((await running.created(running.shopify, "fulfillments", str(shop_order["id"]))).values()) == 1
-    (fo,) = await fulfillment_orders(running, shop_order)
     assert fo["status"] == "CLOSED" and fo["lines"] == {"SKU-1001": 1, "SKU-1007": 2}
     assert await postings(running, order_id) == 1
     assert (await position(running, "SKU-1007", held)).on_hand == 1
@@ -172,13 +182,13 @@ async def backordered_line_with_partial_stock_keeps_what_it_has_and_ships_whole(
     assert [(line.quantity_shipped, line.quantity_backordered) for line in order.lines] == [(3, 0)]
     timeline = await running.timeline(order_id)
     assert [e.summary for e in timeline].count("SKU-1009 available: reserving again") == 1
-    held = [(r.location_id, r.quantity, r.state) for r in await reservations(running, order_id)]
-    assert held == [("EAST", 3, ReservationState.RESERVATION_STATE_CONSUMED)]
+    consumed = await settled(running, order_id, ReservationState.RESERVATION_STATE_CONSUMED)
+    assert [(r.location_id, r.quantity) for r in consumed] == [("EAST", 3)]
     assert list((await running.created(running.bc, "salesOrders", shop_order["name"])).values()) == [1]
     assert list((await running.created(running.tpl, "orders", order_id)).values()) == [1]
     assert await tpl_products(running, await warehouse_order(running, order_id)) == {"SKU-1009": 3}
+    (fo,) = await fulfilled_in_shopify(running, shop_order)
     assert sum((await running.created(running.shopify, "fulfillments", str(shop_order["id"]))).values()) == 1
-    (fo,) = await fulfillment_orders(running, shop_order)
     assert fo["status"] == "CLOSED" and fo["lines"] == {"SKU-1009": 3} and fo["remaining"] == 0
     assert await postings(running, order_id) == 1
     after = await position(running, "SKU-1009", "EAST")
@@ -198,9 +208,8 @@ async def cancellation_after_release_accepted_by_the_3pl_releases_stock_and_the_
     order = await running.reaches(order_id, Status.ORDER_STATUS_CANCELLED)
 
     assert Status.ORDER_STATUS_CANCEL_REQUESTED in [c.to_status for c in order.status_history]
-    await until(lambda: no_active_reservation(running, order_id), "the reservation released")
-    released = ReservationState.RESERVATION_STATE_RELEASED
-    assert {r.state for r in await reservations(running, order_id)} == {released}
+    released = await settled(running, order_id, ReservationState.RESERVATION_STATE_RELEASED)
+    assert len(released) == len(shop_order["line_items"])
     assert await until(
         lambda: bc_has_no_order(running, shop_order["name"]), "the ERP order removed", timeout=30
     )
@@ -219,12 +228,21 @@ async def partial_shipment_becomes_two_fulfillments_and_two_erp_postings(running
     order = await running.reaches(order_id, Status.ORDER_STATUS_INVOICED, ship=True)
 
     assert shipped.status_code == 200, shipped.text
+    await fulfilled_in_shopify(running, shop_order)
     assert sum((await running.created(running.shopify, "fulfillments", str(shop_order["id"]))).values()) == 2
     assert await postings(running, order_id) == 2
     changes = [c.to_status for c in order.status_history]
     assert Status.ORDER_STATUS_PARTIALLY_SHIPPED in changes
     assert changes.index(Status.ORDER_STATUS_PARTIALLY_SHIPPED) < changes.index(Status.ORDER_STATUS_SHIPPED)
-    consumed = ReservationState.RESERVATION_STATE_CONSUMED
-    assert {(r.line_id, r.quantity, r.state) for r in await reservations(running, order_id)} == {
-        (str(line["id"]), line["quantity"], consumed) for line in shop_order["line_items"]
+    # Inventory consumed the reservations in two steps, one per parcel, to the full quantities.
+    consumed = await settled(running, order_id, ReservationState.RESERVATION_STATE_CONSUMED)
+    assert {(r.line_id, r.quantity) for r in consumed} == {
+        (str(line["id"]), line["quantity"]) for line in shop_order["line_items"]
     }
+    steps = await service_rows(
+        running,
+        "inventory",
+        "SELECT count(*) FROM outbox WHERE key = :order_id AND event_type LIKE '%StockConsumed'",
+        order_id=order_id,
+    )
+    assert steps == [(2,)]

@@ -180,6 +180,17 @@ async def fulfillment_orders(running: Running, shop_order: dict[str, Any]) -> li
     return out
 
 
+async def fulfilled_in_shopify(running: Running, shop_order: dict[str, Any]) -> list[dict[str, Any]]:
+    """The order's fulfillment orders once Shopify shows every one closed (the shopify-adapter
+    fulfils on its own, not in step with the ERP's invoice)."""
+
+    async def closed() -> list[dict[str, Any]]:
+        fos = await fulfillment_orders(running, shop_order)
+        return fos if fos and all(fo["status"] == "CLOSED" for fo in fos) else []
+
+    return await until(closed, f"Shopify order {shop_order['name']} fulfilled")
+
+
 async def tpl_centers(running: Running, warehouse_order_id: str) -> set[str]:
     """The fulfillment centers the 3PL's order ships from, as its API shows them."""
     reply = await running.http.get(
