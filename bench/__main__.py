@@ -304,6 +304,8 @@ async def run_one(
             own, sandbox = system.pids()
             restarts0 = system.restarts()
             cpu0, sandbox_cpu0 = _cpu_seconds(own), _cpu_seconds(sandbox)
+            named = system.named_pids()
+            per_process0 = {n: _cpu_seconds([pid]) for n, pid in named.items()}
             restocks: list[dict[str, Any]] = []
             background = [
                 asyncio.create_task(_keep_shipping(http, system.sandbox_url("tpl"), args.advance_every)),
@@ -327,6 +329,7 @@ async def run_one(
                     task.cancel()
                 await asyncio.gather(*background, return_exceptions=True)
             cpu = _cpu_seconds(own) - cpu0
+            per_process = {n: _cpu_seconds([pid]) - per_process0[n] for n, pid in named.items()}
             sandbox_cpu = _cpu_seconds(sandbox) - sandbox_cpu0
             records = await collect(
                 http, {s.name: system.sandbox_url(s.name) for s in system.topology.sandbox}
@@ -340,6 +343,11 @@ async def run_one(
             checkouts_refused=refused,
             cpu_s=cpu,
             cpu_s_per_order=cpu / placed if placed else None,
+            cpu_ms_per_order_by_process=(
+                {n: round(1000 * v / placed, 1) for n, v in sorted(per_process.items(), key=lambda x: -x[1])}
+                if placed
+                else {}
+            ),
             sandbox_cpu_s_per_order=sandbox_cpu / placed if placed else None,
             process_restarts=system.restarts() - restarts0,
         )

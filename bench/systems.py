@@ -198,6 +198,15 @@ class System:
             own = [c.pid for c in self.peer if c.pid]
         return own, sandbox
 
+    def named_pids(self) -> dict[str, int]:
+        """The system's own processes by name (mesh: each service and `nats-server`)."""
+        if self.name != "mesh":
+            return {c.name: c.pid for c in self.peer if c.pid}
+        named = {n: c.pid for n, c in self.mesh.children.items() if not n.startswith("sandbox-") and c.pid}
+        if self.mesh.nats is not None and self.mesh.nats.process is not None:
+            named["nats-server"] = self.mesh.nats.process.pid
+        return named
+
     def restarts(self) -> int:
         return sum(c.restarts for c in self.mesh.children.values())
 
