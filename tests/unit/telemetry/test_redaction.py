@@ -9,7 +9,8 @@ import pytest
 
 from libs.telemetry import mask_email, redact, redact_text, set_redaction_key
 
-FIXTURES = Path(__file__).resolve().parents[4] / "shared" / "fixtures" / "real"
+#: Real Shopify order webhooks, copied from shared/fixtures/real (tests/fixtures/shopify/PROVENANCE.md).
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "shopify" / "webhooks"
 
 
 @pytest.fixture(autouse=True)
@@ -104,10 +105,9 @@ def test_input_is_not_modified_and_none_stays_none() -> None:
     assert masked["tags"][1].startswith("<email:")
 
 
-@pytest.mark.skipif(not FIXTURES.exists(), reason="shared fixtures not present")
 def test_real_shopify_order_webhooks_keep_no_customer_contact_or_address() -> None:
-    payloads = sorted(FIXTURES.glob("shopify-webhooks/**/metadatas/*/orders/*.json"))
-    assert payloads, "expected Shopify order webhook fixtures under shared/fixtures/real"
+    payloads = sorted(FIXTURES.glob("orders_*.json"))
+    assert len(payloads) == 7, "expected the seven Shopify order webhook fixtures"
 
     checked = 0
     for path in payloads:
