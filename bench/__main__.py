@@ -286,7 +286,7 @@ async def run_one(
         fault = fault.replace("{", "{{").replace("}", "}}")
         bc_args = ("--fault", f"*={fault}", "--rate-limit", str(args.slow_erp_rate_limit))
         bc_args += ("--rate-window-s", str(args.slow_erp_window_s))
-    system = System(name, data_dir, bc_args, args.inventory_every)
+    system = System(name, data_dir, bc_args, args.inventory_every, database=args.mesh_db)
     result: dict[str, Any] = {"system": name, "scenario": scenario}
     try:
         log.info("%s/%s: starting under %s", scenario, name, data_dir)
@@ -328,6 +328,10 @@ async def run_one(
                 for task in background:
                     task.cancel()
                 await asyncio.gather(*background, return_exceptions=True)
+            if system.postgres is not None:
+                # PostgreSQL backends opened during the load count in full (they started from
+                # zero); ended ones are in the postmaster's children times.
+                own = list(dict.fromkeys([*own, *system.pids()[0]]))
             cpu = _cpu_seconds(own) - cpu0
             per_process = {n: _cpu_seconds([pid]) - per_process0[n] for n, pid in named.items()}
             sandbox_cpu = _cpu_seconds(sandbox) - sandbox_cpu0
@@ -520,6 +524,12 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--keep", action="store_true", help="keep each run's data folder and logs")
     parser.add_argument("--no-write", action="store_true", help="do not write bench/results/")
     parser.add_argument("--label", default="", help="appended to the result file's name")
+    parser.add_argument(
+        "--mesh-db",
+        choices=("sqlite", "postgresql"),
+        default="sqlite",
+        help="the mesh's store: SQLite per service (embedded default) or one PostgreSQL (production)",
+    )
     parser.add_argument("--echo-server", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     args.skus = max(1, min(args.skus, len(ALL_SKUS)))

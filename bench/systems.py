@@ -22,11 +22,13 @@ from typing import Any
 
 import grpc
 import httpx
+import psutil
 
 from libs.bus.embedded import free_port
 from retail.inventory.v1 import inventory_service_pb2, inventory_service_pb2_grpc
+from tools.postgres import PostgresCluster
 from tools.supervisor import Child, Mesh
-from tools.topology import SANDBOX_CREDENTIALS, Topology
+from tools.topology import SANDBOX_CREDENTIALS, SERVICES, Topology
 
 SYSTEMS = ("mesh", "inline", "celery")
 REDIS_SERVER = "/usr/bin/redis-server"
@@ -64,7 +66,15 @@ class System:
             stock against the 3PL as often, `INVENTORY_VERIFY_S`).
     """
 
-    def __init__(self, name: str, data_dir: Path, bc_args: tuple[str, ...], inventory_every_s: float) -> None:
+    def __init__(
+        self,
+        name: str,
+        data_dir: Path,
+        bc_args: tuple[str, ...],
+        inventory_every_s: float,
+        *,
+        database: str = "sqlite",
+    ) -> None:
         self.name = name
         self.data_dir = data_dir
         sandbox = tuple(
@@ -77,9 +87,16 @@ class System:
             "INVENTORY_VERIFY_S": f"{inventory_every_s:g}",
             "TPL_INVENTORY_INTERVAL_S": f"{inventory_every_s:g}",
         }
+        self.postgres: PostgresCluster | None = None
         if name == "mesh":
+            urls: dict[str, str] = {}
+            if database == "postgresql":
+                # As in production: one PostgreSQL (durable, fsync on) with a database per service.
+                self.postgres = PostgresCluster.start(fsync=True)
+                urls = {s.name: self.postgres.create_database(s.name.replace("-", "_")) for s in SERVICES}
             self.topology = replace(
-                Topology.with_free_ports(data_dir / "mesh", nats_url, extra_env=extra), sandbox=sandbox
+                Topology.with_free_ports(data_dir / "mesh", nats_url, extra_env=extra, database_urls=urls),
+                sandbox=sandbox,
             )
         else:
             # The peers need no service of the mesh; the supervisor still starts an idle NATS,
@@ -194,9 +211,21 @@ class System:
             own = [c.pid for n, c in children.items() if not n.startswith("sandbox-") and c.pid]
             if self.mesh.nats is not None and self.mesh.nats.process is not None:
                 own.append(self.mesh.nats.process.pid)
+            own += self.postgres_pids()
         else:
             own = [c.pid for c in self.peer if c.pid]
         return own, sandbox
+
+    def postgres_pids(self) -> list[int]:
+        """The PostgreSQL server's processes now (postmaster and backends), if the mesh uses one."""
+        if self.postgres is None:
+            return []
+        postmaster = self.postgres.postmaster_pid()
+        if postmaster is None:
+            return []
+        with contextlib.suppress(psutil.NoSuchProcess):
+            return [postmaster, *(c.pid for c in psutil.Process(postmaster).children(recursive=True))]
+        return []
 
     def named_pids(self) -> dict[str, int]:
         """The system's own processes by name (mesh: each service and `nats-server`)."""
@@ -225,4 +254,6 @@ class System:
                     os.killpg(child.process.pid, signal.SIGKILL)
                 codes[child.name] = await child.process.wait()
         codes.update(await self.mesh.stop())
+        if self.postgres is not None:
+            self.postgres.stop()
         return codes

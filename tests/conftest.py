@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from libs.bus.embedded import EmbeddedNats
-from tests.support.postgres import PostgresCluster
+from tools.postgres import PostgresCluster
 
 _db_names = itertools.count(1)
 

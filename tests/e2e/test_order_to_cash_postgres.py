@@ -25,8 +25,8 @@ from tests.support.mesh import (
     running_mesh,
     until,
 )
-from tests.support.postgres import PostgresCluster
 from tests.support.systems import bc_has_no_order
+from tools.postgres import PostgresCluster
 from tools.topology import SERVICES
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.asyncio(loop_scope="module")]

@@ -1,4 +1,4 @@
-"""A throw-away PostgreSQL cluster for the test session, on a free loopback port.
+"""A throw-away PostgreSQL cluster on a free loopback port, for the test session and the benchmark.
 
 pytest-postgresql's process fixture runs `pg_ctl` as the current user, and PostgreSQL refuses to
 run as root, which is who CI runs as here. This starts the cluster as the `postgres` system user
@@ -42,7 +42,9 @@ class PostgresCluster:
         return subprocess.run(full, check=check, capture_output=True)
 
     @classmethod
-    def start(cls) -> PostgresCluster:
+    def start(cls, *, fsync: bool = False) -> PostgresCluster:
+        """initdb and start a cluster on a free port; `fsync=False` (tests) trades durability for
+        speed, the benchmark keeps PostgreSQL's durable default."""
         run_as = "postgres" if os.geteuid() == 0 else None
         base = Path(tempfile.mkdtemp(prefix="retail-mesh-pg-"))
         datadir = base / "data"
@@ -53,12 +55,19 @@ class PostgresCluster:
         cluster._run(_pg_bin("initdb"), "-D", str(datadir), "-U", "postgres", "--auth=trust", "-E", "UTF8")
         options = (
             f"-c listen_addresses=127.0.0.1 -c port={cluster.port} -c unix_socket_directories={base} "
-            "-c fsync=off -c max_connections=200"
+            f"-c fsync={'on' if fsync else 'off'} -c max_connections=300"
         )
         log = str(base / "log")
         cluster._run(_pg_bin("pg_ctl"), "-D", str(datadir), "-o", options, "-l", log, "-w", "start")
         wait_for_port("127.0.0.1", cluster.port, 30)
         return cluster
+
+    def postmaster_pid(self) -> int | None:
+        """The server's main process id (from `postmaster.pid`), or None when it is not running."""
+        try:
+            return int((self.datadir / "postmaster.pid").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
 
     def url(self, database: str = "postgres") -> str:
         return f"postgresql+asyncpg://postgres@127.0.0.1:{self.port}/{database}"
