@@ -4,7 +4,8 @@
 its exit stack, then awaits `shutdown.wait()`. SIGTERM (Kubernetes) or SIGINT (Ctrl-C) then
 unwinds the stack in reverse: gRPC goes NOT_SERVING and drains, NATS drains, the database closes.
 A signal that arrives while the service is still starting (waiting for NATS, say) cancels the
-start instead, so a stuck start never ignores SIGTERM.
+start instead, so a stuck start never ignores SIGTERM. `Loop` (libs/lifecycle/loop.py) runs a
+periodic job inside that exit stack.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import contextlib
 import signal
 from collections.abc import Coroutine
 from typing import Any
+
+from libs.lifecycle.loop import Loop
 
 try:
     import uvloop
@@ -74,3 +77,6 @@ def run(main: Coroutine[Any, Any, None]) -> None:
             uvloop.run(main)
         else:
             asyncio.run(main)
+
+
+__all__ = ["Loop", "Shutdown", "run", "shutdown_requested"]

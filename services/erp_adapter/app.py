@@ -10,7 +10,7 @@ from contextlib import AsyncExitStack
 
 from libs import bus
 from libs.config import read_secret
-from libs.lifecycle import shutdown_requested
+from libs.lifecycle import Loop, shutdown_requested
 from libs.rpc import RpcServer, channel
 from libs.store import migrated
 from libs.telemetry import start_metrics_server
@@ -71,13 +71,12 @@ async def serve(settings: ErpAdapterSettings, **http: object) -> None:
             channel(settings.inventory_addr, settings=settings, audience="inventory")
         )
         purchase_orders = PurchaseOrderPoller(
-            db,
-            client,
-            inventory_service_pb2_grpc.InventoryServiceStub(inventory_channel),
-            interval_s=settings.bc_inbound_poll_s,
+            db, client, inventory_service_pb2_grpc.InventoryServiceStub(inventory_channel)
         )
-        purchase_orders.start()
-        stack.push_async_callback(purchase_orders.stop)
+        if settings.bc_inbound_poll_s > 0:
+            await stack.enter_async_context(
+                Loop("erp-purchase-order-poll", purchase_orders.step, settings.bc_inbound_poll_s)
+            )
         servicer = IntegrationServiceServicer(client)
         await stack.enter_async_context(
             RpcServer(

@@ -16,7 +16,6 @@ Requests go in the ERP budget's bulk lane, so order creation keeps its headroom 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -47,13 +46,12 @@ class PollResult:
 
 
 class PurchaseOrderPoller:
-    """Polls BC purchase orders every `interval_s` seconds and records them with inventory.
+    """Polls BC purchase orders and records them with inventory (run by a `libs.lifecycle.Loop`).
 
     Args:
         db: The adapter's database (documents sent, watermark).
         client: The Business Central client.
         inventory: An InventoryService stub.
-        interval_s: Seconds between polls; 0 polls only on demand (`poll`).
         timeout_s: Deadline of each RecordInbound call.
     """
 
@@ -63,15 +61,12 @@ class PurchaseOrderPoller:
         client: BusinessCentralClient,
         inventory: inventory_service_pb2_grpc.InventoryServiceStub,
         *,
-        interval_s: float,
         timeout_s: float = 10.0,
     ) -> None:
         self._db = db
         self._client = client
         self._inventory = inventory
-        self._interval_s = interval_s
         self._timeout_s = timeout_s
-        self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
 
     async def poll(self) -> PollResult:
@@ -161,25 +156,10 @@ class PurchaseOrderPoller:
         body = await self._client.request("GET", "locations", lane=Lane.BULK, params={"$select": "id,code"})
         return {str(x["id"]).lower(): str(x["code"]) for x in body.get("value") or []}
 
-    def start(self) -> None:
-        """Poll in the background every interval (nothing when the interval is 0)."""
-        if self._interval_s > 0:
-            self._task = asyncio.create_task(self._run(), name="erp-purchase-order-poll")
-
-    async def stop(self) -> None:
-        """Stop polling."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self.poll()
-            except (BcError, grpc.aio.AioRpcError) as error:
-                log.warning("BC purchase order poll failed", extra={"error": str(error)[:300]})
-            except Exception:  # one bad pass must not end polling
-                log.exception("BC purchase order poll failed")
-            await asyncio.sleep(self._interval_s)
+    async def step(self) -> bool:
+        """One poll for `libs.lifecycle.Loop`: ERP or inventory failures are logged, polling goes on."""
+        try:
+            await self.poll()
+        except (BcError, grpc.aio.AioRpcError) as error:
+            log.warning("BC purchase order poll failed", extra={"error": str(error)[:300]})
+        return False

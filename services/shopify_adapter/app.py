@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from libs import bus
 from libs.config import read_secret
 from libs.http import HttpListener
-from libs.lifecycle import shutdown_requested
+from libs.lifecycle import Loop, shutdown_requested
 from libs.rpc import RpcServer, channel
 from libs.store import Database, migrated
 from libs.telemetry import start_metrics_server
@@ -37,7 +37,6 @@ from services.shopify_adapter.sync.ingest import OrderIngestor
 from services.shopify_adapter.sync.inventory import InventoryEchoFilter, InventoryPusher
 from services.shopify_adapter.sync.reconciler import OrderReconciler
 from services.shopify_adapter.sync.subscriptions import SubscriptionKeeper
-from services.shopify_adapter.sync.worker import Loop
 
 SERVICE = integration_service_pb2.DESCRIPTOR.services_by_name["IntegrationService"].full_name
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from libs import bus
 from libs.http import HttpListener
-from libs.lifecycle import shutdown_requested
+from libs.lifecycle import Loop, shutdown_requested
 from libs.rpc import RpcServer, channel
 from libs.store import Database, migrated
 from libs.telemetry import start_metrics_server
@@ -142,9 +142,11 @@ async def running(settings: TplAdapterSettings) -> AsyncIterator[Running]:
         puller = InventoryPuller(api, inventory, interval_s=settings.tpl_inventory_interval_s)
         puller.start()
         stack.push_async_callback(puller.stop)
-        receiving = ReceivingPuller(api, receipts, interval_s=settings.tpl_receiving_interval_s)
-        receiving.start()
-        stack.push_async_callback(receiving.stop)
+        receiving = ReceivingPuller(api, receipts)
+        if settings.tpl_receiving_interval_s > 0:
+            await stack.enter_async_context(
+                Loop("tpl-receiving-pull", receiving.step, settings.tpl_receiving_interval_s)
+            )
         servicer = IntegrationServiceServicer(db, api, puller, register_webhooks)
         server = await stack.enter_async_context(
             RpcServer(

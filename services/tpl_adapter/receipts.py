@@ -11,7 +11,6 @@ on hand (docs/decisions/0016-return-to-stock-through-tpl-adapter.md); the return
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 import grpc
@@ -64,19 +63,16 @@ class ReceiptReporter:
 
 
 class ReceivingPuller:
-    """Polls completed, not yet synced WROs and records them.
+    """Polls completed, not yet synced WROs and records them (run by a `libs.lifecycle.Loop`).
 
     Args:
         api: The 3PL API.
         reporter: Records receipts.
-        interval_s: Seconds between polls; 0 polls only on demand (`pull`).
     """
 
-    def __init__(self, api: TplApi, reporter: ReceiptReporter, *, interval_s: float) -> None:
+    def __init__(self, api: TplApi, reporter: ReceiptReporter) -> None:
         self._api = api
         self._reporter = reporter
-        self._interval_s = interval_s
-        self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
 
     async def pull(self) -> list[int]:
@@ -108,25 +104,10 @@ class ReceivingPuller:
                     raise ReportFailed(f"3PL setExternalSync: {error}", transient=error.transient) from error
             return done
 
-    def start(self) -> None:
-        """Poll in the background every interval (nothing when the interval is 0)."""
-        if self._interval_s > 0:
-            self._task = asyncio.create_task(self._run(), name="tpl-receiving-pull")
-
-    async def stop(self) -> None:
-        """Stop polling."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self.pull()
-            except ReportFailed as failure:
-                log.warning("3PL receiving poll failed", extra={"error": str(failure)})
-            except Exception:  # one bad pass must not end polling
-                log.exception("3PL receiving poll failed")
-            await asyncio.sleep(self._interval_s)
+    async def step(self) -> bool:
+        """One poll for `libs.lifecycle.Loop`: a failed poll is logged, polling goes on."""
+        try:
+            await self.pull()
+        except ReportFailed as failure:
+            log.warning("3PL receiving poll failed", extra={"error": str(failure)})
+        return False

@@ -1,68 +1,8 @@
-"""A background loop woken on demand and by a timer, started and stopped with the service."""
+"""Retry pacing shared by the shopify-adapter's workers (their loop is `libs.lifecycle.Loop`)."""
 
 from __future__ import annotations
-
-import asyncio
-import contextlib
-import logging
-from collections.abc import Awaitable, Callable
-
-log = logging.getLogger(__name__)
 
 
 def backoff_s(attempts: int, ceiling: float) -> float:
     """Delay before the next attempt: 1, 2, 4, ... seconds, at most `ceiling`."""
     return float(min(ceiling, 2 ** max(0, attempts - 1)))
-
-
-class Loop:
-    """Runs `step` whenever woken, and every `interval_s` anyway; `step` returns True when it did
-    work and should run again at once. Errors are logged and the loop goes on.
-
-    Args:
-        name: task name, for logs.
-        step: one round of work.
-        interval_s: the timer; 0 means only when woken.
-        run_at_start: run a first round at once.
-    """
-
-    def __init__(
-        self, name: str, step: Callable[[], Awaitable[bool]], interval_s: float, *, run_at_start: bool = True
-    ) -> None:
-        self.name = name
-        self._step = step
-        self.interval_s = interval_s
-        self._wake = asyncio.Event()
-        if run_at_start:
-            self._wake.set()
-        self._task: asyncio.Task[None] | None = None
-
-    def wake(self) -> None:
-        """Ask for a round now."""
-        self._wake.set()
-
-    async def __aenter__(self) -> Loop:
-        self._task = asyncio.create_task(self._run(), name=self.name)
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-
-    async def _run(self) -> None:
-        while True:
-            if self.interval_s > 0:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=self.interval_s)
-            else:
-                await self._wake.wait()
-            self._wake.clear()
-            try:
-                while await self._step():
-                    pass
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("%s: round failed", self.name)

@@ -56,7 +56,7 @@ async def poller(
                 ).json()
                 http.base_url = f"{bc_url}/api/v2.0/companies({company['value'][0]['id']})"
                 http.headers["Authorization"] = f"Bearer {token}"
-                yield PurchaseOrderPoller(db, client, mesh.stub, interval_s=0), http
+                yield PurchaseOrderPoller(db, client, mesh.stub), http
 
 
 async def create(http: httpx.AsyncClient, *lines: tuple[str, int]) -> dict[str, Any]:

@@ -50,7 +50,7 @@ async def test_a_completed_receiving_order_raises_on_hand_once_and_is_marked_syn
 ):
     api, http = tpl
     await count(mesh, "snap-1", 0, SKU_1002=10)
-    puller = ReceivingPuller(api, ReceiptReporter(mesh.stub), interval_s=0)
+    puller = ReceivingPuller(api, ReceiptReporter(mesh.stub))
     created = await http.post(
         f"/{API_VERSION}/receiving",
         json={
