@@ -7,6 +7,7 @@ before every ack) because a single node has no replica to recover an un-synced t
 
 from __future__ import annotations
 
+import random
 import shutil
 import socket
 import subprocess
@@ -27,9 +28,39 @@ def nats_server_binary() -> str:
     return found
 
 
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
+_handed_out: set[int] = set()
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port that was free a moment ago on `host`."""
-    with socket.socket() as s:
+    """A TCP port that was free a moment ago on `host`, for a server started a moment later.
+
+    Chosen below the kernel's ephemeral range: a port from that range (what binding port 0 gives)
+    can be taken meanwhile as the local end of any process's outgoing connection, and the server
+    that wanted it then fails with "address already in use" on every restart. A port is never
+    handed out twice by one process.
+    """
+    low = 20000
+    high = min(_ephemeral_range()[0], 65536) - 1
+    for _ in range(200):
+        port = random.randint(low, high)
+        if port in _handed_out:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind((host, port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    with socket.socket() as s:  # the low range is crowded: take what the kernel gives
         s.bind((host, 0))
         return s.getsockname()[1]
 

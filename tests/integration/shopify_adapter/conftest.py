@@ -4,7 +4,6 @@ a real database, the adapter running in-process, and a recording stand-in of the
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
@@ -14,6 +13,7 @@ import grpc
 import httpx
 import pytest
 
+from libs.bus.embedded import free_port
 from retail.orders.v1 import orders_pb2, orders_service_pb2, orders_service_pb2_grpc
 from sandbox.common.server import serve_in_thread
 from sandbox.shopify.app import create_app
@@ -152,12 +152,6 @@ def shop() -> Iterator[Shop]:
         stand_in = Shop(base_url)
         yield stand_in
         stand_in.http.close()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture
