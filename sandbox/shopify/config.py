@@ -27,6 +27,9 @@ class ShopifySettings:
         webhook_backoff_base_s: the first retry's delay; each next one doubles (60 s .. 7680 s, ~4 h).
         webhook_time_scale: multiplies every back-off delay, so tests run the schedule in milliseconds.
         webhook_remove_after_failures: consecutive failed attempts that delete a subscription (8).
+        webhook_max_connections: connections open at once to receivers. Shopify sends from many
+            machines, so a burst is not queued behind a small pool; the receiver's timeout starts
+            when a request leaves, never while it waits for a connection here.
         faults: faults at start, ``{"<operation>": {Fault fields}}`` (``checkout``, ``graphql``,
             ``graphql.<rootField>``, ``webhook.<topic>``...); ``/_sandbox/faults`` changes them later.
         webhook_faults: delivery faults at start (drop, duplicate, delay, reorder: the fields of
@@ -46,5 +49,6 @@ class ShopifySettings:
     webhook_backoff_base_s: float = 60.0
     webhook_time_scale: float = 1.0
     webhook_remove_after_failures: int = 8
+    webhook_max_connections: int = 1000
     faults: dict[str, dict[str, Any]] = field(default_factory=dict)
     webhook_faults: dict[str, Any] = field(default_factory=dict)

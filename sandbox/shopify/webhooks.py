@@ -38,6 +38,24 @@ from sandbox.shopify.config import API_VERSION, ShopifySettings
 from sandbox.shopify.model import WebhookSubscription
 
 
+class _SendClock:
+    """Times one attempt from the moment its request leaves (connecting or sending), as the
+    receiver experiences it; time spent waiting for a free connection of ours is not counted."""
+
+    def __init__(self) -> None:
+        self.queued = time.monotonic()
+        self.left: float | None = None
+
+    async def trace(self, event: str, info: dict[str, Any]) -> None:
+        # httpcore reports no event while a request waits for the pool: the first one is the
+        # TCP connect of a new connection or the request headers on a reused one.
+        if self.left is None:
+            self.left = time.monotonic()
+
+    def elapsed_ms(self) -> float:
+        return (time.monotonic() - (self.left if self.left is not None else self.queued)) * 1000
+
+
 def sign(body: bytes, secret: str) -> str:
     """``X-Shopify-Hmac-Sha256``: base64 of the HMAC-SHA256 of the raw body keyed with the app secret."""
     return base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest()).decode()
@@ -149,10 +167,16 @@ class WebhookDispatcher:
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[WebhookDispatcher]:
         """Run deliveries on the current event loop until the context exits."""
+        # Waiting for one of our own connections is not the receiver's time: no pool timeout.
         timeout = httpx.Timeout(
-            self._settings.webhook_timeout_s, connect=self._settings.webhook_connect_timeout_s
+            self._settings.webhook_timeout_s, connect=self._settings.webhook_connect_timeout_s, pool=None
         )
-        self._client = httpx.AsyncClient(timeout=timeout, follow_redirects=False, trust_env=False)
+        limits = httpx.Limits(
+            max_connections=self._settings.webhook_max_connections, max_keepalive_connections=100
+        )
+        self._client = httpx.AsyncClient(
+            timeout=timeout, limits=limits, follow_redirects=False, trust_env=False
+        )
         self._loop = asyncio.get_running_loop()
         for event in self._pending:
             self._fan_out(event)
@@ -318,20 +342,24 @@ class WebhookDispatcher:
                 self._record(hook, "abandoned", error="subscription removed")
                 return
             hook.attempts += 1
-            started = time.monotonic()
+            sent = _SendClock()
             status, error = None, None
             early = await self._faults.before(f"webhook.{hook.event.topic}")
             if early is not None:
                 error = f"sandbox fault: {early.status_code}"
             else:
                 try:
-                    response = await self._client.post(hook.uri, content=hook.event.body, headers=headers)
+                    response = await self._client.post(
+                        hook.uri, content=hook.event.body, headers=headers, extensions={"trace": sent.trace}
+                    )
                     status = response.status_code
                 except httpx.TimeoutException:
                     error = "timeout"
                 except httpx.HTTPError as exc:
                     error = f"{type(exc).__name__}: {exc}"
-            duration = (time.monotonic() - started) * 1000
+            duration = sent.elapsed_ms()
+            if status is not None and duration > self._settings.webhook_timeout_s * 1000:
+                status, error = None, "timeout"  # answered, but after Shopify had given up
             self._release_parked(hook)
             if status is not None and 200 <= status < 300:
                 sub.consecutive_failures = 0

@@ -441,3 +441,45 @@ def test_products_update_body_has_the_documented_key_set(shopify, receiver, wait
     assert set(body) == set(documented)
     assert set(body["variants"][0]) == set(documented["variants"][0])
     assert body["title"] == "Renamed" and body["admin_graphql_api_id"] == updated["product"]["id"]
+
+
+@pytest.fixture
+def slow_receiver():
+    """A receiver that answers 200 after 0.4 s, counting the requests it holds at once."""
+    seen = {"now": 0, "most": 0}
+    lock = threading.Lock()
+
+    async def slow(request: Request) -> Response:
+        await request.body()
+        with lock:
+            seen["now"] += 1
+            seen["most"] = max(seen["most"], seen["now"])
+        await asyncio.sleep(0.4)  # the receiver's own work, not a wait for a condition
+        with lock:
+            seen["now"] -= 1
+        return Response(status_code=200)
+
+    app = Starlette(routes=[Route("/slow", slow, methods=["POST"])])
+    with serve_in_thread(app) as base_url:
+        yield f"{base_url}/slow", seen
+
+
+def test_the_deadline_starts_when_the_request_leaves_not_while_it_waits_for_a_connection(
+    shopify_factory, slow_receiver, wait
+):
+    url, seen = slow_receiver
+    # Two connections for eight webhooks: the last ones wait about 1.6 s for a connection of the
+    # sender's, longer than the 1.5 s deadline, yet the receiver answers each within 0.4 s.
+    shop = shopify_factory(
+        webhook_timeout_s=1.5, webhook_max_connections=2, webhook_remove_after_failures=100
+    )
+    shop.subscribe("ORDERS_CREATE", url)
+
+    for _ in range(8):
+        shop.checkout(("SKU-1001", 1))
+
+    wait(lambda: len(shop.deliveries("orders/create")) >= 8, timeout_s=30, what="eight attempts")
+    attempts = shop.deliveries("orders/create")
+    assert [d["outcome"] for d in attempts] == ["delivered"] * 8
+    assert all(400 <= d["duration_ms"] < 1500 for d in attempts)
+    assert seen["most"] <= 2  # the pool really was the bottleneck
