@@ -2,7 +2,7 @@
 
 Every change the store announces becomes one *event* (one ``X-Shopify-Event-Id``, one body,
 serialised once: retries carry the original bytes). Each subscription to the topic gets its own
-*webhook* (``X-Shopify-Webhook-Id``), delivered by its own asyncio task with httpx. A failed attempt
+*webhook* (``X-Shopify-Webhook-Id``), delivered by its own asyncio task with aiohttp. A failed attempt
 (no 2xx within the timeout) is retried after ``base * 2**(n-1)`` seconds times the time scale, at
 most ``max_retries`` times. Each failure adds to the subscription's consecutive failures; a success
 resets them; reaching the removal threshold deletes the subscription and abandons its retries.
@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
+import aiohttp
 from pydantic import BaseModel, ConfigDict, Field
 
 from sandbox.common.faults import FaultInjector
@@ -39,21 +39,31 @@ from sandbox.shopify.model import WebhookSubscription
 
 
 class _SendClock:
-    """Times one attempt from the moment its request leaves (connecting or sending), as the
-    receiver experiences it; time spent waiting for a free connection of ours is not counted."""
+    """Times one attempt from the moment its request leaves (connecting or sending on a kept
+    connection), as the receiver experiences it; waiting for a free connection of ours is not
+    counted."""
 
     def __init__(self) -> None:
         self.queued = time.monotonic()
         self.left: float | None = None
 
-    async def trace(self, event: str, info: dict[str, Any]) -> None:
-        # httpcore reports no event while a request waits for the pool: the first one is the
-        # TCP connect of a new connection or the request headers on a reused one.
+    def leaves(self) -> None:
         if self.left is None:
             self.left = time.monotonic()
 
     def elapsed_ms(self) -> float:
         return (time.monotonic() - (self.left if self.left is not None else self.queued)) * 1000
+
+
+async def _leaves(_session: Any, context: Any, _params: Any) -> None:
+    context.trace_request_ctx.leaves()
+
+
+def _send_trace() -> aiohttp.TraceConfig:
+    trace = aiohttp.TraceConfig()
+    trace.on_connection_create_start.append(_leaves)
+    trace.on_connection_reuseconn.append(_leaves)
+    return trace
 
 
 def sign(body: bytes, secret: str) -> str:
@@ -139,7 +149,7 @@ class WebhookDispatcher:
         self._faults = faults
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._client: httpx.AsyncClient | None = None
+        self._client: aiohttp.ClientSession | None = None
         self._tasks: set[asyncio.Task] = set()
         self._pending: list[Event] = []
         self._parked: dict[int, tuple[Webhook, asyncio.TimerHandle | None]] = {}
@@ -167,15 +177,19 @@ class WebhookDispatcher:
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[WebhookDispatcher]:
         """Run deliveries on the current event loop until the context exits."""
+        # aiohttp, not httpx: httpx's pool costs O(connections) per request, and a 2,000-webhook
+        # burst through 1,000 connections then burns minutes of the stand-in's CPU.
         # Waiting for one of our own connections is not the receiver's time: no pool timeout.
-        timeout = httpx.Timeout(
-            self._settings.webhook_timeout_s, connect=self._settings.webhook_connect_timeout_s, pool=None
+        timeout = aiohttp.ClientTimeout(
+            total=None,
+            sock_connect=self._settings.webhook_connect_timeout_s,
+            sock_read=self._settings.webhook_timeout_s,
         )
-        limits = httpx.Limits(
-            max_connections=self._settings.webhook_max_connections, max_keepalive_connections=100
-        )
-        self._client = httpx.AsyncClient(
-            timeout=timeout, limits=limits, follow_redirects=False, trust_env=False
+        self._client = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=self._settings.webhook_max_connections),
+            timeout=timeout,
+            trace_configs=[_send_trace()],
+            trust_env=False,
         )
         self._loop = asyncio.get_running_loop()
         for event in self._pending:
@@ -192,7 +206,7 @@ class WebhookDispatcher:
                 if timer is not None:
                     timer.cancel()
             self._parked.clear()
-            await self._client.aclose()
+            await self._client.close()
             self._loop = None
 
     # ----- faults and log -------------------------------------------------------------------------
@@ -349,13 +363,18 @@ class WebhookDispatcher:
                 error = f"sandbox fault: {early.status_code}"
             else:
                 try:
-                    response = await self._client.post(
-                        hook.uri, content=hook.event.body, headers=headers, extensions={"trace": sent.trace}
-                    )
-                    status = response.status_code
-                except httpx.TimeoutException:
+                    async with self._client.post(
+                        hook.uri,
+                        data=hook.event.body,
+                        headers=headers,
+                        allow_redirects=False,
+                        trace_request_ctx=sent,
+                    ) as response:
+                        await response.read()
+                        status = response.status
+                except TimeoutError:
                     error = "timeout"
-                except httpx.HTTPError as exc:
+                except aiohttp.ClientError as exc:
                     error = f"{type(exc).__name__}: {exc}"
             duration = sent.elapsed_ms()
             if status is not None and duration > self._settings.webhook_timeout_s * 1000:

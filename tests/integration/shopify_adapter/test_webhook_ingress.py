@@ -99,6 +99,27 @@ async def test_webhooks_of_different_orders_are_ingested_concurrently(shop, adap
     assert ingested == {first["admin_graphql_api_id"], second["admin_graphql_api_id"]}
 
 
+async def test_a_burst_is_stored_in_shared_transactions_and_each_answer_follows_its_commit(adapter):
+    bodies = [f'{{"id": {n}, "admin_graphql_api_id": "gid://shopify/Order/{n}"}}'.encode() for n in range(60)]
+    before = adapter.ingress.store.transactions
+
+    async with httpx.AsyncClient(trust_env=False, limits=httpx.Limits(max_connections=100)) as http:
+        replies = await asyncio.gather(
+            *(
+                http.post(_url(adapter), content=b, headers=_headers(b, NEW_SECRET, event_id=f"burst-{n}"))
+                for n, b in enumerate(bodies)
+            ),
+            # the same event again, in the same burst: stored once
+            http.post(_url(adapter), content=bodies[0], headers=_headers(bodies[0], NEW_SECRET, "burst-0")),
+        )
+
+    assert [r.status_code for r in replies] == [200] * 61
+    assert sorted(r.json()["status"] for r in replies).count("stored") == 60
+    # every 200 came after its row committed: all 60 rows are there now
+    assert len([r for r in await _rows(adapter) if r.event_id.startswith("burst-")]) == 60
+    assert adapter.ingress.store.transactions - before < 61  # shared commits, not one per webhook
+
+
 async def test_a_bad_or_missing_signature_is_401_and_nothing_is_stored(adapter, orders_service):
     body = b'{"id": 1, "admin_graphql_api_id": "gid://shopify/Order/1"}'
 
