@@ -38,6 +38,10 @@ $(BUF):
 	mkdir -p $(TOOLS)
 	cd $(TOOLS) && npm install --silent --no-audit --no-fund @bufbuild/buf@$(BUF_VERSION) >/dev/null
 
+# buf breaking compares protos/ with a baseline tools/protogen.py picks (choose_baseline): on a
+# branch, its merge-base with main (or origin/main); on main, HEAD~1, or HEAD while protos/ has
+# uncommitted changes. BUF_AGAINST=<git revision> overrides it. A shallow clone without the parent
+# commit, or a one-commit repository, skips the check and says so.
 lint: install $(BUF)
 	$(BIN)/ruff check .
 	$(BIN)/python -m tools.protogen --lint --buf $(BUF)

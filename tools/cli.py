@@ -11,12 +11,16 @@ import signal
 import sys
 from pathlib import Path
 
+from libs.bus.embedded import free_port
 from tools.supervisor import CLEAN_EXITS, Mesh
 from tools.topology import SERVICES, Topology
 
 
 def _topology(args: argparse.Namespace) -> Topology:
-    return Topology(data_dir=Path(args.data_dir).resolve(), nats_url=args.nats_url)
+    data_dir = Path(args.data_dir).resolve()
+    if getattr(args, "free_ports", False):
+        return Topology.with_free_ports(data_dir, f"nats://127.0.0.1:{free_port()}")
+    return Topology(data_dir=data_dir, nats_url=args.nats_url)
 
 
 async def _up(args: argparse.Namespace) -> int:
@@ -120,6 +124,12 @@ def main(argv: list[str] | None = None) -> None:
     up = commands.add_parser("up", help="start NATS, the sandbox and every service; Ctrl-C stops them")
     up.add_argument("--no-sandbox", action="store_true", help="do not start the sandbox stand-ins")
     up.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for SERVING")
+    up.add_argument(
+        "--free-ports",
+        action="store_true",
+        help="free ports for NATS, the sandbox and every service instead of the defaults (the table "
+        "shows them): a second mesh beside another, or tests",
+    )
     commands.add_parser("status", help="gRPC health of every service")
     order = commands.add_parser("order", help="one order's status history and timeline")
     order.add_argument("order_id", help="the mesh's order id, e.g. shp-1234567890")

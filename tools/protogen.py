@@ -18,6 +18,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 from google.protobuf import (
@@ -148,7 +149,90 @@ def build_image(out: Path, protos_root: Path = PROTOS) -> Path:
     return out
 
 
-def _main_protos(ref: str, dest: Path) -> Path | None:
+def _git(root: Path, *args: str) -> str | None:
+    """Stripped output of a read-only git command run in `root`; None when git fails."""
+    try:
+        done = subprocess.run(
+            ["git", "--no-optional-locks", "-C", str(root), *args], capture_output=True, text=True
+        )
+    except FileNotFoundError:
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def _commit(root: Path, ref: str) -> str | None:
+    return _git(root, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """What `buf breaking` compares the working tree's protos with.
+
+    Attributes:
+        ref: A git revision, or None when there is nothing to compare with.
+        why: How `ref` was chosen, or why there is none; `make lint` prints it.
+    """
+
+    ref: str | None
+    why: str
+
+
+#: Where the mainline is looked for: the local branch, else the remote-tracking one (a fresh clone
+#: that checked out another branch has only `origin/main`).
+MAINLINE = ("main", "origin/main")
+
+
+def choose_baseline(explicit: str | None = None, root: Path = ROOT) -> Baseline:
+    """Pick the revision whose protos the working tree must stay compatible with.
+
+    Comparing `main` with itself can never fail, so the default depends on where HEAD is:
+
+    1. `explicit` (`BUF_AGAINST` or `--against`) when given.
+    2. On a branch with commits of its own: the merge-base with the mainline, so the check covers
+       everything the branch changes, committed or not.
+    3. On the mainline (HEAD is the mainline's tip or behind it) with uncommitted changes under
+       `protos/`: HEAD, the contract as last committed.
+    4. On the mainline with a clean `protos/`: HEAD~1 (the first parent), so the latest commit is
+       checked as CI checks it after a merge.
+
+    Without any of these (not a git checkout, a one-commit repository, a shallow clone lacking the
+    parent), the baseline is None and `why` says so: `make lint` reports the check as skipped
+    instead of failing on a checkout that cannot answer.
+
+    Args:
+        explicit: A revision given by the caller; wins over everything else.
+        root: The repository's work tree.
+
+    Returns:
+        The chosen baseline.
+    """
+    if explicit:
+        return Baseline(explicit, f"{explicit} (set by BUF_AGAINST or --against)")
+    head = _commit(root, "HEAD")
+    if head is None:
+        return Baseline(None, "not a git checkout with a commit, nothing to compare with")
+    for mainline in MAINLINE:
+        if _commit(root, mainline) is None:
+            continue
+        base = _git(root, "merge-base", "HEAD", mainline)
+        if base and base != head:
+            return Baseline(base, f"the merge-base of HEAD and {mainline} ({base[:12]})")
+        if base:
+            break  # HEAD is on the mainline
+    if _git(root, "status", "--porcelain", "--untracked-files=all", "--", "protos"):
+        return Baseline(head, f"HEAD ({head[:12]}), since protos/ has uncommitted changes")
+    parent = _commit(root, "HEAD~1")
+    if parent is not None:
+        return Baseline(parent, f"HEAD~1 ({parent[:12]}), the commit before HEAD")
+    if _git(root, "rev-parse", "--is-shallow-repository") == "true":
+        return Baseline(
+            None,
+            "this shallow clone lacks the commit before HEAD (`git fetch --unshallow`, or set BUF_AGAINST)",
+        )
+    return Baseline(None, "HEAD is the repository's first commit, nothing to compare with")
+
+
+def _protos_at(ref: str, dest: Path) -> Path | None:
     """Extract `protos/` as committed on `ref` into `dest`; None when `ref` has none."""
     probe = subprocess.run(
         ["git", "-C", str(ROOT), "rev-parse", "--verify", "--quiet", f"{ref}:protos"],
@@ -169,20 +253,26 @@ def _buf(argv: list[str]) -> None:
         raise SystemExit(f"{argv[1]} failed (its findings are above)")
 
 
-def lint(buf: str, against: str) -> None:
-    """Run `buf lint` on our files and `buf breaking` against the protos on `against`."""
+def lint(buf: str, against: str | None = None) -> None:
+    """Run `buf lint` on our files and `buf breaking` against the baseline (`choose_baseline`)."""
     config = str(PROTOS / "buf.yaml")
     image = build_image(BUILD / "image.binpb")
     paths = [f"--path={p}" for p in proto_files() if p.startswith("retail/")]
     _buf([buf, "lint", f"{image}#format=binpb", "--config", config, *paths])
     print("buf lint: clean")
+    if against and _commit(ROOT, against) is None:
+        raise SystemExit(f"buf breaking: BUF_AGAINST={against} names no commit in this repository")
+    baseline = choose_baseline(against)
+    if baseline.ref is None:
+        print(f"buf breaking: skipped: {baseline.why}")
+        return
     with tempfile.TemporaryDirectory() as tmp:
-        old_root = _main_protos(against, Path(tmp))
+        old_root = _protos_at(baseline.ref, Path(tmp))
         if old_root is None or not any(p.startswith("retail/") for p in proto_files(old_root)):
-            print(f"buf breaking: {against} has no protos yet, nothing to compare")
+            print(f"buf breaking: skipped: no protos yet at {baseline.why}")
             return
         old_image = build_image(Path(tmp) / "against.binpb", old_root)
-        subprocess.run(
+        _buf(
             [
                 buf,
                 "breaking",
@@ -192,10 +282,9 @@ def lint(buf: str, against: str) -> None:
                 "--config",
                 config,
                 *paths,
-            ],
-            check=True,
+            ]
         )
-    print(f"buf breaking against {against}: clean")
+    print(f"buf breaking against {baseline.why}: clean")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -203,7 +292,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--check", action="store_true", help="fail when gen/ is stale")
     parser.add_argument("--lint", action="store_true", help="run buf lint and buf breaking")
     parser.add_argument("--buf", default="buf", help="path to the buf binary")
-    parser.add_argument("--against", default=os.environ.get("BUF_AGAINST", "main"))
+    parser.add_argument(
+        "--against",
+        default=os.environ.get("BUF_AGAINST") or None,
+        help="git revision for buf breaking (default: chosen by choose_baseline)",
+    )
     args = parser.parse_args(argv)
     if args.check:
         stale = stale_files()

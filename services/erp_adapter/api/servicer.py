@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from libs.rpc import FailedPrecondition
+from libs.rpc import FailedPrecondition, Unimplemented
 from retail.common.v1 import common_pb2
 from retail.integration.v1 import integration_pb2, integration_service_pb2, integration_service_pb2_grpc
 from services.erp_adapter.clients import BusinessCentralClient
@@ -44,9 +44,7 @@ class IntegrationServiceServicer(integration_service_pb2_grpc.IntegrationService
     ) -> integration_service_pb2.RunReconciliationResponse:
         """FINANCE (F1) is the erp-adapter's job but not built yet; other kinds belong elsewhere."""
         if request.kind == K.RECONCILIATION_KIND_FINANCE:
-            raise FailedPrecondition(
-                "finance reconciliation (F1) is not built yet in erp-adapter", reason="NOT_BUILT"
-            )
+            raise Unimplemented("finance reconciliation (F1) is not built yet in erp-adapter")
         raise FailedPrecondition(
             f"{K.Name(request.kind)} is not run by erp-adapter", reason="KIND_NOT_SERVED"
         )
