@@ -319,7 +319,7 @@ async def run_one(
                     refused = await _burst(http, shopify, baskets)
                 else:
                     refused = await _checkouts(http, shopify, baskets, args.rate)
-                await _settle(http, system, since, n - refused, args.deadline)
+                await _settle(http, system, since, n - refused, args.deadline, accepted=scenario == "burst")
                 # Let at least three recounts reach Shopify, however fast the orders were done.
                 rest = since + 3 * args.recount_every + 5 - time.time()
                 if rest > 0:
@@ -339,7 +339,12 @@ async def run_one(
                 http, {s.name: system.sandbox_url(s.name) for s in system.topology.sandbox}
             )
         figures = compute(
-            records, since=since, webhook_url=system.webhook_url, hot_stock=hot_stock, restocks=restocks
+            records,
+            since=since,
+            webhook_url=system.webhook_url,
+            hot_stock=hot_stock,
+            restocks=restocks,
+            lost_unless="accepted" if scenario == "burst" else "done",
         )
         placed = figures["orders_placed"]
         result.update(
@@ -382,18 +387,26 @@ async def run_one(
 
 
 async def _settle(
-    http: httpx.AsyncClient, system: System, since: float, expected: int, deadline_s: float
+    http: httpx.AsyncClient,
+    system: System,
+    since: float,
+    expected: int,
+    deadline_s: float,
+    *,
+    accepted: bool = False,
 ) -> None:
-    """Wait until `expected` orders are done (read from the stand-ins) or the deadline passes."""
-    from bench.figures import done_orders
+    """Wait until `expected` orders are done (or, with `accepted`, have their ERP sales order;
+    read from the stand-ins) or the deadline passes."""
+    from bench.figures import accepted_orders, done_orders
 
     urls = {s.name: system.sandbox_url(s.name) for s in system.topology.sandbox}
     deadline = time.monotonic() + deadline_s
     while time.monotonic() < deadline:
         await asyncio.sleep(2.0)
         with contextlib.suppress(httpx.HTTPError):
-            done = done_orders(await collect(http, urls), since)
-            log.info("%s: %d/%d done", system.name, len(done), expected)
+            records = await collect(http, urls)
+            done = accepted_orders(records, since) if accepted else done_orders(records, since)
+            log.info("%s: %d/%d %s", system.name, len(done), expected, "accepted" if accepted else "done")
             if len(done) >= expected:
                 return
 

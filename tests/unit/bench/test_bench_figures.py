@@ -88,3 +88,17 @@ def test_latencies_come_from_the_stand_ins_records_and_hot_units_beyond_stock_ar
     assert figures["webhook_ack_max_s"] == 0.02
     assert figures["inventory_lag_p50_s"] == 1.0
     assert figures["oversold_units"] == 1
+
+
+def test_in_the_burst_an_order_is_lost_only_when_the_erp_never_got_it():
+    records = _records([], invoiced=())  # accepted by the ERP, not shipped yet
+    records["shopify"]["orders"].append({**records["shopify"]["orders"][0], "id": 2, "name": "#1002"})
+
+    figures = compute(
+        records, since=99.0, webhook_url="http://me", hot_stock={}, restocks=[], lost_unless="accepted"
+    )
+
+    assert figures["orders_done"] == 0
+    assert figures["orders_accepted_by_erp"] == 1
+    assert figures["lost_orders"] == 1  # #1002 never reached Business Central
+    assert figures["lost_means"] == "not accepted by the deadline"
