@@ -6,14 +6,23 @@ inbox and changes nothing; the same cause in a new event counts as a recurrence 
 exception. The ORDERS consumer runs one message at a time, so an order's facts apply in the order
 the orders service published them (a hold before its release); a late redelivery of an older fact
 is caught by the clearance times (`domain.worklist.is_stale`).
+
+Most order events are status changes of orders that have no exception; a status change only ever
+resolves an order's open exceptions (it opens none and records no clearance), so one for an order
+with none is acknowledged without a transaction (`relevant`). The ORDERS consumer runs one message
+at a time, so the check reads what every earlier event of the stream left.
 """
 
 from __future__ import annotations
 
 from google.protobuf.message import Message
+from sqlalchemy import select
 
 from libs.bus import MessageContext, Subscription
+from retail.orders.v1 import events_pb2 as order_events
+from services.ops.domain.worklist import State
 from services.ops.events.mapping import INVENTORY_EVENTS, ORDER_EVENTS, facts_of
+from services.ops.store.tables import ExceptionRow
 from services.ops.worklist import Worklists
 
 #: The service's durable consumer name on every stream it reads (deploy/nats/render_auth.py).
@@ -33,9 +42,28 @@ class ExceptionEvents:
     def subscriptions(self) -> list[Subscription]:
         """One durable `ops` consumer per stream read (ORDERS in order, INVENTORY)."""
         return [
-            Subscription(DURABLE, list(ORDER_EVENTS), self.on_event, concurrency=1, hop="ops.orders"),
+            Subscription(
+                DURABLE,
+                list(ORDER_EVENTS),
+                self.on_event,
+                concurrency=1,
+                hop="ops.orders",
+                relevant=self.relevant,
+            ),
             Subscription(DURABLE, list(INVENTORY_EVENTS), self.on_event, hop="ops.inventory"),
         ]
+
+    async def relevant(self, event: Message) -> bool:
+        """False for a status change of an order with no unresolved exception (nothing to do)."""
+        if not isinstance(event, order_events.OrderStatusChanged):
+            return True
+        async with self.worklists.db.read() as session:
+            query = (
+                select(ExceptionRow.exception_id)
+                .where(ExceptionRow.order_id == event.order_id, ExceptionRow.state != State.RESOLVED.value)
+                .limit(1)
+            )
+            return (await session.scalar(query)) is not None
 
     async def on_event(self, event: Message, ctx: MessageContext) -> None:
         """Apply what the event means for the worklists, in the delivery's transaction."""

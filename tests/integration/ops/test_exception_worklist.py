@@ -287,6 +287,38 @@ async def test_a_hold_delivered_late_after_its_release_opens_nothing_and_a_cance
     }
 
 
+async def test_status_changes_of_orders_without_exceptions_are_acknowledged_without_a_transaction(
+    database_url, nats_server
+):
+    def status(order_id: str, to: int) -> order_events.OrderStatusChanged:
+        return order_events.OrderStatusChanged(
+            order_id=order_id,
+            change=orders_pb2.StatusChange(from_status=orders_pb2.ORDER_STATUS_RELEASED, to_status=to),
+        )
+
+    async with ops_stack(database_url, nats_server.url) as ops:
+        consumer = next(c for c in ops.app.bus.consumers if c.hop == "ops.orders")
+        for n in range(3):
+            await ops.publish(status(f"shp-8{n}", orders_pb2.ORDER_STATUS_SHIPPED))
+        await until(lambda: _skipped(consumer, 3), "three skipped")
+        await ops.publish(held("shp-90"))
+        await until(ops.exceptions, "the hold exception")
+        await ops.publish(status("shp-90", orders_pb2.ORDER_STATUS_CANCELLED))
+        await until(lambda: _none_open(ops), "shp-90's exception resolved by its status")
+        await until(lambda: _consumed(ops, "ops.orders", 2), "the hold and its status consumed")
+        async with ops.app.db.read() as session:
+            hops = await session.scalar(
+                select(func.count()).select_from(HopRow).where(HopRow.hop == "ops.orders")
+            )
+
+    assert consumer.stats.counts.get("irrelevant") == 3
+    assert hops == 2  # the skipped three left no transaction behind
+
+
+async def _skipped(consumer, n: int) -> bool:
+    return consumer.stats.counts.get("irrelevant", 0) >= n
+
+
 async def _where(listing, condition):
     found = await listing
     return found if condition(found) else None
