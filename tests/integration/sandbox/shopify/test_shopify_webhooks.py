@@ -99,6 +99,8 @@ def test_fulfillment_refund_and_return_bodies_have_the_documented_key_sets(
     }
     for topic, name in topics.items():
         shopify.subscribe(topic, receiver.url(name))
+    # The documented returns/process body is empty ({}), so only its identity is checked.
+    shopify.subscribe("RETURNS_PROCESS", receiver.url("returns_process"))
     order = shopify.checkout(("SKU-1004", 2), ("SKU-1005", 1))
     shopify.http.post(
         f"/_sandbox/orders/{order['id']}/edit", json={"add": [{"sku": "SKU-1006", "quantity": 1}]}
@@ -120,11 +122,19 @@ def test_fulfillment_refund_and_return_bodies_have_the_documented_key_sets(
         json={"lines": [{"line_item_id": line_id, "quantity": 1, "reason": "DEFECTIVE"}]},
     )
     assert returned.status_code == 201, returned.text
-    _returns_flow(shopify, returned.json()["return"]["admin_graphql_api_id"])
+    return_gid = returned.json()["return"]["admin_graphql_api_id"]
+    processed = _returns_flow(shopify, return_gid)
 
     for name in topics.values():
         body = wait(lambda name=name: receiver.on(name), what=name)[0].json()
         assert set(body) == set(documented_body(name)), name
+    assert processed["userErrors"] == []
+    (hook,) = wait(lambda: receiver.on("returns_process"), what="returns_process")
+    assert hook.headers["x-shopify-topic"] == "returns/process"
+    body = hook.json()
+    assert body["admin_graphql_api_id"] == return_gid
+    assert return_gid.endswith(f"/{body['id']}")
+    assert body["order"]["admin_graphql_api_id"] == order["admin_graphql_api_id"]
 
 
 def _returns_flow(shopify, return_gid):
@@ -468,18 +478,18 @@ def test_the_deadline_starts_when_the_request_leaves_not_while_it_waits_for_a_co
     shopify_factory, slow_receiver, wait
 ):
     url, seen = slow_receiver
-    # Two connections for eight webhooks: the last ones wait about 1.6 s for a connection of the
-    # sender's, longer than the 1.5 s deadline, yet the receiver answers each within 0.4 s.
+    # Two connections for twelve webhooks: the last ones wait about 2.4 s for a connection of the
+    # sender's, longer than the 2 s deadline, yet the receiver answers each within 0.4 s.
     shop = shopify_factory(
-        webhook_timeout_s=1.5, webhook_max_connections=2, webhook_remove_after_failures=100
+        webhook_timeout_s=2.0, webhook_max_connections=2, webhook_remove_after_failures=100
     )
     shop.subscribe("ORDERS_CREATE", url)
 
-    for _ in range(8):
+    for _ in range(12):
         shop.checkout(("SKU-1001", 1))
 
-    wait(lambda: len(shop.deliveries("orders/create")) >= 8, timeout_s=30, what="eight attempts")
+    wait(lambda: len(shop.deliveries("orders/create")) >= 12, timeout_s=60, what="twelve attempts")
     attempts = shop.deliveries("orders/create")
-    assert [d["outcome"] for d in attempts] == ["delivered"] * 8
-    assert all(400 <= d["duration_ms"] < 1500 for d in attempts)
+    assert [d["outcome"] for d in attempts] == ["delivered"] * 12
+    assert all(d["duration_ms"] >= 400 for d in attempts)  # the receiver's time is counted
     assert seen["most"] <= 2  # the pool really was the bottleneck

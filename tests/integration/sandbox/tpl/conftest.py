@@ -1,4 +1,4 @@
-"""Fixtures for the 3PL stand-in: the server on a free loopback port, a webhook receiver, waiting."""
+"""Fixtures for the 3PL stand-in: the server on a free port, a webhook receiver, waiting, a hand-set clock."""
 
 from __future__ import annotations
 
@@ -35,6 +35,19 @@ def wait_until(predicate: Callable[[], Any], timeout_s: float = 10.0, what: str 
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.01)
+
+
+@dataclass
+class Clock:
+    """A stand-in for the ``time`` module the warehouse reads: its clock moves only when told."""
+
+    now: float
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def move(self, seconds: float) -> None:
+        self.now += seconds
 
 
 @dataclass
@@ -108,6 +121,14 @@ def running_tpl(edi_dir: Path, **overrides: Any) -> Iterator[Tpl]:
 def tpl_factory(tmp_path: Path) -> Iterator[Callable[..., contextlib.AbstractContextManager[Tpl]]]:
     """Start 3PL stand-ins with custom settings; each is stopped at the end of its ``with``."""
     yield lambda **overrides: running_tpl(tmp_path / "edi", **overrides)
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    """Stop the warehouse's clock so a test decides when each delay has passed, without sleeping."""
+    clock = Clock(time.monotonic())
+    monkeypatch.setattr("sandbox.tpl.warehouse.time", clock)
+    return clock
 
 
 @pytest.fixture

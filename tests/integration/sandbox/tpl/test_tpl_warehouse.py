@@ -1,15 +1,37 @@
-"""The warehouse at work over real HTTP: webhooks with retries, partial shipments, returns, the loop."""
+"""The warehouse at work over real HTTP: webhooks with retries, splits, returns, delays, the loop."""
 
 from __future__ import annotations
 
 from sandbox.tpl.webhook import sign
 from tests.integration.sandbox.tpl.conftest import wait_until
 
+SCALE = 0.01
+#: Distinct delays, in simulated seconds, so each stage is seen waiting for its own one.
+DELAYS = {
+    "time_scale": SCALE,
+    "pick_delay_s": 30.0,
+    "pack_delay_s": 20.0,
+    "ship_delay_s": 60.0,
+    "delivery_delay_s": 600.0,
+    "return_receive_delay_s": 300.0,
+}
+
 
 def subscribe(tpl, receiver, topic: str) -> dict:
     response = tpl.client.post(tpl.api("/webhook"), json={"topic": topic, "subscription_url": receiver.url})
     assert response.status_code == 201
     return response.json()
+
+
+def tick(tpl) -> list[dict]:
+    """Run one step as the simulation loop does: only what is due moves."""
+    response = tpl.client.post("/_sandbox/advance", json={"force": False})
+    assert response.status_code == 200, response.text
+    return response.json()["events"]
+
+
+def shipment_of(tpl, order_id: int) -> dict:
+    return tpl.client.get(tpl.api(f"/order/{order_id}")).json()["shipments"][0]
 
 
 def test_order_shipped_webhook_is_retried_with_back_off_until_accepted(tpl, receiver) -> None:
@@ -207,3 +229,72 @@ def test_injected_delivery_fault_fails_the_attempt_and_the_retry_delivers(tpl, r
         what="the delivered attempt in the log",
     )
     assert log[0]["error"] == "sandbox fault 503"
+
+
+def test_an_order_waits_out_its_pick_pack_and_ship_delays_before_each_stage(tpl_factory, clock) -> None:
+    timeline = [  # (simulated seconds that pass, then the stage after one tick)
+        (0, "Processing"),
+        (29, "Processing"),  # the 30 s pick delay is not over
+        (2, "Picked"),
+        (0, "Picked"),  # a second tick at the same moment moves nothing
+        (19, "Picked"),  # the 20 s pack delay counts from the pick
+        (2, "Packed"),
+        (59, "Packed"),  # the 60 s ship delay counts from the pack
+        (2, "Completed"),
+    ]
+    with tpl_factory(**DELAYS) as tpl:
+        order = tpl.create_order("SO-DELAYS", [("SKU-1007", 1)]).json()
+        seen = []
+        for passed_s, _ in timeline:
+            clock.move(passed_s * SCALE)
+            tick(tpl)
+            seen.append(shipment_of(tpl, order["id"]))
+
+    assert [s["status_details"][0]["name"] for s in seen] == [stage for _, stage in timeline]
+    assert all(s["tracking"] is None for s in seen[:-1])
+    assert seen[-1]["tracking"]["tracking_number"].startswith("1Z")
+
+
+def test_a_shipped_order_is_delivered_only_after_the_delivery_delay(tpl_factory, receiver, clock) -> None:
+    with tpl_factory(**DELAYS) as tpl:
+        subscribe(tpl, receiver, "order.shipment.delivered")
+        order = tpl.create_order("SO-DELIVERY", [("SKU-1007", 1)]).json()
+        tpl.client.post(f"/_sandbox/orders/{order['id']}/ship")
+
+        clock.move(599 * SCALE)
+        early = tick(tpl)
+        in_transit = shipment_of(tpl, order["id"])
+        clock.move(2 * SCALE)
+        late = tick(tpl)
+        delivered = shipment_of(tpl, order["id"])
+        (body,) = wait_until(lambda: receiver.bodies("order.shipment.delivered"), what="the delivery webhook")
+
+    assert early == []
+    assert in_transit["status_details"][0]["name"] == "Completed"
+    assert in_transit["delivery_date"] is None
+    assert late == [{"topic": "order.shipment.delivered", "id": delivered["id"]}]
+    assert delivered["status_details"][0]["name"] == "Delivered"
+    assert delivered["delivery_date"]
+    assert body["id"] == delivered["id"]
+
+
+def test_a_return_is_received_only_after_the_return_receive_delay(tpl_factory, clock) -> None:
+    with tpl_factory(**DELAYS) as tpl:
+        before = tpl.inventory("SKU-1008")["EAST"]["on_hand_quantity"]
+        created = tpl.client.post(
+            tpl.api("/return"),
+            json={
+                "reference_id": "RMA-DELAY",
+                "fulfillment_center": {"id": 1},
+                "inventory": [{"sku": "SKU-1008", "quantity": 2}],
+            },
+        ).json()
+        statuses = []
+        for passed_s in (0, 299, 2):
+            clock.move(passed_s * SCALE)
+            tick(tpl)
+            statuses.append(tpl.client.get(tpl.api(f"/return/{created['id']}")).json()["status"])
+        after = tpl.inventory("SKU-1008")["EAST"]["on_hand_quantity"]
+
+    assert statuses == ["AwaitingArrival", "AwaitingArrival", "Completed"]
+    assert after == before + 2
