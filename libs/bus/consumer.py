@@ -1,4 +1,5 @@
-"""Idempotent JetStream consumers: pull fetch loops, inbox + effects in one transaction, dead letters."""
+"""Idempotent JetStream consumers: pull fetch loops, an optional prepare step outside the transaction,
+inbox + effects in one transaction, dead letters."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from google.protobuf.message import Message
 from nats.aio.client import Client as NATS
@@ -38,6 +40,7 @@ from libs.telemetry.correlation import correlation_id as current_correlation_id
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("libs.bus")
+T = TypeVar("T")
 
 ADVISORY_MAX_DELIVERIES = "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{stream}.{consumer}"
 ACK_TIMEOUT_REASON = "max deliveries (ack timeout)"
@@ -61,6 +64,8 @@ class MessageContext:
         delivery: 1 for the first delivery, more for redeliveries.
         stream_seq: the message's sequence in its stream.
         consumer: the durable consumer's name.
+        outbox: where `emit` adds events (the consumer's outbox), if any.
+        prepared: what the subscription's `prepare` returned for this delivery (None without one).
     """
 
     session: AsyncSession
@@ -74,6 +79,7 @@ class MessageContext:
     stream_seq: int
     consumer: str
     outbox: Outbox | None = None
+    prepared: Any = None
 
     async def emit(self, event: Message, *, key: str | None = None) -> str:
         """Add an event caused by this one to the outbox, in this transaction.
@@ -91,7 +97,53 @@ class MessageContext:
         )
 
 
+@dataclass
+class PrepareContext:
+    """What a subscription's `prepare` gets besides the event: no session and no lock.
+
+    Attributes:
+        db: the service database; read with `db.read()` (on SQLite a WAL snapshot that never waits
+            for the writer). Keep each read session short: close it before any slow call.
+        event_id: the business event id (stable across redeliveries and replays).
+        event_type: full proto name.
+        subject: the NATS subject.
+        headers: the message headers.
+        correlation_id: the flow's correlation id (also set in libs.telemetry's context).
+        causation_id: the id of the message that caused this event, if any.
+        delivery: 1 for the first delivery, more for redeliveries.
+        stream_seq: the message's sequence in its stream.
+        consumer: the durable consumer's name.
+    """
+
+    db: Database
+    event_id: str
+    event_type: str
+    subject: str
+    headers: Mapping[str, str]
+    correlation_id: str
+    causation_id: str | None
+    delivery: int
+    stream_seq: int
+    consumer: str
+    _held: AsyncExitStack = field(repr=False)
+
+    async def hold(self, resource: AbstractAsyncContextManager[T]) -> T:
+        """Enter `resource` now and exit it once this delivery is settled.
+
+        Settled means after the handler's transaction committed or rolled back, or after prepare
+        failed. For what must be held from prepare through the commit, e.g. a per-key
+        `asyncio.Lock` so two messages of one order never interleave their prepare and transaction
+        steps. Take such locks before the transaction, never inside a handler: a handler holds the
+        SQLite writer lock and must not wait for a lock whose holder waits for the writer.
+
+        Returns:
+            What entering `resource` returned.
+        """
+        return await self._held.enter_async_context(resource)
+
+
 Handler = Callable[[Message, MessageContext], Awaitable[None]]
+Prepare = Callable[[Message, PrepareContext], Awaitable[Any]]
 
 
 @dataclass(frozen=True)
@@ -119,6 +171,20 @@ class Subscription:
             row: an event this service has nothing to do for (counted as `irrelevant`). It must
             be safe to skip: what it reads may change just after, so the handler's effect must
             also come some other way (a timer, a later event).
+        prepare: `async def prepare(event, pctx) -> Any`, run after decoding and `relevant` and
+            before the transaction, holding no database lock: the place for slow calls outside
+            the database (an ERP over HTTP), which inside the transaction would keep it open and,
+            on SQLite, every other writer of the process waiting. It may read with
+            `pctx.db.read()` and keep a lock until the delivery is settled with `pctx.hold(...)`;
+            the handler gets its result as `ctx.prepared`. Contract: prepare must be idempotent
+            and safe to run again, because it runs again on every redelivery (a failed handler, a
+            lost ack, a crash between prepare and commit) and nothing it did outside the database
+            is rolled back; the handler, in its transaction, must re-check whatever prepare read
+            that may have changed since (another replica may have committed in between). A
+            failure raised in prepare is handled as the handler's (Retryable and other exceptions
+            nak with back-off, then dead-letter; Permanent and PoisonMessage dead-letter). An
+            event a read finds in the inbox already is acked as a duplicate without running
+            prepare; the inbox claim in the transaction stays the authority.
     """
 
     durable: str
@@ -134,6 +200,7 @@ class Subscription:
     hop: str | None = None
     snapshot: bool = True
     relevant: Callable[[Message], Awaitable[bool]] | None = None
+    prepare: Prepare | None = None
 
     @property
     def subjects(self) -> tuple[str, ...]:
@@ -170,7 +237,9 @@ class Consumer:
     """Runs one Subscription: fetch in batches, handle with bounded concurrency, ack after commit.
 
     For each message: trace context and correlation id are extracted; the event is decoded by
-    its type header and validated (poison is dead-lettered at once); then in one transaction
+    its type header and validated (poison is dead-lettered at once); the subscription's
+    `relevant` check may ack it unhandled; with a `prepare`, a read of the inbox acks an event
+    already applied and otherwise prepare runs, outside any transaction; then in one transaction
     the inbox row is inserted (a duplicate rolls back and is acked), the handler runs and the
     hop is logged; after commit the message is acked. A plain ack suffices: if it is lost, the
     redelivery finds the inbox row and is acked as a duplicate.
@@ -203,6 +272,7 @@ class Consumer:
         self.fetch_timeout = fetch_timeout
         self.hop = subscription.hop or subscription.durable
         self.stats = ConsumerStats()
+        self._inbox = inbox.Inbox(db)
         self._inflight: set[asyncio.Task[None]] = set()
         self._slot_freed = asyncio.Event()
         self._stopping = False
@@ -338,35 +408,74 @@ class Consumer:
             await _quietly(msg.ack())
             self.stats.add(IRRELEVANT)
             return
-        async with self.db.transaction() as session:
-            await inbox.claim(session, self.durable, event_id)
-            ctx = MessageContext(
-                session=session,
-                event_id=event_id,
-                event_type=headers.get(EVENT_TYPE, ""),
-                subject=msg.subject,
-                headers=headers,
-                correlation_id=correlation,
-                causation_id=headers.get(CAUSATION_ID),
-                delivery=delivery,
-                stream_seq=msg.metadata.sequence.stream,
-                consumer=self.durable,
-                outbox=self.outbox,
-            )
-            await self.subscription.handler(event, ctx)
-            await hoplog.record_hop(
-                session,
-                hop=self.hop,
-                outcome=hoplog.OK,
-                correlation_id=correlation,
-                event_id=event_id,
-                attempt=delivery,
-                latency_ms=_ms(started),
-                payload=event if self.subscription.snapshot else None,
-            )
+        async with AsyncExitStack() as held:
+            prepared = None
+            if self.subscription.prepare is not None:
+                prepared = await self._prepare(
+                    self.subscription.prepare, event, event_id, msg, headers, delivery, correlation, held
+                )
+            async with self.db.transaction() as session:
+                await inbox.claim(session, self.durable, event_id)
+                ctx = MessageContext(
+                    session=session,
+                    event_id=event_id,
+                    event_type=headers.get(EVENT_TYPE, ""),
+                    subject=msg.subject,
+                    headers=headers,
+                    correlation_id=correlation,
+                    causation_id=headers.get(CAUSATION_ID),
+                    delivery=delivery,
+                    stream_seq=msg.metadata.sequence.stream,
+                    consumer=self.durable,
+                    outbox=self.outbox,
+                    prepared=prepared,
+                )
+                await self.subscription.handler(event, ctx)
+                await hoplog.record_hop(
+                    session,
+                    hop=self.hop,
+                    outcome=hoplog.OK,
+                    correlation_id=correlation,
+                    event_id=event_id,
+                    attempt=delivery,
+                    latency_ms=_ms(started),
+                    payload=event if self.subscription.snapshot else None,
+                )
         # A lost ack only means a redelivery, which the inbox row now answers as a duplicate.
         await _quietly(msg.ack())
         self.stats.add(hoplog.OK)
+
+    async def _prepare(
+        self,
+        prepare: Prepare,
+        event: Message,
+        event_id: str,
+        msg: Msg,
+        headers: Mapping[str, str],
+        delivery: int,
+        correlation: str,
+        held: AsyncExitStack,
+    ) -> Any:
+        """Run the subscription's prepare, unless a read shows the event applied already."""
+        # A redelivery of an applied event (lost ack, republish) must not repeat prepare's
+        # external calls. A read is enough to skip; the claim in the transaction decides.
+        if await self._inbox.seen(self.durable, event_id):
+            raise inbox.DuplicateEvent(f"{self.durable} already handled {event_id}")
+        pctx = PrepareContext(
+            db=self.db,
+            event_id=event_id,
+            event_type=headers.get(EVENT_TYPE, ""),
+            subject=msg.subject,
+            headers=headers,
+            correlation_id=correlation,
+            causation_id=headers.get(CAUSATION_ID),
+            delivery=delivery,
+            stream_seq=msg.metadata.sequence.stream,
+            consumer=self.durable,
+            _held=held,
+        )
+        with tracer.start_as_current_span(f"prepare {msg.subject}"):
+            return await prepare(event, pctx)
 
     async def _after_duplicate(
         self, msg: Msg, headers: Mapping[str, str], delivery: int, correlation: str, started: float

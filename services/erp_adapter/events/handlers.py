@@ -2,10 +2,23 @@
 deleted, address corrections → the order's ship-to fields, ShipmentConfirmed → shipment and invoice
 posted (once per shipment).
 
-Each handler runs in the consumer's transaction (inbox row, our tables, outbox rows commit
-together). ERP business refusals of an order are facts (`ErpOrderRejected`), not failures;
-transient ERP failures raise `Retryable` with the ERP's Retry-After; what can never succeed
-without a fix raises `Permanent` (dead letter, replay after the fix, M4).
+Each message is handled in two steps (docs/decisions/0027-prepare-phase-outside-the-transaction.md):
+
+- `prepare_*` runs before the consumer's transaction and holds no database lock. It takes the
+  order's turn (a per-order lock kept until the transaction ends), reads the order's row, makes
+  the Business Central calls and returns their outcome. On SQLite a transaction holds the
+  process's only writer, so an ERP call inside it would make every other order wait. Every prepare
+  step is safe to repeat, because a redelivery repeats it: a look-up before every create (M2),
+  adoption of unclaimed postings, absolute quantities, If-Match.
+- `on_*` runs in the transaction (inbox row, our tables and outbox rows commit together). It
+  checks that the row is still what prepare read, records the outcome and emits the facts. Within
+  one process the order's turn keeps the row unchanged. If another replica changed it, the handler
+  raises `Retryable` and the next delivery prepares again. The exception: a sales order that
+  prepare found or created for an order cancelled in the meantime is cancelled in BC at once.
+
+ERP business refusals of an order are facts (`ErpOrderRejected`), not failures; transient ERP
+failures raise `Retryable` with the ERP's Retry-After; what can never succeed without a fix raises
+`Permanent` (dead letter, replay after the fix, M4).
 """
 
 from __future__ import annotations
@@ -13,15 +26,16 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from libs.bus import MessageContext, Permanent, Retryable, Subscription
+from libs.bus import MessageContext, Permanent, PrepareContext, Retryable, Subscription
 from libs.telemetry import record_outcome
 from retail.common.v1 import common_pb2
 from retail.orders.v1 import events_pb2 as order_events
@@ -65,8 +79,92 @@ def _meta() -> common_pb2.EventMeta:
     return common_pb2.EventMeta(source_system=ERP)
 
 
+#: What a prepare step read of an order's row (status, BC id, lines, ship-to); None: no row.
+OrderState = tuple[str, str | None, dict[str, Any], dict[str, Any] | None] | None
+
+
+def _state(row: ErpSalesOrderRow | None) -> OrderState:
+    """The parts of an order's row its handler checks again in the transaction."""
+    if row is None:
+        return None
+    return (row.status, row.bc_id, dict(row.lines or {}), dict(row.ship_to) if row.ship_to else None)
+
+
+@dataclass
+class Prepared:
+    """What a prepare step hands to its handler.
+
+    Attributes:
+        seen: the order's row as prepare read it.
+        started: event-loop time when the message's turn began (for the latency metric).
+    """
+
+    seen: OrderState
+    started: float
+
+
+@dataclass
+class AcceptedPrepared(Prepared):
+    """OrderAccepted: the BC sales order found or created, or BC's refusal.
+
+    Attributes:
+        external: the external document number (M2 key).
+        customer: the ERP customer number sent.
+        bc_order: the BC sales order with its lines; None when refused or the order is cancelled.
+        refusal: BC's business refusal of the create.
+        lines: the line map to store (with cancellations that overtook the creation applied).
+        ship_to: the outcome of an address correction that overtook the creation, if any.
+    """
+
+    external: str = ""
+    customer: str = ""
+    bc_order: dict[str, Any] | None = None
+    refusal: BcBusinessError | None = None
+    lines: dict[str, Any] | None = None
+    ship_to: dict[str, Any] | None = None
+
+
+@dataclass
+class LinesPrepared(Prepared):
+    """OrderLinesCancelled: the line map after BC's lines were reduced (None: nothing sent)."""
+
+    lines: dict[str, Any] | None = None
+
+
+@dataclass
+class AddressPrepared(Prepared):
+    """OrderAddressCorrected: when the mesh corrected the address, and BC's outcome (None: not sent)."""
+
+    at: str = ""
+    ship_to: dict[str, Any] | None = None
+
+
+@dataclass
+class PostingPrepared(Prepared):
+    """ShipmentConfirmed: the posted shipment and invoice to record (None: recorded before).
+
+    Attributes:
+        posted: the BC posted sales shipment.
+        invoice: the BC posted sales invoice, if BC made one.
+        final: nothing is left to invoice on the order.
+    """
+
+    posted: dict[str, Any] | None = None
+    invoice: dict[str, Any] | None = None
+    final: bool = False
+
+
+P = TypeVar("P", bound=Prepared)
+
+
+def _prepared(ctx: MessageContext, kind: type[P]) -> P:
+    if not isinstance(ctx.prepared, kind):
+        raise RuntimeError(f"no {kind.__name__} for this handler: subscribe it with its prepare step")
+    return ctx.prepared
+
+
 class ErpHandlers:
-    """The handlers, bound to one Business Central client.
+    """The prepare steps and handlers, bound to one Business Central client.
 
     Args:
         client: the ERP client (with its request budget).
@@ -87,49 +185,92 @@ class ErpHandlers:
         self.default_customer = default_customer
         self.customer_map = dict(customer_map or {})
         self.transient_retry_s = transient_retry_s
-        # One message at a time per order in this process, so a cancellation never races the
-        # creation of the same order and two shipments of one order never post at once.
-        self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        # One message at a time per order in this process, from its prepare step until its
+        # transaction ends, so a cancellation never races the creation of the same order and two
+        # shipments of one order never post at once. A lock is dropped when nobody holds or wants it.
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._lock_users: defaultdict[str, int] = defaultdict(int)
 
     @asynccontextmanager
-    async def _order_turn(self, order_id: str, handler: str) -> AsyncIterator[None]:
-        started = asyncio.get_running_loop().time()
-        async with self._locks[order_id]:
-            try:
+    async def _order_lock(self, order_id: str) -> AsyncIterator[None]:
+        lock = self._locks.get(order_id)
+        if lock is None:
+            lock = self._locks[order_id] = asyncio.Lock()
+        self._lock_users[order_id] += 1
+        try:
+            async with lock:
                 yield
-            except BcTransientError as error:
-                record_outcome(handler, "retry")
-                delay = error.retry_after if error.retry_after is not None else self.transient_retry_s
-                raise Retryable(f"ERP {error.status} {error.code}", delay=max(delay, 0.1)) from error
-            except Retryable:
-                record_outcome(handler, "retry")
-                raise
-        record_outcome(handler, "ok", asyncio.get_running_loop().time() - started)
+        finally:
+            self._lock_users[order_id] -= 1
+            if not self._lock_users[order_id]:
+                del self._lock_users[order_id]
+                del self._locks[order_id]
+
+    async def _turn(self, pctx: PrepareContext, order_id: str) -> float:
+        """Wait for the order's turn and keep it until the delivery is settled; returns the start."""
+        started = asyncio.get_running_loop().time()
+        # Taken before the transaction, never in it: a handler holds the SQLite writer, and must
+        # not wait for a lock whose holder is waiting for the writer.
+        await pctx.hold(self._order_lock(order_id))
+        return started
+
+    @asynccontextmanager
+    async def _erp_step(self, handler: str, started: float | None = None) -> AsyncIterator[None]:
+        """Turn transient ERP failures into `Retryable` with the ERP's Retry-After; count outcomes.
+
+        With `started` (a handler, not a prepare step), leaving normally counts the message ok.
+        """
+        try:
+            yield
+        except BcTransientError as error:
+            record_outcome(handler, "retry")
+            delay = error.retry_after if error.retry_after is not None else self.transient_retry_s
+            raise Retryable(f"ERP {error.status} {error.code}", delay=max(delay, 0.1)) from error
+        except Retryable:
+            record_outcome(handler, "retry")
+            raise
+        if started is not None:
+            record_outcome(handler, "ok", asyncio.get_running_loop().time() - started)
+
+    def _unchanged(self, row: ErpSalesOrderRow | None, prepared: Prepared) -> None:
+        """Raise Retryable when the row is not as prepare read it (another replica wrote it)."""
+        if _state(row) != prepared.seen:
+            raise Retryable("the order changed while its ERP calls were made", delay=self.transient_retry_s)
+
+    @staticmethod
+    async def _read_order(pctx: PrepareContext, order_id: str) -> ErpSalesOrderRow | None:
+        async with pctx.db.read() as session:
+            return await session.get(ErpSalesOrderRow, order_id)
 
     # ------------------------------------------------------------------ sales orders (O4, M2)
 
-    async def on_order_accepted(self, event: order_events.OrderAccepted, ctx: MessageContext) -> None:
-        """Create the BC sales order exactly once, or publish the ERP's refusal."""
+    async def prepare_order_accepted(
+        self, event: order_events.OrderAccepted, pctx: PrepareContext
+    ) -> AcceptedPrepared:
+        """Find the BC sales order by its external document number, or create it."""
         order = event.order
-        async with self._order_turn(order.order_id, "erp-adapter.OrderAccepted"):
-            row = await ctx.session.get(ErpSalesOrderRow, order.order_id)
+        started = await self._turn(pctx, order.order_id)
+        async with self._erp_step("erp-adapter.OrderAccepted"):
+            row = await self._read_order(pctx, order.order_id)
+            prepared = AcceptedPrepared(seen=_state(row), started=started)
+            prepared.external = external = so.external_document_number(order)
             if row is not None and row.status == CANCELLED:
-                return  # cancelled before we got to it: never create it
-            external = so.external_document_number(order)
-            customer = so.customer_number(order, self.customer_map, self.default_customer)
+                if not row.bc_id:
+                    # Cancelled before it was created: never create it. An earlier attempt may have
+                    # created it just before the cancellation was recorded and then failed to
+                    # cancel it (see on_order_accepted): cancel what it left.
+                    for leftover in await self._find_sales_orders(external):
+                        await self._cancel_in_bc(str(leftover["id"]))
+                return prepared
+            prepared.customer = so.customer_number(order, self.customer_map, self.default_customer)
             # M2: look up by the idempotency key before creating. A create whose answer was lost
-            # (timeout, 5xx, dropped after commit) is found here on the retry.
-            found = await self.client.find(
-                "salesOrders",
-                f"externalDocumentNumber eq {odata_string(external)}",
-                lane=Lane.ORDERS,
-                expand="salesOrderLines",
-            )
+            # (timeout, 5xx, dropped after commit, a crash before our commit) is found here.
+            found = await self._find_sales_orders(external)
             if found:
                 bc_order = found[0]
             else:
                 location_ids = await self._location_ids(order)
-                body = so.sales_order_body(order, customer=customer, location_ids=location_ids)
+                body = so.sales_order_body(order, customer=prepared.customer, location_ids=location_ids)
                 try:
                     bc_order = await self.client.request(
                         "POST",
@@ -139,31 +280,76 @@ class ErpHandlers:
                         json=body,
                     )
                 except BcBusinessError as refusal:
-                    await self._rejected(order.order_id, refusal, ctx)
-                    return
+                    prepared.refusal = refusal
+                    return prepared
                 except BcError as error:
                     if isinstance(error, (BcTransientError, BcConflict)):
                         raise
                     raise Permanent(f"ERP refused the request itself: {error}") from error
-            early = dict(row.lines) if row is not None and row.status == AWAITING_CREATE else {}
-            row = await self._remember_order(ctx.session, order, external, bc_order, row)
-            if early:
-                await self._apply_cancellations(row, {k: v["cancelled"] for k, v in early.items()})
-            if row.ship_to and row.ship_to.get("outcome") == PENDING:
-                # an address correction overtook the creation: BC gets it right after
-                row.ship_to = await self._correct_ship_to(row.bc_id, row.ship_to["fields"], row.ship_to["at"])
+            prepared.bc_order = bc_order
+            bc_id = str(bc_order["id"])
+            lines = so.line_map(order, list(bc_order.get("salesOrderLines") or []))
+            if row is not None and row.status == AWAITING_CREATE and row.lines:
+                # line cancellations overtook the creation: BC gets them right after it
+                early = {line_id: value["cancelled"] for line_id, value in row.lines.items()}
+                lines = await self._cancel_lines(bc_id, lines, early)
+            prepared.lines = lines
+            if row is not None and row.ship_to and row.ship_to.get("outcome") == PENDING:
+                # an address correction overtook the creation: BC gets it right after it
+                prepared.ship_to = await self._correct_ship_to(
+                    bc_id, row.ship_to["fields"], row.ship_to["at"]
+                )
+            return prepared
+
+    async def on_order_accepted(self, event: order_events.OrderAccepted, ctx: MessageContext) -> None:
+        """Record the BC sales order and publish it, or publish the ERP's refusal."""
+        order = event.order
+        prepared = _prepared(ctx, AcceptedPrepared)
+        async with self._erp_step("erp-adapter.OrderAccepted", prepared.started):
+            row = await ctx.session.get(ErpSalesOrderRow, order.order_id)
+            if row is not None and row.status == CANCELLED and prepared.bc_order is not None:
+                # Cancelled after prepare found or created the sales order (by another replica):
+                # no sales order may outlive its order's cancellation. A rare path, so the ERP
+                # calls may hold the transaction; if they fail, the retry's prepare finds the
+                # leftover by its external document number and cancels it.
+                bc_id = str(prepared.bc_order["id"])
+                if row.bc_id != bc_id:
+                    await self._cancel_in_bc(bc_id)
+                    row.bc_id = bc_id
+                    row.bc_number = str(prepared.bc_order.get("number", ""))
+                    row.updated_at = _now()
+                return
+            self._unchanged(row, prepared)
+            if row is not None and row.status == CANCELLED:
+                return  # cancelled before we got to it: never create it
+            if prepared.refusal is not None:
+                await self._rejected(order.order_id, prepared.refusal, ctx)
+                return
+            bc_order, lines = prepared.bc_order, prepared.lines
+            assert bc_order is not None and lines is not None
+            row = self._remember_order(ctx.session, order, prepared.external, bc_order, lines, row)
+            if prepared.ship_to is not None:
+                row.ship_to = prepared.ship_to
             created = order_events.ErpSalesOrderCreated(
                 meta=_meta(),
                 order_id=order.order_id,
                 erp_sales_order=common_pb2.ExternalRef(
                     system=ERP, id=str(bc_order["id"]), name=str(bc_order.get("number", ""))
                 ),
-                erp_customer_number=str(bc_order.get("customerNumber") or customer),
+                erp_customer_number=str(bc_order.get("customerNumber") or prepared.customer),
             )
             currency = self._currency(order)
             if "totalTaxAmount" in bc_order:
                 created.tax_total.CopyFrom(so.to_money(bc_order["totalTaxAmount"], currency))
             await ctx.emit(created, key=order.order_id)
+
+    async def _find_sales_orders(self, external: str) -> list[dict]:
+        return await self.client.find(
+            "salesOrders",
+            f"externalDocumentNumber eq {odata_string(external)}",
+            lane=Lane.ORDERS,
+            expand="salesOrderLines",
+        )
 
     async def _rejected(self, order_id: str, refusal: BcBusinessError, ctx: MessageContext) -> None:
         reason = bc_errors.rejection_reason(refusal.code, refusal.message)
@@ -197,16 +383,16 @@ class ErpHandlers:
                 return line.unit_price.currency
         return "USD"
 
-    async def _remember_order(
+    def _remember_order(
         self,
         session: AsyncSession,
         order: Any,
         external: str,
         bc_order: dict[str, Any],
+        lines: dict[str, Any],
         row: ErpSalesOrderRow | None,
     ) -> ErpSalesOrderRow:
         now = _now()
-        lines = so.line_map(order, list(bc_order.get("salesOrderLines") or []))
         if row is None:
             row = ErpSalesOrderRow(order_id=order.order_id, created_at=now)
             session.add(row)
@@ -223,10 +409,24 @@ class ErpHandlers:
 
     # ------------------------------------------------------------------ cancellations (O7)
 
-    async def on_order_cancelled(self, event: order_events.OrderCancelled, ctx: MessageContext) -> None:
+    async def prepare_order_cancelled(
+        self, event: order_events.OrderCancelled, pctx: PrepareContext
+    ) -> Prepared:
         """Delete the BC sales order (If-Match); close its open lines when part has shipped."""
-        async with self._order_turn(event.order_id, "erp-adapter.OrderCancelled"):
+        started = await self._turn(pctx, event.order_id)
+        async with self._erp_step("erp-adapter.OrderCancelled"):
+            row = await self._read_order(pctx, event.order_id)
+            bc_id = row.bc_id if row is not None else event.erp_sales_order.id
+            if bc_id:
+                await self._cancel_in_bc(bc_id)
+            return Prepared(seen=_state(row), started=started)
+
+    async def on_order_cancelled(self, event: order_events.OrderCancelled, ctx: MessageContext) -> None:
+        """Record the cancellation; a cancelled row without BC id stops a late creation."""
+        prepared = _prepared(ctx, Prepared)
+        async with self._erp_step("erp-adapter.OrderCancelled", prepared.started):
             row = await ctx.session.get(ErpSalesOrderRow, event.order_id)
+            self._unchanged(row, prepared)
             if row is None:
                 now = _now()
                 row = ErpSalesOrderRow(
@@ -243,8 +443,6 @@ class ErpHandlers:
                 ctx.session.add(row)
             row.status = CANCELLED
             row.updated_at = _now()
-            if row.bc_id:
-                await self._cancel_in_bc(row.bc_id)
 
     async def _cancel_in_bc(self, bc_id: str) -> None:
         for _ in range(CONFLICT_ATTEMPTS):
@@ -276,21 +474,37 @@ class ErpHandlers:
                 ) from refusal
         raise Retryable("ERP sales order kept changing during cancellation", delay=self.transient_retry_s)
 
+    async def prepare_order_lines_cancelled(
+        self, event: order_events.OrderLinesCancelled, pctx: PrepareContext
+    ) -> LinesPrepared:
+        """Reduce the BC lines' quantities to what is still wanted (absolute, so retries are safe)."""
+        started = await self._turn(pctx, event.order_id)
+        async with self._erp_step("erp-adapter.OrderLinesCancelled"):
+            row = await self._read_order(pctx, event.order_id)
+            prepared = LinesPrepared(seen=_state(row), started=started)
+            if row is not None and row.status == CREATED and row.bc_id:
+                cancelled = {line.line_id: line.quantity for line in event.lines}
+                prepared.lines = await self._cancel_lines(row.bc_id, row.lines, cancelled)
+            return prepared
+
     async def on_order_lines_cancelled(
         self, event: order_events.OrderLinesCancelled, ctx: MessageContext
     ) -> None:
-        """Reduce the BC lines' quantities to what is still wanted (absolute, so retries are safe)."""
-        async with self._order_turn(event.order_id, "erp-adapter.OrderLinesCancelled"):
+        """Record the reduced lines, or keep the cancellation for right after the creation."""
+        prepared = _prepared(ctx, LinesPrepared)
+        async with self._erp_step("erp-adapter.OrderLinesCancelled", prepared.started):
             row = await ctx.session.get(ErpSalesOrderRow, event.order_id)
-            cancelled = {line.line_id: line.quantity for line in event.lines}
+            self._unchanged(row, prepared)
             if row is None or row.status == AWAITING_CREATE:
                 # The creation has not happened yet (its OrderAccepted is being retried, say) and
                 # will send the order as accepted: remember the cancellation for right after it.
+                cancelled = {line.line_id: line.quantity for line in event.lines}
                 await self._await_create(ctx.session, event.order_id, row, cancelled)
                 return
-            if not row.bc_id or row.status != CREATED:
+            if prepared.lines is None:
                 return  # cancelled as a whole: nothing left to reduce
-            await self._apply_cancellations(row, cancelled)
+            row.lines = prepared.lines
+            row.updated_at = _now()
 
     async def _await_create(
         self, session: AsyncSession, order_id: str, row: ErpSalesOrderRow | None, cancelled: dict[str, int]
@@ -312,17 +526,18 @@ class ErpHandlers:
         row.lines = lines
         row.updated_at = now
 
-    async def _apply_cancellations(self, row: ErpSalesOrderRow, cancelled: dict[str, int]) -> None:
-        assert row.bc_id is not None
-        lines = {key: dict(value) for key, value in row.lines.items()}
+    async def _cancel_lines(
+        self, bc_id: str, lines: dict[str, Any], cancelled: dict[str, int]
+    ) -> dict[str, Any]:
+        """Cancel units of BC's lines; returns the line map (`lines` is not changed) to store."""
+        lines = {key: dict(value) for key, value in lines.items()}
         for line_id, quantity in cancelled.items():
             mapped = lines.get(line_id)
             if mapped is None:
                 continue
             mapped["cancelled"] = min(mapped["quantity"], mapped["cancelled"] + quantity)
-            await self._set_line_quantity(row.bc_id, mapped)
-        row.lines = lines
-        row.updated_at = _now()
+            await self._set_line_quantity(bc_id, mapped)
+        return lines
 
     async def _set_line_quantity(self, bc_id: str, mapped: dict[str, Any]) -> None:
         wanted = mapped["quantity"] - mapped["cancelled"]
@@ -364,20 +579,36 @@ class ErpHandlers:
 
     # ------------------------------------------------------------------ address corrections (O7)
 
+    async def prepare_order_address_corrected(
+        self, event: order_events.OrderAddressCorrected, pctx: PrepareContext
+    ) -> AddressPrepared:
+        """Set the BC sales order's ship-to fields to the corrected address (If-Match)."""
+        started = await self._turn(pctx, event.order_id)
+        async with self._erp_step("erp-adapter.OrderAddressCorrected"):
+            row = await self._read_order(pctx, event.order_id)
+            prepared = AddressPrepared(seen=_state(row), started=started, at=_corrected_at(event))
+            at = prepared.at
+            if row is None or row.status != CREATED or not row.bc_id or _newer_handled(row, at):
+                return prepared
+            fields = so.ship_to_fields(event.shipping_address)
+            prepared.ship_to = await self._correct_ship_to(row.bc_id, fields, at)
+            return prepared
+
     async def on_order_address_corrected(
         self, event: order_events.OrderAddressCorrected, ctx: MessageContext
     ) -> None:
-        """Set the BC sales order's ship-to fields to the corrected address (If-Match).
+        """Record the correction's outcome in BC.
 
         A correction that overtakes the creation is kept and applied right after it; an older
         correction delivered after a newer one changes nothing; BC refusing (the order has shipped)
         or no longer having the order is recorded on the row, never retried.
         """
-        async with self._order_turn(event.order_id, "erp-adapter.OrderAddressCorrected"):
-            moment = event.meta.occurred_at.ToDatetime(UTC) if event.meta.HasField("occurred_at") else _now()
-            at = moment.isoformat()
+        prepared = _prepared(ctx, AddressPrepared)
+        async with self._erp_step("erp-adapter.OrderAddressCorrected", prepared.started):
+            at = prepared.at
             row = await ctx.session.get(ErpSalesOrderRow, event.order_id)
-            if row is not None and row.ship_to and str(row.ship_to.get("at", "")) > at:
+            self._unchanged(row, prepared)
+            if row is not None and _newer_handled(row, at):
                 return  # a newer correction was handled already
             fields = so.ship_to_fields(event.shipping_address)
             if row is None or row.status == AWAITING_CREATE:
@@ -386,10 +617,10 @@ class ErpHandlers:
                 assert row is not None
                 row.ship_to = {"at": at, "outcome": PENDING, "fields": fields}
                 return
-            if row.status != CREATED or not row.bc_id:
+            if prepared.ship_to is None:  # not created in BC: cancelled
                 row.ship_to = {"at": at, "outcome": REFUSED, "code": "ORDER_CANCELLED", "message": ""}
                 return
-            row.ship_to = await self._correct_ship_to(row.bc_id, fields, at)
+            row.ship_to = prepared.ship_to
             row.updated_at = _now()
 
     async def _correct_ship_to(self, bc_id: str, fields: dict[str, str], at: str) -> dict[str, Any]:
@@ -425,28 +656,21 @@ class ErpHandlers:
 
     # ------------------------------------------------------------------ postings (O6, F1)
 
-    async def on_shipment_confirmed(
-        self, event: shipment_events.ShipmentConfirmed, ctx: MessageContext
-    ) -> None:
-        """Post the shipment and its invoice in BC once, then publish both facts."""
+    async def prepare_shipment_confirmed(
+        self, event: shipment_events.ShipmentConfirmed, pctx: PrepareContext
+    ) -> PostingPrepared:
+        """Post the shipment and its invoice in BC once (or adopt the posting an attempt left)."""
         shipment = event.shipment
-        async with self._order_turn(shipment.order_id, "erp-adapter.ShipmentConfirmed"):
-            if await ctx.session.get(ErpShipmentPostingRow, shipment.shipment_id) is not None:
-                return  # posted and published before (a replay with another event id)
-            row = await ctx.session.get(ErpSalesOrderRow, shipment.order_id)
+        started = await self._turn(pctx, shipment.order_id)
+        async with self._erp_step("erp-adapter.ShipmentConfirmed"):
+            async with pctx.db.read() as session:
+                if await session.get(ErpShipmentPostingRow, shipment.shipment_id) is not None:
+                    # posted and published before (a replay with another event id)
+                    return PostingPrepared(seen=None, started=started)
+                row = await session.get(ErpSalesOrderRow, shipment.order_id)
+                known = await self._postings_of(session, shipment.order_id)
             if row is None or not row.bc_id or not row.bc_number:
                 raise Retryable("no ERP sales order for this order yet", delay=self.transient_retry_s * 5)
-            known = (
-                (
-                    await ctx.session.execute(
-                        select(ErpShipmentPostingRow).where(
-                            ErpShipmentPostingRow.order_id == shipment.order_id
-                        )
-                    )
-                )
-                .scalars()
-                .all()
-            )
             known_shipments = {p.bc_shipment_id for p in known}
             known_invoices = {p.bc_invoice_id for p in known if p.bc_invoice_id}
             # After a crash or a lost answer, the posting may exist already: adopt it, never post twice.
@@ -458,6 +682,25 @@ class ErpHandlers:
                     raise Retryable("posted shipment not visible yet", delay=self.transient_retry_s)
             invoice = await self._unclaimed(row, "salesInvoices", known_invoices)
             final = await self._fully_invoiced(row)
+            return PostingPrepared(
+                seen=_state(row), started=started, posted=posted, invoice=invoice, final=final
+            )
+
+    async def on_shipment_confirmed(
+        self, event: shipment_events.ShipmentConfirmed, ctx: MessageContext
+    ) -> None:
+        """Record the posting (the shipment id is its key), then publish both facts."""
+        shipment = event.shipment
+        prepared = _prepared(ctx, PostingPrepared)
+        async with self._erp_step("erp-adapter.ShipmentConfirmed", prepared.started):
+            if await ctx.session.get(ErpShipmentPostingRow, shipment.shipment_id) is not None:
+                return  # posted and published before (a replay with another event id)
+            posted, invoice, final = prepared.posted, prepared.invoice, prepared.final
+            row = await ctx.session.get(ErpSalesOrderRow, shipment.order_id)
+            if posted is None or row is None or await self._claimed(ctx.session, row.order_id, prepared):
+                # Another shipment of the order recorded this posting since prepare (another
+                # replica): prepare again, which posts this shipment or adopts its posting.
+                raise Retryable("the order's postings changed while posting", delay=self.transient_retry_s)
             ctx.session.add(
                 ErpShipmentPostingRow(
                     shipment_id=shipment.shipment_id,
@@ -497,6 +740,23 @@ class ErpHandlers:
                     ),
                     key=shipment.order_id,
                 )
+
+    @staticmethod
+    async def _postings_of(session: AsyncSession, order_id: str) -> list[ErpShipmentPostingRow]:
+        query = select(ErpShipmentPostingRow).where(ErpShipmentPostingRow.order_id == order_id)
+        return list((await session.execute(query)).scalars())
+
+    @staticmethod
+    async def _claimed(session: AsyncSession, order_id: str, prepared: PostingPrepared) -> bool:
+        """Whether a recorded shipment claims the posted shipment or invoice prepare found."""
+        assert prepared.posted is not None
+        claims = [ErpShipmentPostingRow.bc_shipment_id == str(prepared.posted["id"])]
+        if prepared.invoice is not None:
+            claims.append(ErpShipmentPostingRow.bc_invoice_id == str(prepared.invoice["id"]))
+        query = select(ErpShipmentPostingRow.shipment_id).where(
+            ErpShipmentPostingRow.order_id == order_id, or_(*claims)
+        )
+        return (await session.execute(query.limit(1))).first() is not None
 
     async def _unclaimed(self, row: ErpSalesOrderRow, entity_set: str, known: set[str]) -> dict | None:
         """The oldest posted document of this order that no recorded shipment claims."""
@@ -563,6 +823,7 @@ class ErpHandlers:
 
 def subscriptions(handlers: ErpHandlers, durable: str = "erp-adapter") -> list[Subscription]:
     """The erp-adapter's durable consumers: one on ORDERS, one on SHIPMENTS (named as in READS)."""
+    prepare, handle = _dispatch(handlers)
     return [
         Subscription(
             durable,
@@ -572,8 +833,9 @@ def subscriptions(handlers: ErpHandlers, durable: str = "erp-adapter") -> list[S
                 order_events.OrderLinesCancelled,
                 order_events.OrderAddressCorrected,
             ],
-            _dispatch(handlers),
+            handle,
             stream="ORDERS",
+            prepare=prepare,
         ),
         Subscription(
             durable,
@@ -581,19 +843,43 @@ def subscriptions(handlers: ErpHandlers, durable: str = "erp-adapter") -> list[S
             handlers.on_shipment_confirmed,
             stream="SHIPMENTS",
             concurrency=4,
+            prepare=handlers.prepare_shipment_confirmed,
         ),
     ]
 
 
-def _dispatch(handlers: ErpHandlers) -> Any:
-    table = {
+def _dispatch(
+    handlers: ErpHandlers,
+) -> tuple[Callable[[Any, PrepareContext], Awaitable[Any]], Callable[[Any, MessageContext], Awaitable[None]]]:
+    """The prepare step and the handler of the ORDERS consumer, each choosing by event type."""
+    prepares: dict[type, Callable[[Any, PrepareContext], Awaitable[Any]]] = {
+        order_events.OrderAccepted: handlers.prepare_order_accepted,
+        order_events.OrderCancelled: handlers.prepare_order_cancelled,
+        order_events.OrderLinesCancelled: handlers.prepare_order_lines_cancelled,
+        order_events.OrderAddressCorrected: handlers.prepare_order_address_corrected,
+    }
+    handles: dict[type, Callable[[Any, MessageContext], Awaitable[None]]] = {
         order_events.OrderAccepted: handlers.on_order_accepted,
         order_events.OrderCancelled: handlers.on_order_cancelled,
         order_events.OrderLinesCancelled: handlers.on_order_lines_cancelled,
         order_events.OrderAddressCorrected: handlers.on_order_address_corrected,
     }
 
-    async def handle(event: Any, ctx: MessageContext) -> None:
-        await table[type(event)](event, ctx)
+    async def prepare(event: Any, pctx: PrepareContext) -> Any:
+        return await prepares[type(event)](event, pctx)
 
-    return handle
+    async def handle(event: Any, ctx: MessageContext) -> None:
+        await handles[type(event)](event, ctx)
+
+    return prepare, handle
+
+
+def _corrected_at(event: order_events.OrderAddressCorrected) -> str:
+    """When the mesh corrected the address (ISO 8601), to order corrections."""
+    moment = event.meta.occurred_at.ToDatetime(UTC) if event.meta.HasField("occurred_at") else _now()
+    return moment.isoformat()
+
+
+def _newer_handled(row: ErpSalesOrderRow, at: str) -> bool:
+    """Whether a correction newer than `at` was handled already."""
+    return bool(row.ship_to) and str(row.ship_to.get("at", "")) > at
