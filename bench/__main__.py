@@ -45,6 +45,7 @@ import psutil
 
 from bench import hop
 from bench.figures import collect, compute
+from bench.profile import Profiler
 from bench.systems import SYSTEMS, System, until
 from libs.bus.embedded import free_port
 from libs.bus.streams import StreamSpec
@@ -311,6 +312,11 @@ async def run_one(
                 asyncio.create_task(_keep_shipping(http, system.sandbox_url("tpl"), args.advance_every)),
                 asyncio.create_task(_recount(http, system.sandbox_url("tpl"), args.recount_every, restocks)),
             ]
+            profiler = None
+            if args.profile and name == "mesh" and scenario == "sustained":
+                services = {n: pid for n, pid in named.items() if n in system.mesh.children}
+                profiler = Profiler(services, data_dir / "profiles")
+                profiler.start()
             since = time.time()
             try:
                 log.info("%s/%s: placing %d orders", scenario, name, n)
@@ -328,6 +334,8 @@ async def run_one(
                 for task in background:
                     task.cancel()
                 await asyncio.gather(*background, return_exceptions=True)
+                if profiler is not None:
+                    result["profile"] = await asyncio.to_thread(profiler.stop)
             if system.postgres is not None:
                 # PostgreSQL backends opened during the load count in full (they started from
                 # zero); ended ones are in the postmaster's children times.
@@ -535,6 +543,11 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--slow-erp-window-s", type=float, default=60.0)
     parser.add_argument("--no-ceiling", action="store_true", help="skip the transport ceiling")
     parser.add_argument("--keep", action="store_true", help="keep each run's data folder and logs")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="py-spy on every mesh service during the sustained load (bench/profile.py)",
+    )
     parser.add_argument("--no-write", action="store_true", help="do not write bench/results/")
     parser.add_argument("--label", default="", help="appended to the result file's name")
     parser.add_argument(
