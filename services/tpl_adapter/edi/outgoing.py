@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -23,7 +24,9 @@ async def send(
 
     The control number is taken in the caller's transaction; the file is written before it
     commits, so a rollback can leave a file whose number is reused by the next interchange; the
-    partner deduplicates 940s by W05-02 (the release id), so the repeat creates nothing.
+    partner deduplicates 940s by W05-02 (the release id), so the repeat creates nothing. The write
+    and its fsync run in a worker thread: a slow disk (a mounted drop folder) delays this
+    transaction, never the event loop.
 
     Returns:
         The interchange control number (ISA13 = GS06).
@@ -38,5 +41,5 @@ async def send(
         date=stamp.strftime("%Y%m%d"),
         time=stamp.strftime("%H%M"),
     )
-    mailbox.put(transactions[0].code, control, write([interchange]))
+    await asyncio.to_thread(mailbox.put, transactions[0].code, control, write([interchange]))
     return control

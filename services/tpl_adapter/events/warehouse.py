@@ -2,20 +2,40 @@
 with reference id = release id, or a 940), a cancellation request a 3PL cancel, an address
 correction an update of the 3PL order's unpicked shipments.
 
-Every handler runs inside its delivery's transaction (inbox row, release row and the answer
-event commit together); 3PL calls that may help on a later try raise Retryable, refusals become
-Warehouse*Rejected facts.
+Each message is handled in two steps (docs/decisions/0027-prepare-phase-outside-the-transaction.md):
+
+- `prepare_*` runs before the consumer's transaction and holds no database lock. It takes the
+  order's turn (a per-order lock kept until the transaction ends), reads the release rows, makes
+  the 3PL calls and returns their outcome. On SQLite a transaction holds the process's only
+  writer, so a 3PL call inside it would make every other order wait. Every prepare step is safe to
+  repeat, because a redelivery repeats it: a release is looked up by its reference id before it is
+  created on a redelivery and a 422 "Duplicate reference ID" is adopted (M2), a cancel of a
+  cancelled order answers the order, an address update sets absolute values.
+- `on_*` runs in the transaction (inbox row, release row and the answer event commit together).
+  It checks that the rows are still what prepare read, records the outcome and emits the facts.
+  Within one process the order's turn keeps the rows unchanged; if another replica (or the
+  webhook reporter) changed one, the handler raises `Retryable` and the next delivery prepares
+  again from the new state.
+
+3PL calls that may help on a later try raise Retryable (with the 3PL's Retry-After), refusals
+become Warehouse*Rejected facts. EDI mode makes no network call: its 940s are written in the
+transaction, which needs the control number it takes.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections import defaultdict
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from libs.bus import MessageContext, Permanent, Retryable, Subscription
+from libs.bus import MessageContext, Permanent, PrepareContext, Retryable, Subscription
 from libs.telemetry import capture_flow
 from libs.x12 import Reference
 from retail.common.v1 import common_pb2
@@ -30,6 +50,8 @@ from services.tpl_adapter.translate import release as translate
 log = logging.getLogger(__name__)
 
 DURABLE = "tpl-adapter"
+#: Retry delay while a release the message needs is not answered by the 3PL yet.
+UNANSWERED_RETRY_S = 2.0
 
 
 def _now() -> datetime:
@@ -52,15 +74,107 @@ def _tpl_fact(event):
     return event
 
 
+def _unanswered(release_id: str) -> Retryable:
+    return Retryable(f"release {release_id} not yet answered by the 3PL", delay=UNANSWERED_RETRY_S)
+
+
 def _retry_or_fail(error: TplError) -> Exception:
     if error.transient:
         return Retryable(f"3PL: {error}", delay=error.retry_after)
     return Permanent(f"3PL refused: {error}")
 
 
+#: What a prepare step read of a release row (status, mode, 3PL order id, shipped); None: no row.
+ReleaseState = tuple[str, str, str | None, bool] | None
+
+
+def _state(row: ReleaseRow | None) -> ReleaseState:
+    """The parts of a release row its handler checks again in the transaction."""
+    if row is None:
+        return None
+    return (row.status, row.mode, row.warehouse_order_id, bool(row.shipped))
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A 3PL business refusal, as the handler turns it into a Warehouse*Rejected fact."""
+
+    code: str
+    message: str
+    external_code: str = ""
+
+
+@dataclass
+class Prepared:
+    """What a prepare step hands to its handler.
+
+    Attributes:
+        seen: each release row the handler depends on, as prepare read it (by release id).
+    """
+
+    seen: dict[str, ReleaseState]
+
+
+@dataclass
+class ReleasePrepared(Prepared):
+    """OrderReleasedToWarehouse: the 3PL order found or created, or the 3PL's refusal.
+
+    Both None: nothing sent (answered already, or EDI mode, whose 940 the handler writes).
+    """
+
+    order: dict[str, Any] | None = None
+    refusal: Refusal | None = None
+
+
+@dataclass
+class CancelPrepared(Prepared):
+    """OrderCancellationRequested: the outcome of the 3PL cancel (None: no cancel was sent).
+
+    Attributes:
+        cancelled: the 3PL cancelled the order.
+        refusal: the 3PL refused the cancel.
+        shipped: the refusal says the order has shipped.
+    """
+
+    cancelled: bool = False
+    refusal: Refusal | None = None
+    shipped: bool = False
+
+
+@dataclass
+class AddressOutcome:
+    """The 3PL's answer for one release: the shipments updated, or its refusal."""
+
+    updated: list[str] = field(default_factory=list)
+    refusal: Refusal | None = None
+    shipped: bool = False
+
+
+@dataclass
+class AddressPrepared(Prepared):
+    """OrderAddressCorrected: the outcome per release sent by JSON API (by release id)."""
+
+    outcomes: dict[str, AddressOutcome] = field(default_factory=dict)
+
+
+P = TypeVar("P", bound=Prepared)
+
+
+def _prepared(ctx: MessageContext, kind: type[P]) -> P:
+    if not isinstance(ctx.prepared, kind):
+        raise RuntimeError(f"no {kind.__name__} for this handler: subscribe it with its prepare step")
+    return ctx.prepared
+
+
+def _release_rejection(error: TplError) -> Refusal:
+    text = error.message.lower()
+    code = "INVALID_SKU" if "product" in text or "sku" in text else "WAREHOUSE_REJECTED"
+    return Refusal(code, error.message, error.code)
+
+
 @dataclass
 class WarehouseEvents:
-    """The handlers, bound to the 3PL clients.
+    """The prepare steps and handlers, bound to the 3PL clients.
 
     Args:
         api: The 3PL JSON API.
@@ -75,6 +189,11 @@ class WarehouseEvents:
     sender_id: str = "RETAILMESH"
     receiver_id: str = "TPLSANDBOX"
     _centers: dict[str, int] = field(default_factory=dict)
+    # One message at a time per order in this process, from its prepare step until its
+    # transaction ends, so a cancellation or an address correction never runs while the order's
+    # release is being created. A lock is dropped when nobody holds or wants it.
+    _locks: dict[str, asyncio.Lock] = field(default_factory=dict, repr=False)
+    _lock_users: defaultdict[str, int] = field(default_factory=lambda: defaultdict(int), repr=False)
 
     def subscription(self) -> Subscription:
         """The one durable consumer of the tpl-adapter on ORDERS."""
@@ -86,11 +205,22 @@ class WarehouseEvents:
                 order_events.OrderAddressCorrected,
             ],
             handler=self.handle,
+            prepare=self.prepare,
             ack_wait=60.0,
         )
 
+    async def prepare(self, event, pctx: PrepareContext) -> Prepared | None:
+        """Dispatch by event type: the 3PL calls, before the transaction."""
+        if isinstance(event, order_events.OrderReleasedToWarehouse):
+            return await self.prepare_release(event, pctx)
+        if isinstance(event, order_events.OrderCancellationRequested):
+            return await self.prepare_cancellation(event, pctx)
+        if isinstance(event, order_events.OrderAddressCorrected):
+            return await self.prepare_address_corrected(event, pctx)
+        return None
+
     async def handle(self, event, ctx: MessageContext) -> None:
-        """Dispatch by event type."""
+        """Dispatch by event type: record and answer, in the transaction."""
         if isinstance(event, order_events.OrderReleasedToWarehouse):
             await self.on_release(event, ctx)
         elif isinstance(event, order_events.OrderCancellationRequested):
@@ -98,14 +228,80 @@ class WarehouseEvents:
         elif isinstance(event, order_events.OrderAddressCorrected):
             await self.on_address_corrected(event, ctx)
 
+    # --- the order's turn and the re-check ------------------------------------------------------
+
+    @asynccontextmanager
+    async def _order_lock(self, order_id: str) -> AsyncIterator[None]:
+        lock = self._locks.get(order_id)
+        if lock is None:
+            lock = self._locks[order_id] = asyncio.Lock()
+        self._lock_users[order_id] += 1
+        try:
+            async with lock:
+                yield
+        finally:
+            self._lock_users[order_id] -= 1
+            if not self._lock_users[order_id]:
+                del self._lock_users[order_id]
+                del self._locks[order_id]
+
+    async def _turn(self, pctx: PrepareContext, order_id: str) -> None:
+        """Wait for the order's turn and keep it until the delivery is settled."""
+        # Taken before the transaction, never in it: a handler holds the SQLite writer, and must
+        # not wait for a lock whose holder is waiting for the writer.
+        await pctx.hold(self._order_lock(order_id))
+
+    @staticmethod
+    async def _read(pctx: PrepareContext, release_ids: list[str]) -> dict[str, ReleaseRow | None]:
+        async with pctx.db.read() as session:
+            return {release_id: await session.get(ReleaseRow, release_id) for release_id in release_ids}
+
+    @staticmethod
+    def _unchanged(row: ReleaseRow | None, release_id: str, prepared: Prepared) -> None:
+        """Raise Retryable when the row is not as prepare read it (another replica wrote it)."""
+        if _state(row) != prepared.seen.get(release_id):
+            raise Retryable(
+                f"release {release_id} changed while its 3PL calls were made", delay=UNANSWERED_RETRY_S
+            )
+
     # --- release (O5) -----------------------------------------------------------------------
 
+    async def prepare_release(
+        self, event: order_events.OrderReleasedToWarehouse, pctx: PrepareContext
+    ) -> ReleasePrepared:
+        """Find the 3PL order of the release by its reference id, or create it (M2)."""
+        await self._turn(pctx, event.order_id)
+        row = (await self._read(pctx, [event.release_id]))[event.release_id]
+        prepared = ReleasePrepared(seen={event.release_id: _state(row)})
+        if (row is not None and row.status != "sent") or self.mode == "edi":
+            return prepared  # answered already, or a 940 (written in the transaction)
+        try:
+            if pctx.delivery > 1 or row is not None:
+                # An earlier attempt may have created it and lost the answer (timeout, 5xx, a
+                # crash before our commit): adopt it rather than ask for a 422.
+                found = await self.api.orders_by_reference(event.release_id)
+                if found:
+                    prepared.order = found[0]
+                    return prepared
+            center = await self._center(event.location_id)
+            prepared.order = await self.api.create_order(translate.order_body(event, center))
+        except TplError as error:
+            if error.code == "DuplicateReferenceId":
+                prepared.order = await self._existing(event.release_id)
+            elif error.transient:
+                raise Retryable(f"3PL order create: {error}", delay=error.retry_after) from error
+            else:
+                prepared.refusal = _release_rejection(error)
+        return prepared
+
     async def on_release(self, event: order_events.OrderReleasedToWarehouse, ctx: MessageContext) -> None:
-        """Create the 3PL order for a release exactly once (M2) and say what the 3PL answered."""
+        """Record the 3PL order made for a release exactly once (M2) and say what the 3PL answered."""
+        prepared = _prepared(ctx, ReleasePrepared)
         session = ctx.session
         row = await session.get(ReleaseRow, event.release_id)
         if row is not None and row.status != "sent":
             return  # answered already (a replay of the same release under another event id)
+        self._unchanged(row, event.release_id, prepared)
         if row is None:
             row = ReleaseRow(
                 release_id=event.release_id,
@@ -123,17 +319,11 @@ class WarehouseEvents:
         if self.mode == "edi":
             await self._release_by_edi(session, event, row)
             return
-        try:
-            center = await self._center(event.location_id)
-            order = await self.api.create_order(translate.order_body(event, center))
-        except TplError as error:
-            if error.code == "DuplicateReferenceId":
-                order = await self._existing(event.release_id)
-            elif error.transient:
-                raise Retryable(f"3PL order create: {error}", delay=error.retry_after) from error
-            else:
-                await self._reject(ctx, row, event, error)
-                return
+        if prepared.refusal is not None:
+            await self._reject(ctx, row, event, prepared.refusal)
+            return
+        order = prepared.order
+        assert order is not None
         row.status = "accepted"
         row.warehouse_order_id = str(order["id"])
         row.updated_at = _now()
@@ -172,19 +362,14 @@ class WarehouseEvents:
         ctx: MessageContext,
         row: ReleaseRow,
         event: order_events.OrderReleasedToWarehouse,
-        error: TplError,
+        refusal: Refusal,
     ) -> None:
-        code = (
-            "INVALID_SKU"
-            if "product" in error.message.lower() or "sku" in error.message.lower()
-            else "WAREHOUSE_REJECTED"
-        )
         row.status = "rejected"
         row.updated_at = _now()
         rejected = order_events.WarehouseReleaseRejected(
             order_id=event.order_id,
             release_id=event.release_id,
-            reason=tpl_reason(code, error.message, error.code),
+            reason=tpl_reason(refusal.code, refusal.message, refusal.external_code),
         )
         await ctx.emit(_tpl_fact(rejected), key=event.order_id)
 
@@ -207,50 +392,87 @@ class WarehouseEvents:
 
     # --- cancellation (O7) -------------------------------------------------------------------
 
-    async def on_cancellation(
-        self, event: order_events.OrderCancellationRequested, ctx: MessageContext
-    ) -> None:
-        """Ask the 3PL to cancel a release: accepted, or rejected because it already shipped."""
-        row = await ctx.session.get(ReleaseRow, event.release_id)
+    @staticmethod
+    def _cancel_plan(
+        event: order_events.OrderCancellationRequested, row: ReleaseRow | None
+    ) -> tuple[str, list]:
+        """What a cancellation does with the release as `row` stands, and the lines it cancels.
+
+        One of `wait` (not answered yet), `accepted` (cancelled or never made), `shipped`,
+        `lines` (a line cancellation, which the 3PL cannot do), `edi` (a cancelling 940) or `api`
+        (a 3PL cancel).
+        """
         if row is None or row.status == "sent":
-            raise Retryable(f"release {event.release_id} not yet answered by the 3PL", delay=2.0)
+            return "wait", []
         release = translate.Release.from_json(row.release_id, row.order_id, row.location_id, row.lines)
         lines = list(event.lines) or [
             orders_pb2.LineQuantity(line_id=x.line_id, sku=x.sku, quantity=x.quantity) for x in release.lines
         ]
         if row.status in ("cancelled", "rejected"):
-            await self._cancel_accepted(ctx, row, lines)
-            return
+            return "accepted", lines
         if row.status == "cancel_rejected" or (row.shipped and row.mode == "api"):
-            await self._cancel_rejected(ctx, row, "ALREADY_SHIPPED", "already shipped", "")
-            return
-        whole = event.whole_release or _covers(release, lines)
-        if not whole:
+            return "shipped", lines
+        if not (event.whole_release or _covers(release, lines)):
             # The 3PL cancels whole orders only (API and 940 alike); a line cancellation of a
             # released order cannot reach the warehouse and must be refused, not faked.
-            await self._cancel_rejected(
-                ctx, row, "LINE_CANCEL_UNSUPPORTED", "the 3PL cancels whole orders only", ""
-            )
-            return
-        if row.mode == "edi":
-            await self._cancel_by_edi(ctx.session, row, lines)
-            return
+            return "lines", lines
+        return ("edi" if row.mode == "edi" else "api"), lines
+
+    async def prepare_cancellation(
+        self, event: order_events.OrderCancellationRequested, pctx: PrepareContext
+    ) -> CancelPrepared:
+        """Ask the 3PL to cancel the release's order (a cancel of a cancelled order is a no-op)."""
+        await self._turn(pctx, event.order_id)
+        row = (await self._read(pctx, [event.release_id]))[event.release_id]
+        prepared = CancelPrepared(seen={event.release_id: _state(row)})
+        plan, _ = self._cancel_plan(event, row)
+        if plan == "wait":
+            raise _unanswered(event.release_id)
+        if plan != "api":
+            return prepared
+        assert row is not None
         try:
-            await self.api.cancel_order(
-                row.warehouse_order_id or (await self._existing(row.release_id))["id"]
-            )
+            order_id = row.warehouse_order_id or (await self._existing(row.release_id))["id"]
+            await self.api.cancel_order(order_id)
         except TplError as error:
             if error.code == "OrderAlreadyShipped":
-                row.shipped = True
-                await self._cancel_rejected(
-                    ctx, row, "ALREADY_SHIPPED", f"already shipped: {error.message}", error.code
-                )
-                return
-            if error.transient:
+                prepared.shipped = True
+                prepared.refusal = Refusal("ALREADY_SHIPPED", f"already shipped: {error.message}", error.code)
+            elif error.transient:
                 raise Retryable(f"3PL cancel: {error}", delay=error.retry_after) from error
-            await self._cancel_rejected(ctx, row, "WAREHOUSE_REJECTED", error.message, error.code)
-            return
-        await self._cancel_accepted(ctx, row, lines)
+            else:
+                prepared.refusal = Refusal("WAREHOUSE_REJECTED", error.message, error.code)
+            return prepared
+        prepared.cancelled = True
+        return prepared
+
+    async def on_cancellation(
+        self, event: order_events.OrderCancellationRequested, ctx: MessageContext
+    ) -> None:
+        """Record the 3PL's answer to a cancellation: accepted, or rejected (it already shipped)."""
+        prepared = _prepared(ctx, CancelPrepared)
+        row = await ctx.session.get(ReleaseRow, event.release_id)
+        self._unchanged(row, event.release_id, prepared)
+        plan, lines = self._cancel_plan(event, row)
+        if plan == "wait":
+            raise _unanswered(event.release_id)
+        assert row is not None
+        if plan == "accepted":
+            await self._cancel_accepted(ctx, row, lines)
+        elif plan == "shipped":
+            await self._cancel_rejected(ctx, row, Refusal("ALREADY_SHIPPED", "already shipped"))
+        elif plan == "lines":
+            await self._cancel_rejected(
+                ctx, row, Refusal("LINE_CANCEL_UNSUPPORTED", "the 3PL cancels whole orders only")
+            )
+        elif plan == "edi":
+            await self._cancel_by_edi(ctx.session, row, lines)
+        elif prepared.refusal is not None:
+            row.shipped = row.shipped or prepared.shipped
+            await self._cancel_rejected(ctx, row, prepared.refusal)
+        else:
+            assert prepared.cancelled
+            await self._cancel_accepted(ctx, row, lines)
 
     async def _cancel_accepted(self, ctx: MessageContext, row: ReleaseRow, lines: list) -> None:
         row.status = "cancelled"
@@ -260,14 +482,14 @@ class WarehouseEvents:
         )
         await ctx.emit(_tpl_fact(accepted), key=row.order_id)
 
-    async def _cancel_rejected(
-        self, ctx: MessageContext, row: ReleaseRow, code: str, message: str, external: str
-    ) -> None:
-        if code == "ALREADY_SHIPPED":
+    async def _cancel_rejected(self, ctx: MessageContext, row: ReleaseRow, refusal: Refusal) -> None:
+        if refusal.code == "ALREADY_SHIPPED":
             row.status = "cancel_rejected"
         row.updated_at = _now()
         rejected = order_events.WarehouseCancellationRejected(
-            order_id=row.order_id, release_id=row.release_id, reason=tpl_reason(code, message, external)
+            order_id=row.order_id,
+            release_id=row.release_id,
+            reason=tpl_reason(refusal.code, refusal.message, refusal.external_code),
         )
         await ctx.emit(_tpl_fact(rejected), key=row.order_id)
 
@@ -291,51 +513,73 @@ class WarehouseEvents:
 
     # --- address correction (O7) --------------------------------------------------------------
 
+    async def prepare_address_corrected(
+        self, event: order_events.OrderAddressCorrected, pctx: PrepareContext
+    ) -> AddressPrepared:
+        """Set the corrected address on every unpicked 3PL shipment of the order's API releases."""
+        await self._turn(pctx, event.order_id)
+        rows = await self._read(pctx, list(event.release_ids))
+        prepared = AddressPrepared(seen={release_id: _state(row) for release_id, row in rows.items()})
+        for release_id, row in rows.items():
+            if row is None or row.status == "sent":
+                raise _unanswered(release_id)
+        for release_id, row in rows.items():
+            assert row is not None
+            if _address_plan(row) == "api":
+                prepared.outcomes[release_id] = await self._update_address(row, event.shipping_address)
+        return prepared
+
     async def on_address_corrected(
         self, event: order_events.OrderAddressCorrected, ctx: MessageContext
     ) -> None:
-        """Send a corrected address to the warehouse of each of the order's releases (O7).
+        """Answer a corrected address for each of the order's releases (O7).
 
         The JSON API changes every shipment not yet picked (ShipBob's
         `PUT /shipment/{id}:updateAddress`) and each release answers `WarehouseAddressUpdated`;
         a shipment already picked or shipped, or a release sent by EDI (no 940 modify is sent
         yet), answers `WarehouseAddressUpdateRejected` with the reason, for customer service.
         """
+        prepared = _prepared(ctx, AddressPrepared)
+        rows: dict[str, ReleaseRow] = {}
         for release_id in event.release_ids:
             row = await ctx.session.get(ReleaseRow, release_id)
+            self._unchanged(row, release_id, prepared)
             if row is None or row.status == "sent":
-                raise Retryable(f"release {release_id} not yet answered by the 3PL", delay=2.0)
-            if row.status in ("rejected", "cancelled"):
+                raise _unanswered(release_id)
+            rows[release_id] = row
+        for release_id, row in rows.items():
+            plan = _address_plan(row)
+            if plan == "skip":
                 continue
-            if row.shipped or row.status == "cancel_rejected":
-                await self._address_rejected(ctx, row, "ALREADY_SHIPPED", "already shipped", "")
-            elif row.mode == "edi":
+            if plan == "shipped":
+                await self._address_rejected(ctx, row, Refusal("ALREADY_SHIPPED", "already shipped"))
+            elif plan == "edi":
                 await self._address_rejected(
                     ctx,
                     row,
-                    "ADDRESS_UPDATE_UNSUPPORTED",
-                    "the EDI channel sends no 940 modify: correct the address at the 3PL by hand",
-                    "",
+                    Refusal(
+                        "ADDRESS_UPDATE_UNSUPPORTED",
+                        "the EDI channel sends no 940 modify: correct the address at the 3PL by hand",
+                    ),
                 )
             else:
-                await self._update_address(ctx, row, event.shipping_address)
+                await self._address_outcome(ctx, row, prepared.outcomes[release_id])
 
-    async def _update_address(self, ctx: MessageContext, row: ReleaseRow, address) -> None:
+    async def _update_address(self, row: ReleaseRow, address) -> AddressOutcome:
+        """Update every pending shipment of the release's 3PL order (absolute: safe to repeat)."""
         try:
             order = await self.api.get_order(
                 row.warehouse_order_id or (await self._existing(row.release_id))["id"]
             )
         except TplError as error:
             raise _retry_or_fail(error) from error
-        pending = [
-            s for s in order.get("shipments") or [] if s.get("status") not in ("Completed", "Cancelled")
-        ]
+        shipments = order.get("shipments") or []
+        pending = [s for s in shipments if s.get("status") not in ("Completed", "Cancelled")]
         if not pending:
-            row.shipped = row.shipped or any(
-                s.get("status") == "Completed" for s in order.get("shipments") or []
+            return AddressOutcome(
+                refusal=Refusal("ALREADY_SHIPPED", "nothing left to ship"),
+                shipped=any(s.get("status") == "Completed" for s in shipments),
             )
-            await self._address_rejected(ctx, row, "ALREADY_SHIPPED", "nothing left to ship", "")
-            return
         body = translate.address_update(address)
         for shipment in pending:
             try:
@@ -347,26 +591,43 @@ class WarehouseEvents:
                     "ShipmentAlreadyPicked": "ALREADY_PICKED",
                     "ShipmentAlreadyShipped": "ALREADY_SHIPPED",
                 }.get(error.code, "WAREHOUSE_REJECTED")
-                await self._address_rejected(ctx, row, code, error.message, error.code)
-                return
+                return AddressOutcome(refusal=Refusal(code, error.message, error.code))
+        return AddressOutcome(updated=[str(s["id"]) for s in pending])
+
+    async def _address_outcome(self, ctx: MessageContext, row: ReleaseRow, outcome: AddressOutcome) -> None:
+        if outcome.refusal is not None:
+            row.shipped = row.shipped or outcome.shipped
+            await self._address_rejected(ctx, row, outcome.refusal)
+            return
         row.updated_at = _now()
         updated = order_events.WarehouseAddressUpdated(
             order_id=row.order_id,
             release_id=row.release_id,
             warehouse_shipments=[
-                common_pb2.ExternalRef(system=common_pb2.SOURCE_SYSTEM_TPL, id=str(s["id"])) for s in pending
+                common_pb2.ExternalRef(system=common_pb2.SOURCE_SYSTEM_TPL, id=shipment_id)
+                for shipment_id in outcome.updated
             ],
         )
         await ctx.emit(_tpl_fact(updated), key=row.order_id)
 
-    async def _address_rejected(
-        self, ctx: MessageContext, row: ReleaseRow, code: str, message: str, external: str
-    ) -> None:
-        log.info("address correction refused", extra={"release_id": row.release_id, "code": code})
+    async def _address_rejected(self, ctx: MessageContext, row: ReleaseRow, refusal: Refusal) -> None:
+        log.info("address correction refused", extra={"release_id": row.release_id, "code": refusal.code})
         rejected = order_events.WarehouseAddressUpdateRejected(
-            order_id=row.order_id, release_id=row.release_id, reason=tpl_reason(code, message, external)
+            order_id=row.order_id,
+            release_id=row.release_id,
+            reason=tpl_reason(refusal.code, refusal.message, refusal.external_code),
         )
         await ctx.emit(_tpl_fact(rejected), key=row.order_id)
+
+
+def _address_plan(row: ReleaseRow) -> str:
+    """What an address correction does with an answered release: `skip` (rejected or cancelled),
+    `shipped`, `edi` (refused: no 940 modify) or `api` (update the 3PL shipments)."""
+    if row.status in ("rejected", "cancelled"):
+        return "skip"
+    if row.shipped or row.status == "cancel_rejected":
+        return "shipped"
+    return "edi" if row.mode == "edi" else "api"
 
 
 def _covers(release: translate.Release, lines: list) -> bool:
