@@ -11,6 +11,9 @@ PostgreSQL takes concurrent writers and is what production and multi-replica ser
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+import time
+import weakref
 from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -21,6 +24,9 @@ from sqlalchemy import MetaData, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.util import await_
+
+from libs.store import inline
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -61,17 +67,30 @@ class Database:
         sqlite_synchronous: SQLite `PRAGMA synchronous`; FULL keeps a committed outbox row through
             a power loss, NORMAL trades that for speed.
         pool_size: connections kept for PostgreSQL.
+        sqlite_inline: run SQLite statements on the event loop's thread (`libs.store.inline`)
+            instead of aiosqlite's worker thread, which costs several times the statement itself
+            (decision 0028).
     """
 
-    def __init__(self, url: str | URL, *, sqlite_synchronous: str = "FULL", pool_size: int = 10) -> None:
+    def __init__(
+        self,
+        url: str | URL,
+        *,
+        sqlite_synchronous: str = "FULL",
+        pool_size: int = 10,
+        sqlite_inline: bool = True,
+    ) -> None:
         self.url = normalize_url(url)
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
-        self._write_lock = WriterLock() if self.is_sqlite else None
+        self._write_lock = _writer_lock_for(self.url) if self.is_sqlite else None
         if self.is_sqlite:
             if self.url.database and self.url.database != ":memory:":
                 Path(self.url.database).parent.mkdir(parents=True, exist_ok=True)
-            self.engine: AsyncEngine = create_async_engine(self.url, connect_args={"timeout": 30})
-            _configure_sqlite(self.engine, sqlite_synchronous)
+            connect_args: dict[str, Any] = {"timeout": 30}
+            if sqlite_inline:
+                connect_args["async_creator_fn"] = inline.connect
+            self.engine: AsyncEngine = create_async_engine(self.url, connect_args=connect_args)
+            _configure_sqlite(self.engine, sqlite_synchronous, inline=sqlite_inline)
         else:
             self.engine = create_async_engine(
                 self.url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
@@ -118,7 +137,8 @@ class Database:
 
 class WriterLock:
     """The SQLite writer lock of one process: first come, first served, except that urgent
-    waiters are served before the others."""
+    waiters are served before the others. One per database file in a process, shared by every
+    `Database` on that file (two replicas in one test process, a tool beside a service)."""
 
     def __init__(self) -> None:
         self._held = False
@@ -153,7 +173,28 @@ class WriterLock:
         self._held = False
 
 
-def _configure_sqlite(engine: AsyncEngine, synchronous: str) -> None:
+_WRITER_LOCKS: weakref.WeakValueDictionary[str, WriterLock] = weakref.WeakValueDictionary()
+
+
+def _writer_lock_for(url: URL) -> WriterLock:
+    if not url.database or url.database == ":memory:":
+        return WriterLock()
+    key = str(Path(url.database).resolve())
+    lock = _WRITER_LOCKS.get(key)
+    if lock is None:
+        lock = _WRITER_LOCKS[key] = WriterLock()
+    return lock
+
+
+#: Inline statements never wait long inside SQLite: a writer of another process (the only one
+#: the process's WriterLock does not queue) is waited for in `BEGIN IMMEDIATE` retries that
+#: sleep on the event loop.
+_INLINE_BUSY_TIMEOUT_MS = 100
+_BEGIN_RETRY_S = 0.02
+_BEGIN_PATIENCE_S = 30.0
+
+
+def _configure_sqlite(engine: AsyncEngine, synchronous: str, *, inline: bool) -> None:
     """WAL, a busy timeout and `BEGIN IMMEDIATE`, following SQLAlchemy's pysqlite recipe."""
 
     @event.listens_for(engine.sync_engine, "connect")
@@ -163,7 +204,7 @@ def _configure_sqlite(engine: AsyncEngine, synchronous: str) -> None:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute(f"PRAGMA synchronous={synchronous}")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={_INLINE_BUSY_TIMEOUT_MS if inline else 30000}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
@@ -171,4 +212,16 @@ def _configure_sqlite(engine: AsyncEngine, synchronous: str) -> None:
     def _on_begin(connection: Any) -> None:
         # Writers take the write lock up front; readers take none (a WAL snapshot).
         write = connection.get_execution_options().get(_WRITE, False)
-        connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+        if not (write and inline):
+            connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+            return
+        raw = connection.connection.driver_connection._live()
+        give_up = time.monotonic() + _BEGIN_PATIENCE_S
+        while True:
+            try:
+                raw.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as error:
+                if "locked" not in str(error) or time.monotonic() > give_up:
+                    raise
+            await_(asyncio.sleep(_BEGIN_RETRY_S))  # another process writes: sleep on the loop, not in SQLite

@@ -123,3 +123,45 @@ async def test_a_sqlite_write_transaction_holds_the_write_lock_from_its_first_st
     async with db.read() as session:
         assert (await session.execute(text("SELECT n FROM counter WHERE id = 1"))).scalar_one() == 1
     await db.dispose()
+
+
+async def test_a_writer_of_another_process_is_waited_for_without_blocking_the_event_loop(sqlite_url: str):
+    # Statements run on the event loop's thread (libs.store.inline): a write lock held elsewhere
+    # must be waited for by sleeping on the loop, never inside SQLite, or every task would stop.
+    db = Database(sqlite_url)
+    async with db.transaction() as session:
+        await session.execute(text("CREATE TABLE counter (id INTEGER PRIMARY KEY, n INTEGER)"))
+        await session.execute(text("INSERT INTO counter (id, n) VALUES (1, 0)"))
+    other = sqlite3.connect(db.url.database, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+    ticks = 0
+    thirty = asyncio.Event()
+
+    async def tick() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            if ticks >= 30:
+                thirty.set()
+            await asyncio.sleep(0.01)
+
+    async def write() -> None:
+        async with db.transaction() as session:
+            await session.execute(text("UPDATE counter SET n = n + 1 WHERE id = 1"))
+
+    ticker = asyncio.create_task(tick())
+    writer = asyncio.create_task(write())
+    try:
+        async with asyncio.timeout(10):
+            await thirty.wait()  # the loop keeps running while the writer waits
+        assert not writer.done()
+        other.execute("COMMIT")
+        async with asyncio.timeout(10):
+            await writer
+    finally:
+        ticker.cancel()
+        other.close()
+
+    async with db.read() as session:
+        assert (await session.execute(text("SELECT n FROM counter WHERE id = 1"))).scalar_one() == 1
+    await db.dispose()
