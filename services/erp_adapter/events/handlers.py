@@ -693,10 +693,14 @@ class ErpHandlers:
         shipment = event.shipment
         prepared = _prepared(ctx, PostingPrepared)
         async with self._erp_step("erp-adapter.ShipmentConfirmed", prepared.started):
+            # The order's row locked first (FOR UPDATE on PostgreSQL; SQLite's writer already
+            # excludes the others): another replica's transaction recording a posting of this order
+            # commits before the checks below read, which under READ COMMITTED would otherwise miss
+            # its uncommitted row and record the same BC posting for a second shipment.
+            row = await ctx.session.get(ErpSalesOrderRow, shipment.order_id, with_for_update=True)
             if await ctx.session.get(ErpShipmentPostingRow, shipment.shipment_id) is not None:
                 return  # posted and published before (a replay with another event id)
             posted, invoice, final = prepared.posted, prepared.invoice, prepared.final
-            row = await ctx.session.get(ErpSalesOrderRow, shipment.order_id)
             if posted is None or row is None or await self._claimed(ctx.session, row.order_id, prepared):
                 # Another shipment of the order recorded this posting since prepare (another
                 # replica): prepare again, which posts this shipment or adopts its posting.

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, String
+from sqlalchemy import JSON, Boolean, DateTime, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from libs.store import Base
@@ -55,9 +55,14 @@ class ErpShipmentPostingRow(Base):
     """A shipment posted in BC (shipAndInvoice): the shipment id is the key, so it posts once."""
 
     __tablename__ = "erp_shipment_posting"
+    __table_args__ = (
+        Index("uq_erp_shipment_posting_bc_shipment_id", "bc_shipment_id", unique=True),
+        Index("uq_erp_shipment_posting_bc_invoice_id", "bc_invoice_id", unique=True),
+    )
 
     shipment_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     order_id: Mapped[str] = mapped_column(String(64), index=True)
+    # Unique (migration 0003): one BC posting belongs to one shipment of ours at most.
     bc_shipment_id: Mapped[str] = mapped_column(String(64))
     bc_shipment_number: Mapped[str] = mapped_column(String(32))
     bc_invoice_id: Mapped[str | None] = mapped_column(String(64))

@@ -3,8 +3,22 @@ Central stand-in → ErpShipmentPosted and ErpInvoicePosted, once per shipment."
 
 from __future__ import annotations
 
+import asyncio
+from contextlib import AsyncExitStack
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from libs.bus import MessageContext, Outbox, PrepareContext, Retryable
+from libs.store import Database
 from retail.orders.v1 import events_pb2 as order_events
 from retail.shipments.v1 import events_pb2 as shipment_events
+from services.erp_adapter.events import ErpHandlers
+from services.erp_adapter.events.handlers import PostingPrepared
+from services.erp_adapter.store.tables import ErpShipmentPostingRow
 from tests.integration.erp_adapter.conftest import Erp, accepted, sales_order, shipment_confirmed
 
 
@@ -32,6 +46,107 @@ async def test_two_partial_shipments_post_twice_and_the_last_invoice_is_final(er
     state = await erp.state()
     assert len([s for s in state["salesShipments"] if s["externalDocumentNumber"] == "#2001"]) == 2
     assert not [o for o in state["salesOrders"] if o["externalDocumentNumber"] == "#2001"]  # fully posted
+
+
+async def test_two_shipments_of_one_order_confirmed_at_once_are_posted_twice_and_the_last_is_final(
+    erp: Erp,
+) -> None:
+    await _created(erp, "O-23", "#2004")
+    first = shipment_confirmed("SH-6", "O-23", [("L1", "SKU-1001", 2)], partial=True)
+    second = shipment_confirmed("SH-7", "O-23", [("L2", "SKU-1002", 1)], partial=False)
+
+    # One commit, so one relay batch and one fetch: the adapter handles both side by side (an
+    # order split over two warehouses). Neither may take the other's posting as its own.
+    async with erp.publisher.db.transaction() as session:
+        for event in (first, second):
+            await erp.publisher.outbox.add(session, event, key="O-23")
+
+    invoices = await erp.wait_for(order_events.ErpInvoicePosted, count=2, order_id="O-23")
+    shipments = await erp.wait_for(shipment_events.ErpShipmentPosted, count=2, order_id="O-23")
+    assert len({i.erp_invoice.id for i in invoices}) == 2, invoices
+    assert len({s.erp_shipment.id for s in shipments}) == 2, shipments
+    assert sorted(i.final for i in invoices) == [False, True]
+    state = await erp.state()
+    assert len([s for s in state["salesShipments"] if s["externalDocumentNumber"] == "#2004"]) == 2
+    assert not [o for o in state["salesOrders"] if o["externalDocumentNumber"] == "#2004"]  # fully posted
+
+
+async def _prepare(
+    replica: ErpHandlers, db: Database, event: shipment_events.ShipmentConfirmed
+) -> PostingPrepared:
+    """One replica's prepare step of a ShipmentConfirmed, as its consumer runs it."""
+    async with AsyncExitStack() as held:
+        pctx = PrepareContext(
+            db=db,
+            event_id=f"ev-{event.shipment.shipment_id}",
+            event_type=event.DESCRIPTOR.full_name,
+            subject="",
+            headers={},
+            correlation_id="c",
+            causation_id=None,
+            delivery=1,
+            stream_seq=1,
+            consumer="erp-adapter",
+            _held=held,
+        )
+        return await replica.prepare_shipment_confirmed(event, pctx)
+
+
+def _context(
+    session: AsyncSession, event: shipment_events.ShipmentConfirmed, prepared: PostingPrepared
+) -> MessageContext:
+    """The handler's context in `session`, with the adapter's outbox."""
+    return MessageContext(
+        session=session,
+        event_id=f"ev-{event.shipment.shipment_id}",
+        event_type=event.DESCRIPTOR.full_name,
+        subject="",
+        headers={},
+        correlation_id="c",
+        causation_id=None,
+        delivery=1,
+        stream_seq=1,
+        consumer="erp-adapter",
+        outbox=Outbox(producer="erp-adapter"),
+        prepared=prepared,
+    )
+
+
+async def test_a_posting_found_by_two_replicas_is_recorded_for_one_shipment_only(
+    erp: Erp, database_url: str
+) -> None:
+    await _created(erp, "O-24", "#2005")
+    first = shipment_confirmed("SH-8", "O-24", [("L1", "SKU-1001", 2)], partial=True)
+    second = shipment_confirmed("SH-9", "O-24", [("L2", "SKU-1002", 1)], partial=False)
+    one, other = erp.handlers, ErpHandlers(erp.handlers.client, transient_retry_s=0.2)
+    db = Database(database_url)
+    try:
+        # Both replicas prepare before either commits: the other finds the first's posting
+        # in BC, not yet recorded by anyone, and takes it for its own shipment's.
+        mine = await _prepare(one, db, first)
+        theirs = await _prepare(other, db, second)
+        assert mine.posted is not None and theirs.posted is not None
+        assert theirs.posted["id"] == mine.posted["id"]
+
+        async def other_records() -> None:
+            async with db.transaction() as session:
+                await other.on_shipment_confirmed(second, _context(session, second, theirs))
+
+        async with db.transaction() as session:
+            await one.on_shipment_confirmed(first, _context(session, first, mine))
+            await session.flush()
+            racing = asyncio.create_task(other_records())
+            await asyncio.sleep(0.5)  # the other replica's transaction runs while this one is open
+        with pytest.raises(Retryable):
+            await racing
+
+        async with db.read() as session:
+            query = select(ErpShipmentPostingRow.shipment_id).where(
+                ErpShipmentPostingRow.bc_shipment_id == str(mine.posted["id"])
+            )
+            assert list(await session.scalars(query)) == ["SH-8"]
+    finally:
+        await db.dispose()
 
 
 async def test_redelivered_shipment_is_posted_once(erp: Erp) -> None:
@@ -63,3 +178,20 @@ async def test_lost_answer_of_the_posting_is_adopted_not_posted_again(erp: Erp) 
     assert not invoice.final
     state = await erp.state()
     assert len([s for s in state["salesShipments"] if s["externalDocumentNumber"] == "#2003"]) == 1
+
+
+async def test_one_bc_posting_can_be_recorded_for_one_shipment_only(erp: Erp, database_url: str) -> None:
+    # The database's own guard (migration 0003), beneath the handler's checks.
+    db = Database(database_url)
+    row = dict(order_id="O-25", bc_shipment_number="102009", final=False, posted_at=datetime.now(UTC))
+    try:
+        async with db.transaction() as session:
+            session.add(ErpShipmentPostingRow(shipment_id="SH-10", bc_shipment_id="bc-s-1", **row))
+        with pytest.raises(IntegrityError):
+            async with db.transaction() as session:
+                session.add(ErpShipmentPostingRow(shipment_id="SH-11", bc_shipment_id="bc-s-1", **row))
+        async with db.transaction() as session:  # no invoice yet: NULLs never collide
+            session.add(ErpShipmentPostingRow(shipment_id="SH-12", bc_shipment_id="bc-s-2", **row))
+            session.add(ErpShipmentPostingRow(shipment_id="SH-13", bc_shipment_id="bc-s-3", **row))
+    finally:
+        await db.dispose()
