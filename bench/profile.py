@@ -5,9 +5,10 @@ paused) on each of the mesh's Python processes when the first order is placed an
 the settle wait ends. Each profile is reduced to the functions that hold the most busy samples
 (inclusive: a function and everything it calls) and the leaf frames where the samples land
 (exclusive). Idle samples are left out: the event loop waiting in epoll (under uvloop the leaf
-Python frame is then the loop's runner) and aiosqlite's worker waiting for its next statement.
-The result JSON gets the summary per process; the raw py-spy files stay in the run's data folder
-with `--keep`.
+Python frame is then the loop's runner), aiosqlite's worker waiting for its next statement and an
+executor thread waiting for work. A commit's fsync (run in the executor) shows as its
+`_WorkItem.run` frame: time, not CPU. The result JSON gets the summary per process; the raw py-spy
+files stay in the run's data folder with `--keep`.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ IDLE_LEAVES = (
     re.compile(r"^run \(.*uvloop/__init__\.py:"),
     re.compile(r"^_connection_worker_thread \(.*aiosqlite/core\.py:59\)"),
     re.compile(r"^wait \(.*threading\.py:"),
+    # an executor thread waiting for work (SQLite commits run in the default executor)
+    re.compile(r"^_worker \(.*concurrent/futures/thread\.py:"),
 )
 _FRAME = re.compile(r"^(?P<function>.*?) \((?P<file>.*?):(?P<line>\d+)\)$")
 

@@ -19,6 +19,8 @@ RAW = "\n".join(
         "Runner.run (/usr/lib/python3.11/asyncio/runners.py:118) 400",
         "Thread.run (/usr/lib/python3.11/threading.py:982);"
         "_connection_worker_thread (/v/site-packages/aiosqlite/core.py:59) 700",
+        "Thread.run (/usr/lib/python3.11/threading.py:982);"
+        "_worker (/usr/lib/python3.11/concurrent/futures/thread.py:81) 300",
     ]
 )
 
