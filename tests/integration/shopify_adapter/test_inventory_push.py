@@ -151,7 +151,10 @@ async def test_the_stand_in_shows_the_online_store_availability_after_an_event(s
     row = await pushed(adapter, "SKU-1001", "EAST", 3)
     assert (row.pushed_quantity, row.pushed_version, row.last_error) == (7, 3, None)
     assert row.item_gid == shop.state()["inventory"]["SKU-1001"]["inventory_item_id"]
-    assert metric("shopify_inventory_update_lag_seconds_count") == lag_before + 1
+    # The lag is observed just after the row's commit: wait for it rather than race it.
+    await eventually(
+        lambda: metric("shopify_inventory_update_lag_seconds_count") == lag_before + 1, what="lag observed"
+    )
     assert len(set_calls(shop)) == 1
 
 
