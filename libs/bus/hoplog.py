@@ -7,7 +7,7 @@ from typing import Any
 
 from google.protobuf.json_format import MessageToDict
 from google.protobuf.message import Message
-from sqlalchemy import delete, insert, select
+from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from libs.bus.tables import HopRow
@@ -120,6 +120,4 @@ class HopLog:
     async def purge(self, older_than: timedelta) -> int:
         """Delete hops older than `older_than` (S4 retention); returns how many."""
         cutoff = datetime.now(UTC) - older_than
-        async with self.db.transaction() as session:
-            result = await session.execute(delete(HopRow).where(HopRow.created_at < cutoff))
-        return result.rowcount or 0
+        return await self.db.delete_in_batches(HopRow, HopRow.created_at < cutoff)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -59,6 +59,4 @@ class Inbox:
         replay window, or a late replay would be applied twice.
         """
         cutoff = datetime.now(UTC) - older_than
-        async with self.db.transaction() as session:
-            result = await session.execute(delete(InboxRow).where(InboxRow.processed_at < cutoff))
-        return result.rowcount or 0
+        return await self.db.delete_in_batches(InboxRow, InboxRow.processed_at < cutoff)

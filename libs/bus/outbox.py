@@ -15,7 +15,7 @@ from typing import Any
 from google.protobuf.message import Message
 from nats.js import JetStreamContext, api
 from nats.js.errors import APIError
-from sqlalchemy import and_, delete, event, func, select, update
+from sqlalchemy import and_, event, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from libs.bus.envelope import (
@@ -345,11 +345,9 @@ class OutboxRelay:
             The number of rows deleted.
         """
         cutoff = datetime.now(UTC) - older_than
-        async with self.db.transaction() as session:
-            result = await session.execute(
-                delete(OutboxRow).where(OutboxRow.status == PUBLISHED, OutboxRow.published_at < cutoff)
-            )
-        return result.rowcount or 0
+        return await self.db.delete_in_batches(
+            OutboxRow, OutboxRow.status == PUBLISHED, OutboxRow.published_at < cutoff
+        )
 
     async def republish(
         self,

@@ -6,6 +6,7 @@ import asyncio
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from sqlalchemy import text
 
 from libs.store import Database, normalize_url, upgrade
@@ -156,4 +157,30 @@ async def test_a_writer_cancelled_while_waiting_leaves_the_lock_usable(sqlite_ur
     async with db.read() as session:
         ids = (await session.execute(text("SELECT id FROM alpha_rows ORDER BY id"))).scalars().all()
     assert ids == [2, 3]
+    await db.dispose()
+
+
+async def test_delete_in_batches_removes_every_match_and_nothing_else(database_url: str):
+    db = Database(database_url)
+    marks = sa.Table(
+        "marks",
+        sa.MetaData(),
+        sa.Column("consumer", sa.String(32), primary_key=True),
+        sa.Column("event_id", sa.String(32), primary_key=True),
+        sa.Column("n", sa.Integer),
+    )
+    async with db.engine.begin() as connection:
+        await connection.run_sync(marks.metadata.create_all)
+    async with db.transaction() as session:
+        await session.execute(
+            sa.insert(marks), [{"consumer": f"c{n % 3}", "event_id": f"e{n}", "n": n} for n in range(250)]
+        )
+
+    # A composite key, and batches smaller than the matches: several short transactions.
+    deleted = await db.delete_in_batches(marks, marks.c.n < 200, marks.c.consumer != "c0", batch_size=40)
+
+    async with db.read() as session:
+        left = (await session.execute(sa.select(marks.c.n))).scalars().all()
+    assert deleted == len([n for n in range(200) if n % 3 != 0])
+    assert sorted(left) == sorted([n for n in range(200) if n % 3 == 0] + list(range(200, 250)))
     await db.dispose()
