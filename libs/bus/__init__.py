@@ -16,6 +16,7 @@ _EXPORTS = {
     "Retention": "libs.bus.bus",
     "Consumer": "libs.bus.consumer",
     "MessageContext": "libs.bus.consumer",
+    "KeyedLocks": "libs.bus.consumer",
     "PrepareContext": "libs.bus.consumer",
     "Subscription": "libs.bus.consumer",
     "DeadLetters": "libs.bus.deadletter",

@@ -8,7 +8,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -140,6 +140,32 @@ class PrepareContext:
             What entering `resource` returned.
         """
         return await self._held.enter_async_context(resource)
+
+
+class KeyedLocks:
+    """One `asyncio.Lock` per key, created on first use and dropped when nobody holds or waits for
+    it: `await pctx.hold(locks.of(order_id))` keeps one message at a time per key in this process,
+    from its prepare step until its transaction ends."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._users: dict[str, int] = {}
+
+    @contextlib.asynccontextmanager
+    async def of(self, key: str) -> AsyncIterator[None]:
+        """Hold the lock of `key` for the block."""
+        lock = self._locks.get(key)
+        if lock is None:
+            lock = self._locks[key] = asyncio.Lock()
+        self._users[key] = self._users.get(key, 0) + 1
+        try:
+            async with lock:
+                yield
+        finally:
+            self._users[key] -= 1
+            if not self._users[key]:
+                del self._users[key]
+                del self._locks[key]
 
 
 Handler = Callable[[Message, MessageContext], Awaitable[None]]

@@ -35,7 +35,7 @@ from typing import Any, TypeVar
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from libs.bus import MessageContext, Permanent, PrepareContext, Retryable, Subscription
+from libs.bus import KeyedLocks, MessageContext, Permanent, PrepareContext, Retryable, Subscription
 from libs.telemetry import record_outcome
 from retail.common.v1 import common_pb2
 from retail.orders.v1 import events_pb2 as order_events
@@ -188,30 +188,14 @@ class ErpHandlers:
         # One message at a time per order in this process, from its prepare step until its
         # transaction ends, so a cancellation never races the creation of the same order and two
         # shipments of one order never post at once. A lock is dropped when nobody holds or wants it.
-        self._locks: dict[str, asyncio.Lock] = {}
-        self._lock_users: defaultdict[str, int] = defaultdict(int)
-
-    @asynccontextmanager
-    async def _order_lock(self, order_id: str) -> AsyncIterator[None]:
-        lock = self._locks.get(order_id)
-        if lock is None:
-            lock = self._locks[order_id] = asyncio.Lock()
-        self._lock_users[order_id] += 1
-        try:
-            async with lock:
-                yield
-        finally:
-            self._lock_users[order_id] -= 1
-            if not self._lock_users[order_id]:
-                del self._lock_users[order_id]
-                del self._locks[order_id]
+        self._locks = KeyedLocks()
 
     async def _turn(self, pctx: PrepareContext, order_id: str) -> float:
         """Wait for the order's turn and keep it until the delivery is settled; returns the start."""
         started = asyncio.get_running_loop().time()
         # Taken before the transaction, never in it: a handler holds the SQLite writer, and must
         # not wait for a lock whose holder is waiting for the writer.
-        await pctx.hold(self._order_lock(order_id))
+        await pctx.hold(self._locks.of(order_id))
         return started
 
     @asynccontextmanager

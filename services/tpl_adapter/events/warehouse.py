@@ -24,18 +24,14 @@ transaction, which needs the control number it takes.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections import defaultdict
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from libs.bus import MessageContext, Permanent, PrepareContext, Retryable, Subscription
+from libs.bus import KeyedLocks, MessageContext, Permanent, PrepareContext, Retryable, Subscription
 from libs.telemetry import capture_flow
 from libs.x12 import Reference
 from retail.common.v1 import common_pb2
@@ -192,8 +188,7 @@ class WarehouseEvents:
     # One message at a time per order in this process, from its prepare step until its
     # transaction ends, so a cancellation or an address correction never runs while the order's
     # release is being created. A lock is dropped when nobody holds or wants it.
-    _locks: dict[str, asyncio.Lock] = field(default_factory=dict, repr=False)
-    _lock_users: defaultdict[str, int] = field(default_factory=lambda: defaultdict(int), repr=False)
+    _locks: KeyedLocks = field(default_factory=KeyedLocks, repr=False)
 
     def subscription(self) -> Subscription:
         """The one durable consumer of the tpl-adapter on ORDERS."""
@@ -230,26 +225,11 @@ class WarehouseEvents:
 
     # --- the order's turn and the re-check ------------------------------------------------------
 
-    @asynccontextmanager
-    async def _order_lock(self, order_id: str) -> AsyncIterator[None]:
-        lock = self._locks.get(order_id)
-        if lock is None:
-            lock = self._locks[order_id] = asyncio.Lock()
-        self._lock_users[order_id] += 1
-        try:
-            async with lock:
-                yield
-        finally:
-            self._lock_users[order_id] -= 1
-            if not self._lock_users[order_id]:
-                del self._lock_users[order_id]
-                del self._locks[order_id]
-
     async def _turn(self, pctx: PrepareContext, order_id: str) -> None:
         """Wait for the order's turn and keep it until the delivery is settled."""
         # Taken before the transaction, never in it: a handler holds the SQLite writer, and must
         # not wait for a lock whose holder is waiting for the writer.
-        await pctx.hold(self._order_lock(order_id))
+        await pctx.hold(self._locks.of(order_id))
 
     @staticmethod
     async def _read(pctx: PrepareContext, release_ids: list[str]) -> dict[str, ReleaseRow | None]:

@@ -6,14 +6,11 @@ being created is left with no sales order in Business Central."""
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 import time
-from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import parse_qs
 
 import httpx
 import pytest
@@ -27,6 +24,7 @@ from sandbox.business_central.config import BusinessCentralSettings
 from sandbox.common.server import serve_in_thread
 from services.erp_adapter.store.tables import CANCELLED, ErpSalesOrderRow
 from tests.integration.erp_adapter.conftest import Erp, accepted, sales_order
+from tests.support.inflight import InFlight
 
 #: What every look-up and create of a sales order costs at the slowed Business Central.
 LATENCY_MS = 1000
@@ -34,66 +32,9 @@ ORDERS = 8
 _EXTERNAL = re.compile(r"externalDocumentNumber eq '(.*)'")
 
 
-@dataclass
-class Call:
-    """One API request the stand-in served, for the sales order with external number `key`."""
-
-    method: str
-    path: str
-    key: str
-    started: float
-    ended: float | None = None
-
-
-class InFlight:
-    """ASGI middleware in front of the stand-in: when each sales order request began and ended."""
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-        self.calls: list[Call] = []
-
-    async def __call__(self, scope: dict, receive: Callable[[], Awaitable[dict]], send: Any) -> None:
-        if scope["type"] != "http" or not scope["path"].endswith("/salesOrders"):
-            await self.app(scope, receive, send)
-            return
-        query = parse_qs(scope["query_string"].decode())
-        found = _EXTERNAL.search(query.get("$filter", [""])[0])
-        call = Call(scope["method"], scope["path"], found.group(1) if found else "", time.monotonic())
-        self.calls.append(call)
-        body = bytearray()
-        more = True
-        while more:  # read the whole body now: the stand-in reads it only after its latency
-            message = await receive()
-            body.extend(message.get("body", b""))
-            more = message.get("more_body", False)
-        if call.method == "POST" and body:
-            call.key = str(json.loads(body).get("externalDocumentNumber", ""))
-
-        replayed = False
-
-        async def replay() -> dict:
-            nonlocal replayed
-            if replayed:
-                return await receive()  # the disconnect, when the app waits for it
-            replayed = True
-            return {"type": "http.request", "body": bytes(body), "more_body": False}
-
-        try:
-            await self.app(scope, replay, send)
-        finally:
-            call.ended = time.monotonic()
-
-    def most_orders_in_flight(self) -> int:
-        """The most sales orders (by external number) with a request in flight at one moment."""
-        done = [c for c in self.calls if c.key and c.ended is not None]
-        return max(
-            (len({c.key for c in done if c.started <= at < c.ended}) for at in (c.started for c in done)),
-            default=0,
-        )
-
-    def creates(self, key: str) -> list[Call]:
-        """The POST salesOrders requests of one order."""
-        return [c for c in self.calls if c.method == "POST" and c.key == key]
+def _external_number(query: dict[str, list[str]]) -> str:
+    found = _EXTERNAL.search(query.get("$filter", [""])[0])
+    return found.group(1) if found else ""
 
 
 @pytest.fixture
@@ -112,7 +53,12 @@ def bc_settings() -> dict[str, Any]:
 @pytest.fixture
 def stand_in(bc_settings: dict[str, Any]) -> InFlight:
     """The Business Central stand-in behind a recorder of its sales order requests."""
-    return InFlight(create_app(BusinessCentralSettings(**bc_settings)))
+    return InFlight(
+        create_app(BusinessCentralSettings(**bc_settings)),
+        path_suffix="/salesOrders",
+        key_from_query=_external_number,
+        body_key="externalDocumentNumber",
+    )
 
 
 @pytest.fixture
@@ -135,7 +81,7 @@ async def test_orders_accepted_together_are_created_in_business_central_at_the_s
     assert {c.order_id for c in created} == set(names)
     assert [await erp.created(name) for name in names.values()] == [1] * ORDERS
     # One at a time behind the SQLite writer, no two orders would ever be at the ERP together.
-    assert stand_in.most_orders_in_flight() >= ORDERS // 2
+    assert stand_in.most_keys_in_flight() >= ORDERS // 2
 
 
 async def test_an_order_cancelled_while_its_sales_order_is_created_keeps_no_sales_order(

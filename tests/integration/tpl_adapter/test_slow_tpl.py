@@ -6,14 +6,11 @@ the release's one 3PL order cancelled."""
 from __future__ import annotations
 
 import asyncio
-import json
 import time
-from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs
 
 import httpx
 import pytest
@@ -24,71 +21,11 @@ from sandbox.tpl.app import create_app
 from sandbox.tpl.config import TplSettings
 from services.tpl_adapter.store import ReleaseRow
 from tests.integration.tpl_adapter.conftest import Mesh, release, wait_until
+from tests.support.inflight import InFlight
 
 #: What every order create costs at the slowed 3PL.
 LATENCY_MS = 1000
 RELEASES = 8
-
-
-@dataclass
-class Call:
-    """One 3PL order request the stand-in served, for the release with reference id `key`."""
-
-    method: str
-    path: str
-    key: str
-    started: float
-    ended: float | None = None
-
-
-class InFlight:
-    """ASGI middleware in front of the stand-in: when each order create or look-up began and ended."""
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-        self.calls: list[Call] = []
-
-    async def __call__(self, scope: dict, receive: Callable[[], Awaitable[dict]], send: Any) -> None:
-        if scope["type"] != "http" or not scope["path"].endswith("/order"):
-            await self.app(scope, receive, send)
-            return
-        query = parse_qs(scope["query_string"].decode())
-        call = Call(scope["method"], scope["path"], query.get("ReferenceIds", [""])[0], time.monotonic())
-        self.calls.append(call)
-        body = bytearray()
-        more = True
-        while more:  # read the whole body now: the stand-in reads it only after its latency
-            message = await receive()
-            body.extend(message.get("body", b""))
-            more = message.get("more_body", False)
-        if call.method == "POST" and body:
-            call.key = str(json.loads(body).get("reference_id", ""))
-
-        replayed = False
-
-        async def replay() -> dict:
-            nonlocal replayed
-            if replayed:
-                return await receive()  # the disconnect, when the app waits for it
-            replayed = True
-            return {"type": "http.request", "body": bytes(body), "more_body": False}
-
-        try:
-            await self.app(scope, replay, send)
-        finally:
-            call.ended = time.monotonic()
-
-    def most_releases_in_flight(self) -> int:
-        """The most releases (by reference id) with a request in flight at one moment."""
-        done = [c for c in self.calls if c.key and c.ended is not None]
-        return max(
-            (len({c.key for c in done if c.started <= at < c.ended}) for at in (c.started for c in done)),
-            default=0,
-        )
-
-    def creates(self, key: str) -> list[Call]:
-        """The order creates of one release."""
-        return [c for c in self.calls if c.method == "POST" and c.key == key]
 
 
 @pytest.fixture
@@ -101,7 +38,12 @@ def stand_in(tmp_path: Path) -> InFlight:
         time_scale=1.0,
         faults={"order.create": {"latency_ms": LATENCY_MS}},
     )
-    return InFlight(create_app(settings))
+    return InFlight(
+        create_app(settings),
+        path_suffix="/order",
+        key_from_query=lambda query: query.get("ReferenceIds", [""])[0],
+        body_key="reference_id",
+    )
 
 
 @pytest.fixture
@@ -130,7 +72,7 @@ async def test_releases_sent_together_are_created_at_the_3pl_at_the_same_time(
     assert sorted(e.release_id for e in accepted) == sorted(e.release_id for e in events)
     assert (await mesh.counts())["created"]["orders"] == {e.release_id: 1 for e in events}
     # One at a time behind the SQLite writer, no two releases would ever be at the 3PL together.
-    assert stand_in.most_releases_in_flight() >= RELEASES // 2
+    assert stand_in.most_keys_in_flight() >= RELEASES // 2
 
 
 async def test_a_release_cancelled_while_its_3pl_order_is_created_leaves_it_cancelled(
