@@ -10,7 +10,8 @@ mesh,inline,celery`), on a fresh sandbox of its own (bench/systems.py):
    orders ship and a SKU nobody buys is recounted at the 3PL now and then (inventory lag);
 4. wait until every order is done (fulfilled with tracking at Shopify, invoiced in Business
    Central) or the deadline passes; read every figure from the stand-ins' own records
-   (bench/figures.py) and the system's CPU from psutil;
+   (bench/figures.py), for the mesh also its own position changes from JetStream against them
+   (bench/positions.py), and the system's CPU from psutil;
 5. stop everything. The transport ceiling (raw gRPC echo, JetStream) is measured once, in the first
    mesh run, with the mesh idle.
 Then print a table per scenario and, as the last line, one JSON object; write it to bench/results/.
@@ -45,6 +46,7 @@ import psutil
 
 from bench import hop
 from bench.figures import collect, compute
+from bench.positions import availability_changes, position_lag
 from bench.profile import Profiler
 from bench.systems import SYSTEMS, System, until
 from libs.bus.embedded import free_port
@@ -343,6 +345,15 @@ async def run_one(
             cpu = _cpu_seconds(own) - cpu0
             per_process = {n: _cpu_seconds([pid]) - per_process0[n] for n, pid in named.items()}
             sandbox_cpu = _cpu_seconds(sandbox) - sandbox_cpu0
+            changes: list[dict[str, Any]] | None = None
+            if name == "mesh":
+                # The mesh's own position changes, read before the stand-ins' records so every
+                # change read had until the records were read to reach Shopify.
+                assert system.mesh.nats is not None
+                try:
+                    changes = await availability_changes(system.mesh.nats.url)
+                except Exception:  # a figure missing must not lose the run's other figures
+                    log.exception("%s/%s: could not read AvailabilityChanged from JetStream", scenario, name)
             records = await collect(
                 http, {s.name: system.sandbox_url(s.name) for s in system.topology.sandbox}
             )
@@ -354,6 +365,10 @@ async def run_one(
             restocks=restocks,
             lost_unless="accepted" if scenario == "burst" else "done",
         )
+        if changes is not None:
+            figures.update(position_lag(changes, records["shopify"], since=since))
+            if args.keep:
+                (data_dir / "position_changes.json").write_text(json.dumps(changes, indent=1) + "\n")
         placed = figures["orders_placed"]
         result.update(
             figures,
@@ -439,6 +454,8 @@ ROWS = (
     ("webhook attempts / failed", lambda r: f"{r['webhook_attempts']} / {r['webhook_failed_attempts']}"),
     ("acceptance p50 / p99 (ms)", lambda r: _triple(r, "acceptance", ("p50", "p99"))),
     ("inventory lag p50 / p99 (ms)", lambda r: _triple(r, "inventory_lag", ("p50", "p99"))),
+    ("position → Shopify lag p50 / p99 (ms)", lambda r: _triple(r, "position_lag", ("p50", "p99"))),
+    ("position changes measured (coalesced) / already shown / unshown", lambda r: _position_counts(r)),
     ("lost orders (not done)", lambda r: _fmt(r["lost_orders"])),
     ("duplicate ERP sales orders", lambda r: _fmt(r["duplicate_erp_sales_orders"])),
     ("duplicate 3PL orders", lambda r: _fmt(r["duplicate_tpl_orders"])),
@@ -461,6 +478,15 @@ def _fmt(value: Any, scale: float = 1.0, digits: int = 2) -> str:
 
 def _triple(r: dict[str, Any], prefix: str, which: tuple[str, ...]) -> str:
     return " / ".join(_fmt(r.get(f"{prefix}_{w}_s"), 1000, 0) for w in which)
+
+
+def _position_counts(r: dict[str, Any]) -> str:
+    if "position_changes_measured" not in r:
+        return "n/a"
+    return (
+        f"{r['position_changes_measured']} ({r['position_changes_coalesced']}) / "
+        f"{r['position_changes_already_shown']} / {r['position_changes_unshown']}"
+    )
 
 
 def table(result: dict[str, Any]) -> str:

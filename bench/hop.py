@@ -72,7 +72,9 @@ async def _until(check: Any, count: int, deadline_s: float, what: str) -> None:
         await asyncio.sleep(0.05)
 
 
-async def measure(nats_url: str, data_dir: Path, events: int, nats_pid: int | None) -> dict[str, Any]:
+async def measure(
+    nats_url: str, data_dir: Path, events: int, nats_pid: int | None, *, group_commit: bool = True
+) -> dict[str, Any]:
     """Run the two phases against `nats_url`; returns the hop figures."""
     streams = context_streams(1)
     producer_url = f"sqlite:///{data_dir / 'producer.db'}"
@@ -99,7 +101,9 @@ async def measure(nats_url: str, data_dir: Path, events: int, nats_pid: int | No
 
     nats = psutil.Process(nats_pid) if nats_pid else None
     async with migrated(consumer_url, [bus.MIGRATIONS]) as db:
-        subscription = Subscription("hop-bench", [order_events.OrderStatusChanged], handler)
+        subscription = Subscription(
+            "hop-bench", [order_events.OrderStatusChanged], handler, group_commit=group_commit
+        )
         cpu0 = time.process_time() + (sum(nats.cpu_times()[:2]) if nats else 0.0)
         wall0 = time.perf_counter()
         async with EventBus(
@@ -114,16 +118,20 @@ async def measure(nats_url: str, data_dir: Path, events: int, nats_pid: int | No
         "hops_per_s": events / wall,
         "cpu_ms_per_hop": 1000 * cpu / events,
         "includes_nats_server": nats is not None,
+        "group_commit": group_commit,
+        "transactions": db.group.stats.transactions if group_commit else events,
     }
 
 
-async def standalone(events: int) -> dict[str, Any]:
+async def standalone(events: int, *, group_commit: bool = True) -> dict[str, Any]:
     """Measure on a nats-server of our own in a temporary folder."""
     with tempfile.TemporaryDirectory(prefix="retail-mesh-hop-") as folder:
         server = EmbeddedNats(Path(folder) / "nats").start()
         try:
             assert server.process is not None
-            return await measure(server.url, Path(folder), events, server.process.pid)
+            return await measure(
+                server.url, Path(folder), events, server.process.pid, group_commit=group_commit
+            )
         finally:
             server.stop()
 
@@ -131,9 +139,12 @@ async def standalone(events: int) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=2000, help="hops to measure")
+    parser.add_argument(
+        "--no-group-commit", action="store_true", help="a transaction per hop (Subscription.group_commit off)"
+    )
     args = parser.parse_args()
     configure_telemetry("hop-bench")  # as every service does: SDK tracer, JSON logs
-    print(json.dumps(asyncio.run(standalone(args.events))))
+    print(json.dumps(asyncio.run(standalone(args.events, group_commit=not args.no_group_commit))))
 
 
 if __name__ == "__main__":

@@ -2,15 +2,15 @@
 
 How a message travels: `ActorRef.tell/ask` puts an envelope in the key's bounded mailbox (creating
 the activation on first use); the key's worker task takes envelopes one at a time and runs each
-as a *turn*: one `db.transaction()` in which the state is loaded if needed, the handler runs, and
-the state is saved with a version check. If another replica saved first the transaction is rolled
-back and the message retried on fresh state; the retry locks the row (`FOR UPDATE` on
-PostgreSQL) so it cannot lose again. See docs/decisions/0008-actor-turns-and-replicas.md.
+as a *turn*: one unit of the database's group commit (`libs.store.group`: the turns of activations
+waiting at the same moment share one transaction, a savepoint each) in which the state is loaded if
+needed, the handler runs, and the state is saved with a version check. If another replica saved
+first the unit is rolled back and the message retried on fresh state; the retry locks the row
+(`FOR UPDATE` on PostgreSQL) so it cannot lose again. See docs/decisions/0008-actor-turns-and-replicas.md.
 
-The seam for batching: `_run_turn` does everything a turn does inside a session it is given and
-returns what to apply in memory after commit. A batcher would run several activations' turns in
-one transaction (a SAVEPOINT each, so one failing handler does not undo the others) and apply
-their `_Committed` results after the single commit.
+`_run_turn` does everything a turn does inside the session it is given and returns what to apply
+in memory after the commit; `_turn` hands it to the group commit, which returns only after the
+shared commit, so nothing of a turn is applied in memory or answered before it is durable.
 """
 
 from __future__ import annotations
@@ -523,9 +523,21 @@ class ActorRuntime:
         return committed.stop
 
     async def _turn(self, act: _Activation, message: Any, *, lock: bool) -> _Committed | None:
-        """One attempt: one transaction. Returns None for a stale reminder (nothing to do)."""
-        async with self._db.transaction() as session:
+        """One attempt, through the database's group commit: the turns of other activations
+        waiting at the same moment share its transaction, a savepoint each (`libs.store.group`).
+        Returns once committed; None for a stale reminder (nothing to do)."""
+        runs = 0
+
+        async def unit(session: AsyncSession) -> _Committed | None:
+            nonlocal runs
+            runs += 1
+            if runs > 1:
+                # Run again alone after its group failed: what the first run loaded or changed
+                # in memory was never committed.
+                act.state = None
             return await self._run_turn(act, message, session, lock=lock)
+
+        return await self._db.group.run(unit)
 
     async def _run_turn(
         self, act: _Activation, message: Any, session: AsyncSession, *, lock: bool

@@ -211,6 +211,11 @@ class Subscription:
             nak with back-off, then dead-letter; Permanent and PoisonMessage dead-letter). An
             event a read finds in the inbox already is acked as a duplicate without running
             prepare; the inbox claim in the transaction stays the authority.
+        group_commit: run the transaction (inbox claim, handler, hop row) through the database's
+            group commit (`libs.store.group`): deliveries in flight at the same moment share one
+            transaction, a savepoint each, and each is acked only after that commit. A handler
+            then must not wait for a lock held outside the transaction (take it in prepare with
+            `pctx.hold`). False gives every delivery its own transaction.
     """
 
     durable: str
@@ -227,6 +232,7 @@ class Subscription:
     snapshot: bool = True
     relevant: Callable[[Message], Awaitable[bool]] | None = None
     prepare: Prepare | None = None
+    group_commit: bool = True
 
     @property
     def subjects(self) -> tuple[str, ...]:
@@ -440,7 +446,8 @@ class Consumer:
                 prepared = await self._prepare(
                     self.subscription.prepare, event, event_id, msg, headers, delivery, correlation, held
                 )
-            async with self.db.transaction() as session:
+
+            async def unit(session: AsyncSession) -> None:
                 await inbox.claim(session, self.durable, event_id)
                 ctx = MessageContext(
                     session=session,
@@ -467,6 +474,14 @@ class Consumer:
                     latency_ms=_ms(started),
                     payload=event if self.subscription.snapshot else None,
                 )
+
+            if self.subscription.group_commit:
+                # Shares a transaction with the deliveries in flight at the same moment (this
+                # consumer's and the process's other writers'); returns once committed.
+                await self.db.group.run(unit)
+            else:
+                async with self.db.transaction() as session:
+                    await unit(session)
         # A lost ack only means a redelivery, which the inbox row now answers as a duplicate.
         await _quietly(msg.ack())
         self.stats.add(hoplog.OK)

@@ -15,7 +15,7 @@ from typing import Any
 from google.protobuf.message import Message
 from nats.js import JetStreamContext, api
 from nats.js.errors import APIError
-from sqlalchemy import and_, event, func, select, update
+from sqlalchemy import and_, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from libs.bus.envelope import (
@@ -29,14 +29,13 @@ from libs.bus.envelope import (
 from libs.bus.publish import publish_batch
 from libs.bus.streams import subject_for
 from libs.bus.tables import FAILED, IN_FLIGHT, PENDING, PUBLISHED, OutboxRow
-from libs.store import Database
+from libs.store import Database, after_commit
 from libs.telemetry.correlation import correlation_id as current_correlation_id
 
 log = logging.getLogger(__name__)
 
 # JetStream error codes that no retry can fix: the message is larger than the stream accepts.
 _PERMANENT_PUBLISH_ERRORS = frozenset({10054})
-_HOOKED = "libs.bus.outbox.hooked"
 
 
 class Outbox:
@@ -123,12 +122,10 @@ class Outbox:
         return event_id
 
     def _hook(self, session: AsyncSession) -> None:
-        if not self._listeners or session.info.get(_HOOKED):
-            return
-        session.info[_HOOKED] = True
-        event.listen(session.sync_session, "after_commit", self._committed)
+        if self._listeners:
+            after_commit(session, self._committed)
 
-    def _committed(self, _session: Any) -> None:
+    def _committed(self) -> None:
         for callback in self._listeners:
             callback()
 

@@ -1,6 +1,7 @@
 """SQLAlchemy async engine and sessions, SQLite (WAL) by default and PostgreSQL by URL, migrations."""
 
 from libs.store.db import Base, Database, normalize_url
+from libs.store.group import GroupCommit, after_commit
 from libs.store.migrate import migrated, upgrade
 
-__all__ = ["Base", "Database", "migrated", "normalize_url", "upgrade"]
+__all__ = ["Base", "Database", "GroupCommit", "after_commit", "migrated", "normalize_url", "upgrade"]

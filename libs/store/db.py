@@ -27,6 +27,7 @@ from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.util import await_
 
 from libs.store import inline
+from libs.store.group import AFTER_COMMIT, GroupCommit, run_after_commit
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -99,6 +100,15 @@ class Database:
         self._writer_sessions = async_sessionmaker(
             self.engine, expire_on_commit=False, execution_options={_WRITE: True}
         )
+        self._group: GroupCommit | None = None
+
+    @property
+    def group(self) -> GroupCommit:
+        """The database's group commit (`libs.store.group`): write units of concurrent callers in
+        shared transactions. One per `Database`, made on first use."""
+        if self._group is None:
+            self._group = GroupCommit(self)
+        return self._group
 
     @property
     def dialect(self) -> str:
@@ -114,15 +124,20 @@ class Database:
                 must be stored before its 2xx, while background work queues for the writer).
         """
         if self._write_lock is None:
-            async with self._writer_sessions() as session, session.begin():
-                yield session
+            async with self._writer_sessions() as session:
+                async with session.begin():
+                    yield session
+                run_after_commit(session.info.pop(AFTER_COMMIT, []))
             return
         await self._write_lock.acquire(urgent=urgent)
         try:
-            async with self._writer_sessions() as session, session.begin():
-                yield session
+            async with self._writer_sessions() as session:
+                async with session.begin():
+                    yield session
+                callbacks = session.info.pop(AFTER_COMMIT, [])
         finally:
             self._write_lock.release()
+        run_after_commit(callbacks)
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:

@@ -1,4 +1,8 @@
-"""The inventory ledger: every change to positions and reservations, one transaction each.
+"""The inventory ledger: every change to positions and reservations, one unit of work each.
+
+A unit is all-or-nothing: its own transaction, or its own savepoint in a transaction it shares with
+the changes arriving at the same moment (`libs.store.group`); either way it is committed before
+its caller gets the answer.
 
 Concurrency (docs/decisions/0009-inventory-reservations.md): a change locks the position rows it
 touches (`SELECT ... FOR UPDATE`, in (sku, location) order) and reservation rows of the order,
@@ -305,35 +309,39 @@ class Ledger:
             result = await work(unit)
             await unit.finish(correlation_id, causation_id, emit)
             return result
-        for attempt in range(1, MAX_ATTEMPTS + 1):
+
+        async def attempt(tx: AsyncSession) -> R:
+            if request_id is not None:
+                stored = await self._stored(tx, request_id, request)
+                if stored is not None:
+                    return response_type.FromString(stored)  # type: ignore[union-attr]
+            unit = Work(tx, self)
+            result = await work(unit)
+            await unit.finish(correlation_id, causation_id)
+            if request_id is not None:
+                tx.add(
+                    RequestRow(
+                        request_id=request_id,
+                        method=type(request).__name__,
+                        fingerprint=_fingerprint(request),
+                        response=result.SerializeToString(),
+                        created_at=now(),
+                    )
+                )
+                await tx.flush()
+            return result
+
+        for attempt_no in range(1, MAX_ATTEMPTS + 1):
             try:
-                async with self.db.transaction() as tx:
-                    if request_id is not None:
-                        stored = await self._stored(tx, request_id, request)
-                        if stored is not None:
-                            return response_type.FromString(stored)  # type: ignore[union-attr]
-                    unit = Work(tx, self)
-                    result = await work(unit)
-                    await unit.finish(correlation_id, causation_id)
-                    if request_id is not None:
-                        tx.add(
-                            RequestRow(
-                                request_id=request_id,
-                                method=type(request).__name__,
-                                fingerprint=_fingerprint(request),
-                                response=result.SerializeToString(),
-                                created_at=now(),
-                            )
-                        )
-                        await tx.flush()
-                return result
+                # Requests arriving together share a transaction, a savepoint each (libs.store.group).
+                return await self.db.group.run(attempt)
             except (IntegrityError, _Retry) as error:
-                log.info("inventory transaction retried (%s), attempt %d", type(error).__name__, attempt)
+                log.info("inventory transaction retried (%s), attempt %d", type(error).__name__, attempt_no)
             except DBAPIError as error:
                 if not _transient(error):
                     raise
-                log.info("inventory transaction retried (%s), attempt %d", error.orig, attempt)
-            await asyncio.sleep(0.005 * attempt)
+                log.info("inventory transaction retried (%s), attempt %d", error.orig, attempt_no)
+            await asyncio.sleep(0.005 * attempt_no)
         raise RuntimeError(f"inventory transaction kept conflicting after {MAX_ATTEMPTS} attempts")
 
     async def _stored(self, session: AsyncSession, request_id: str, request: Message | None) -> bytes | None:

@@ -22,11 +22,12 @@ from typing import Any
 
 from google.protobuf.message import Message
 from pydantic import BaseModel
-from sqlalchemy import delete, event, select
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from libs.actors import Actor, Reminder, Turn
 from libs.bus import Outbox
+from libs.store import after_commit
 from libs.telemetry import capture_flow, correlation_id, resume_flow
 from services.orders.domain import machine
 from services.orders.domain.machine import Invalid, Outcome, Refused, Shortage
@@ -406,12 +407,12 @@ class OrderActor(Actor[OrderState]):
         )
 
     def _after_commit(self, session: AsyncSession, request: ReserveRequest) -> None:
-        def start(_session: Any) -> None:
+        def start() -> None:
             task = asyncio.get_running_loop().create_task(self._run_reserve(request))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-        event.listen(session.sync_session, "after_commit", start, once=True)
+        after_commit(session, start)
 
     async def _run_reserve(self, request: ReserveRequest) -> None:
         try:

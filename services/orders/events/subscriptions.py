@@ -17,11 +17,10 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 from google.protobuf.message import Message
-from sqlalchemy import event as sa_event
 from sqlalchemy import select
 
 from libs.bus import MessageContext, Permanent, Subscription
-from libs.store import Database
+from libs.store import Database, after_commit
 from retail.inventory.v1 import events_pb2 as inventory_events
 from retail.orders.v1 import events_pb2 as ev
 from retail.orders.v1 import orders_pb2
@@ -212,12 +211,12 @@ class Inbound:
             )
         )
 
-        def after_commit(_session: object) -> None:
+        def told() -> None:
             task = asyncio.get_running_loop().create_task(self.tell(order_id))
             self._pending.add(task)
             task.add_done_callback(self._pending.discard)
 
-        sa_event.listen(ctx.session.sync_session, "after_commit", after_commit, once=True)
+        after_commit(ctx.session, told)
 
     async def sweep_once(self, older_than_s: float = 1.0) -> int:
         """Tell every actor with facts waiting longer than `older_than_s`; returns how many."""

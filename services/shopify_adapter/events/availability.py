@@ -13,9 +13,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import case
-from sqlalchemy import event as sa_event
 
 from libs.bus import MessageContext, Subscription
+from libs.store import after_commit
 from retail.inventory.v1 import events_pb2 as inventory_events
 from services.shopify_adapter.store import tables
 from services.shopify_adapter.store.queries import insert_statement
@@ -78,7 +78,7 @@ def availability_subscription(
         )
         result = await ctx.session.execute(statement)
         if result.rowcount:
-            sa_event.listen(ctx.session.sync_session, "after_commit", lambda _s: on_recorded(), once=True)
+            after_commit(ctx.session, on_recorded)
 
     return Subscription(
         durable=DURABLE,

@@ -10,9 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from sqlalchemy import event as sa_event
-
 from libs.bus import MessageContext, Subscription
+from libs.store import after_commit
 from retail.shipments.v1 import events_pb2 as shipment_events
 from services.shopify_adapter.store import tables
 from services.shopify_adapter.store.queries import insert_if_absent
@@ -43,7 +42,7 @@ def shipment_subscription(on_recorded: Callable[[], None] = lambda: None) -> Sub
             ["shipment_id"],
         )
         if inserted:
-            sa_event.listen(ctx.session.sync_session, "after_commit", lambda _s: on_recorded(), once=True)
+            after_commit(ctx.session, on_recorded)
 
     return Subscription(
         durable=DURABLE,

@@ -33,6 +33,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from libs.store import Database
 from libs.telemetry import record_outcome
@@ -176,18 +177,23 @@ class DeliveryWorker:
             return tables.PENDING
         except (TranslationError, OrdersRefused, ShopifyError) as exc:
             status, error = tables.FAILED, f"{type(exc).__name__}: {exc}"[:1000]
-        async with self.db.transaction() as session:
-            await session.execute(
-                update(tables.WebhookDelivery)
-                .where(tables.WebhookDelivery.id == delivery_id)
-                .values(
-                    status=status,
-                    attempts=row.attempts + 1,
-                    last_error=error,
-                    order_gid=order_gid,
-                    processed_at=datetime.now(UTC),
-                )
+        settled = (
+            update(tables.WebhookDelivery)
+            .where(tables.WebhookDelivery.id == delivery_id)
+            .values(
+                status=status,
+                attempts=row.attempts + 1,
+                last_error=error,
+                order_gid=order_gid,
+                processed_at=datetime.now(UTC),
             )
+        )
+
+        async def settle(session: AsyncSession) -> None:
+            await session.execute(settled)
+
+        # Deliveries settled at the same moment share a transaction (libs.store.group).
+        await self.db.group.run(settle)
         outcome = "business_error" if status == tables.FAILED else "ok"
         record_outcome("shopify-adapter.webhook", outcome, time.perf_counter() - started)
         if status == tables.FAILED:
