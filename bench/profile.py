@@ -4,10 +4,12 @@
 paused) on each of the mesh's Python processes when the first order is placed and stops it when
 the settle wait ends. Each profile is reduced to the functions that hold the most busy samples
 (inclusive: a function and everything it calls) and the leaf frames where the samples land
-(exclusive). Idle samples are left out: the event loop waiting in epoll (under uvloop the leaf
-Python frame is then the loop's runner), aiosqlite's worker waiting for its next statement and an
-executor thread waiting for work. A commit's fsync (run in the executor) shows as its
-`_WorkItem.run` frame: time, not CPU. The result JSON gets the summary per process; the raw py-spy
+(exclusive). Only samples of the thread holding the GIL are taken (`--gil`), so a commit's fsync in
+a worker thread or a wait in C is not counted as work. Idle samples are left out: the event loop
+waiting in epoll (under uvloop the leaf Python frame is then the loop's runner), aiosqlite's worker
+waiting for its next statement and an executor thread waiting for work. SQLAlchemy's async layer
+runs its sync half in greenlets, whose stacks start at the ORM call (`Session.execute`), not at the
+service code that made it. The result JSON gets the summary per process; the raw py-spy
 files stay in the run's data folder with `--keep`.
 """
 
@@ -76,6 +78,7 @@ class Profiler:
                     "-f",
                     "raw",
                     "--nonblocking",
+                    "--gil",  # only the thread holding the GIL: CPU spent in Python, not waits
                     "--full-filenames",
                     "-o",
                     output,

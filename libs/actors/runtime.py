@@ -3,7 +3,7 @@
 How a message travels: `ActorRef.tell/ask` puts an envelope in the key's bounded mailbox (creating
 the activation on first use); the key's worker task takes envelopes one at a time and runs each
 as a *turn*: one unit of the database's group commit (`libs.store.group`: the turns of activations
-waiting at the same moment share one transaction, a savepoint each) in which the state is loaded if
+waiting at the same moment share one transaction) in which the state is loaded if
 needed, the handler runs, and the state is saved with a version check. If another replica saved
 first the unit is rolled back and the message retried on fresh state; the retry locks the row
 (`FOR UPDATE` on PostgreSQL) so it cannot lose again. See docs/decisions/0008-actor-turns-and-replicas.md.
@@ -524,7 +524,7 @@ class ActorRuntime:
 
     async def _turn(self, act: _Activation, message: Any, *, lock: bool) -> _Committed | None:
         """One attempt, through the database's group commit: the turns of other activations
-        waiting at the same moment share its transaction, a savepoint each (`libs.store.group`).
+        waiting at the same moment share its transaction (`libs.store.group`).
         Returns once committed; None for a stale reminder (nothing to do)."""
         runs = 0
 

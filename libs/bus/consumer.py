@@ -213,7 +213,7 @@ class Subscription:
             prepare; the inbox claim in the transaction stays the authority.
         group_commit: run the transaction (inbox claim, handler, hop row) through the database's
             group commit (`libs.store.group`): deliveries in flight at the same moment share one
-            transaction, a savepoint each, and each is acked only after that commit. A handler
+            transaction, and each is acked only after the commit that holds it. A handler
             then must not wait for a lock held outside the transaction (take it in prepare with
             `pctx.hold`). False gives every delivery its own transaction.
     """

@@ -11,6 +11,7 @@ PostgreSQL takes concurrent writers and is what production and multi-replica ser
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
 import time
 import weakref
@@ -28,6 +29,8 @@ from sqlalchemy.util import await_
 
 from libs.store import inline
 from libs.store.group import AFTER_COMMIT, GroupCommit, run_after_commit
+
+log = logging.getLogger(__name__)
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -162,7 +165,16 @@ class Database:
             await asyncio.sleep(0)  # let waiting writers and the loop's other work go first
 
     async def dispose(self) -> None:
-        """Close every pooled connection."""
+        """Close every pooled connection (and log what the group commit did, if it was used)."""
+        if self._group is not None and self._group.stats.units:
+            stats = self._group.stats
+            log.info(
+                "group commit: %d units in %d transactions (%.1f per transaction), %d groups split",
+                stats.units,
+                stats.transactions,
+                stats.units / max(1, stats.transactions),
+                stats.regrouped,
+            )
         await self.engine.dispose()
 
 

@@ -1,4 +1,4 @@
-"""Group commit: the write units of concurrent callers share one transaction, a savepoint each.
+"""Group commit: the write units of concurrent callers share one transaction.
 
 A unit is a coroutine function of a session that does what one caller would otherwise do in its
 own `Database.transaction()`: a consumer's inbox claim, handler and hop row, or an actor's turn.
@@ -6,25 +6,26 @@ Under load many callers wait for the writer at once (on SQLite the process has o
 PostgreSQL each transaction pays its own round trips and WAL flush), so `GroupCommit` runs the units
 waiting at that moment one after the other in one transaction and commits once:
 
-- each unit runs inside its own SAVEPOINT: a unit that raises is rolled back alone and its caller
-  gets the exception, while the others commit;
-- every caller's `run` returns (or raises) only after the shared commit, so nothing is acked,
-  answered or applied in memory before it is durable;
-- if the shared transaction itself fails (the commit, or a failure that breaks the transaction
-  instead of one savepoint), each unit of the group is run again alone in its own transaction, so
-  one bad neighbour never fails the others;
+- every caller's `run` returns (or raises) only after the commit that holds its unit, so nothing is
+  acked, answered or applied in memory before it is durable;
+- a unit that raises never commits and never costs its neighbours theirs: the group's transaction
+  is rolled back, the units before it run again together, it runs again alone in a transaction of
+  its own (its caller gets the error of that run), and the units after it together. Units seldom
+  fail (a redelivered event, a conflict between replicas), so the group pays no savepoint per
+  unit for them; a failure costs a second run of its neighbours;
+- if the commit itself fails, each unit of the group runs again alone;
 - each unit runs in its caller's context (contextvars: the current span, the correlation id), so
   what it logs and emits carries its caller's trace, not the writer's.
 
 A unit must not wait for anything another unit of the same process could hold (a lock taken
 outside the transaction): the units of a group run one after the other, and SQLite's writer lock is
-held throughout. Side effects outside the database belong after `run` returns. A unit may run more
-than once (the re-run alone after a failed group), so it must not count on running once: it runs
-in a fresh savepoint or transaction every time, so a database-only unit is safe.
+held throughout. Side effects outside the database belong after `run` returns, or in
+`after_commit`. A unit may run more than once (after a neighbour's failure), in a fresh transaction
+every time, so it must build its work from the session it is given and not count on running once
+(an actor turn reloads its state on a second run).
 
 The cost it saves per unit is the transaction's own: BEGIN, the commit's fsync and its hand-off to
-a thread, the session. A savepoint costs two short statements. See
-docs/decisions/0029-group-commit.md.
+a thread, the session. See docs/decisions/0029-group-commit.md.
 """
 
 from __future__ import annotations
@@ -58,8 +59,8 @@ def after_commit(session: AsyncSession, callback: Callable[[], None]) -> None:
     """Call `callback()` once the writes made so far in `session` are committed.
 
     Unlike SQLAlchemy's `after_commit` session event, this is scoped to the unit of work: under
-    group commit (`libs.store.group`) a unit whose savepoint rolls back drops its callbacks, while
-    the others' run after the shared commit. Registering the same callback twice in one unit calls
+    group commit (`libs.store.group`) a run of a unit that does not commit drops its callbacks,
+    and each committed unit's run after the commit. Registering the same callback twice in one unit calls
     it once. For nudges and follow-ups that must only happen for committed work (wake a relay,
     tell an actor, start a call whose request was just stored).
     """
@@ -77,11 +78,11 @@ def run_after_commit(callbacks: list[Callable[[], None]]) -> None:
             log.exception("after-commit callback failed")
 
 
-class _GroupBroken(Exception):
-    """The shared transaction cannot go on after a unit's failure."""
+_ALIVE = select(literal(1))
 
 
-_PROBE = select(literal(1))
+class UnitCancelledError(Exception):
+    """A unit's own work was cancelled (not the group's writer): its caller gets this."""
 
 
 @dataclass
@@ -91,7 +92,6 @@ class _Unit(Generic[T]):
     context: contextvars.Context
     urgent: bool
     result: Any = None
-    error: BaseException | None = None
     callbacks: list[Callable[[], None]] = field(default_factory=list)
 
 
@@ -135,13 +135,13 @@ class GroupCommit:
         """Run `work(session)` in the next shared transaction; returns its result once committed.
 
         Args:
-            work: the unit; it gets the shared session, inside its own savepoint.
+            work: the unit; it gets the shared session.
             urgent: join the next group before every non-urgent unit, and take the writer lock as
                 urgent (see `Database.transaction`).
 
         Raises:
-            Whatever `work` raised (its savepoint rolled back, nothing of it committed), or the
-            error of its own transaction when it had to run alone.
+            Whatever `work` raised when it ran alone in its own transaction (nothing of it
+            committed), or that transaction's error.
         """
         loop = asyncio.get_running_loop()
         unit: _Unit[T] = _Unit(work, loop.create_future(), contextvars.copy_context(), urgent)
@@ -172,54 +172,55 @@ class GroupCommit:
     async def _drain(self) -> None:
         while self._urgent or self._normal:
             group = self._take()
-            urgent = any(unit.urgent for unit in group)
-            if len(group) == 1:
-                await self._alone(group[0], urgent)
-                continue
-            try:
-                async with self.db.transaction(urgent=urgent) as session:
-                    for unit in group:
-                        await self._in_savepoint(session, unit)
-            except BaseException as error:
-                if isinstance(error, asyncio.CancelledError):
-                    for unit in group:
-                        _settle(unit, error=error)
-                    raise
-                # The shared transaction failed: nothing of it committed. Each unit on its own.
-                self.stats.regrouped += 1
+            await self._group(group, any(unit.urgent for unit in group))
+
+    async def _group(self, group: list[_Unit[Any]], urgent: bool) -> None:
+        """Run `group` in one transaction; on a unit's failure, roll back and split (see below)."""
+        if not group:
+            return
+        if len(group) == 1:
+            await self._alone(group[0], urgent)
+            return
+        failed: int | None = None
+        try:
+            async with self.db.transaction(urgent=urgent) as session:
+                for index, unit in enumerate(group):
+                    # The unit's `after_commit` callbacks are its own, run once it is committed.
+                    session.info[AFTER_COMMIT] = []
+                    try:
+                        unit.result = await _in_context(unit, session)
+                        await session.flush()  # its writes fail as its own, not as the next unit's
+                    except Exception:
+                        failed = index
+                        raise
+                    unit.callbacks = session.info.pop(AFTER_COMMIT, [])
+                if not self.db.is_sqlite:
+                    # A unit that caught a database error itself leaves PostgreSQL's transaction
+                    # aborted, and COMMIT then rolls back without an error: every neighbour would be
+                    # answered for work that is gone. A statement fails in that state.
+                    await session.execute(_ALIVE)
+        except BaseException as error:
+            if isinstance(error, asyncio.CancelledError):
+                for unit in group:
+                    _settle(unit, error=error)
+                raise
+            # Nothing of the group committed. A unit failed: the ones before it run again together,
+            # it runs alone (its caller gets its own error from its own transaction), and the
+            # ones after it together. The commit itself failed: each unit alone.
+            self.stats.regrouped += 1
+            if failed is None:
                 for unit in group:
                     await self._alone(unit, urgent)
-                continue
-            self.stats.transactions += 1
-            self.stats.units += len(group)
-            for unit in group:
-                if unit.error is None:
-                    run_after_commit(unit.callbacks)
-                _settle(unit, unit.result, error=unit.error)
-
-    async def _in_savepoint(self, session: AsyncSession, unit: _Unit[Any]) -> None:
-        unit.error = None
-        # The unit's `after_commit` callbacks are its own: kept if its savepoint is released,
-        # dropped with it if it rolls back.
-        session.info[AFTER_COMMIT] = []
-        savepoint = await session.begin_nested()
-        try:
-            unit.result = await _in_context(unit, session)
-            await savepoint.commit()  # RELEASE SAVEPOINT (flushes first)
-        except Exception as error:
-            unit.error = error
-            # This unit alone is rolled back (ROLLBACK TO SAVEPOINT), and the transaction must be
-            # usable for the next unit. It is not when the savepoint could not be released (a unit
-            # that caught a database error itself leaves PostgreSQL's transaction aborted, and
-            # its savepoint is then gone from SQLAlchemy's view): then the whole group fails
-            # and each unit runs again alone.
-            try:
-                if savepoint.is_active:
-                    await savepoint.rollback()
-                await session.execute(_PROBE)
-            except Exception as broken:
-                raise _GroupBroken(str(broken)) from broken
-        unit.callbacks = session.info.pop(AFTER_COMMIT, []) if unit.error is None else []
+                return
+            await self._group(group[:failed], urgent)
+            await self._alone(group[failed], urgent)
+            await self._group(group[failed + 1 :], urgent)
+            return
+        self.stats.transactions += 1
+        self.stats.units += len(group)
+        for unit in group:
+            run_after_commit(unit.callbacks)
+            _settle(unit, unit.result)
 
     async def _alone(self, unit: _Unit[Any], urgent: bool) -> None:
         try:
@@ -238,7 +239,16 @@ class GroupCommit:
 
 async def _in_context(unit: _Unit[T], session: AsyncSession) -> T:
     """Run the unit as a task in its caller's context (span, correlation id, logging fields)."""
-    return await asyncio.create_task(unit.work(session), context=unit.context.copy())
+    task = asyncio.create_task(unit.work(session), context=unit.context.copy())
+    try:
+        return await task
+    except asyncio.CancelledError:
+        current = asyncio.current_task()
+        if current is not None and current.cancelling():
+            raise  # the writer itself is being cancelled (shutdown)
+        # The unit let a cancellation out (it awaited something that was cancelled): a failure of
+        # that unit like any other, not of the group or the writer.
+        raise UnitCancelledError(f"unit cancelled: {unit.work!r}") from None
 
 
 def _settle(unit: _Unit[Any], result: Any = None, *, error: BaseException | None = None) -> None:

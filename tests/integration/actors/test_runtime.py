@@ -186,7 +186,7 @@ class OverlapActor(Actor[OverlapProbe]):
 
 async def test_handlers_of_one_key_never_overlap_while_different_keys_share_transactions(postgres_url: str):
     # Turns of different keys waiting at the same moment run one after the other in one group
-    # transaction (libs.store.group), a savepoint each; turns of one key never overlap.
+    # transaction (libs.store.group); turns of one key never overlap.
     db = await _migrated(postgres_url)
     probe = OverlapActor()
     runtime = await ActorRuntime(db, [probe], reminder_poll_s=None).start()

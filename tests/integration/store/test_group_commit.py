@@ -5,8 +5,9 @@ Proved here, each on both databases:
 - concurrent units share transactions (fewer commits than units) and every one of them commits;
 - `run` returns only after the shared commit: a read right after it sees the row, and no caller
   is answered while the group is still open (nor does an outside reader see a neighbour's row);
-- a unit that raises, in Python or in the database (a unique key), is rolled back alone, its
-  caller gets the error, and its neighbours commit in the same transaction;
+- a unit that raises, in Python or in the database (a unique key), never commits and its caller
+  gets the error (from its run alone), while its neighbours commit: the ones before it together,
+  the ones after it together;
 - a failure of the shared transaction itself (a deferred constraint that fails at COMMIT) makes
   every unit run again alone: the good ones commit, the bad one's caller gets the error;
 - each unit runs in its own caller's contextvars context;
@@ -15,7 +16,9 @@ Proved here, each on both databases:
 - `after_commit` callbacks run after the shared COMMIT, and only for the units that committed;
 - a unit queued from such a callback (an actor told of a commit writes its turn) is written;
 - a unit that leaves the transaction broken (it swallows a database error, which on PostgreSQL
-  aborts the whole transaction) does not cost its neighbours their commit.
+  aborts the whole transaction) does not cost its neighbours their commit;
+- a unit that lets a CancelledError out (a task it awaited was cancelled) does not strand the
+  units queued behind its group.
 
 No fixed sleeps: the tests hold a group open with events they control and wait for conditions
 with deadlines.
@@ -162,7 +165,36 @@ async def test_a_unit_that_raises_is_rolled_back_alone(db: Database):
     assert results[0] == 1 and results[2] == 3
     assert isinstance(results[1], ValueError)
     assert await committed(db) == {1, 3}
-    assert (db.group.stats.transactions, db.group.stats.units, db.group.stats.regrouped) == (1, 3, 0)
+    # The group split once: unit 1 again (alone: nothing before it), unit 2 alone (failed, no
+    # commit), unit 3 (alone: nothing after it).
+    assert (db.group.stats.transactions, db.group.stats.units, db.group.stats.regrouped) == (2, 2, 1)
+
+
+async def test_a_failing_unit_splits_its_group_around_it(db: Database):
+    runs: list[int] = []
+
+    async def fail() -> None:
+        raise ValueError("handler failed")
+
+    def unit(i: int) -> Any:
+        async def work(session: AsyncSession) -> int:
+            runs.append(i)
+            await session.execute(sa.insert(rows).values(id=i))
+            if i == 3:
+                await fail()
+            return i
+
+        return work
+
+    results = await within(
+        asyncio.gather(*(db.group.run(unit(i)) for i in range(1, 7)), return_exceptions=True)
+    )
+
+    assert results[:2] == [1, 2] and results[3:] == [4, 5, 6] and isinstance(results[2], ValueError)
+    assert await committed(db) == {1, 2, 4, 5, 6}
+    # Together up to the failure; then 1-2 together, 3 alone, 4-6 together.
+    assert runs == [1, 2, 3, 1, 2, 3, 4, 5, 6]
+    assert (db.group.stats.transactions, db.group.stats.units, db.group.stats.regrouped) == (2, 5, 1)
 
 
 async def test_a_unique_violation_is_rolled_back_alone(db: Database):
@@ -184,9 +216,9 @@ async def test_a_unique_violation_is_rolled_back_alone(db: Database):
 
     assert results[0] == 1 and results[2] == 3
     assert isinstance(results[1], IntegrityError)
-    # Row 200 went with the unit's savepoint; the transaction stayed usable for unit 3.
+    # Row 200 went with the failing unit (its group rolled back, then its own run alone).
     assert await committed(db) == {1, 3, 100}
-    assert (db.group.stats.transactions, db.group.stats.units, db.group.stats.regrouped) == (1, 3, 0)
+    assert db.group.stats.regrouped == 1
 
 
 async def test_a_failed_shared_commit_runs_each_unit_again_alone(db: Database):
@@ -347,9 +379,10 @@ async def test_after_commit_callbacks_run_for_committed_units_only(db: Database)
     )
 
     assert results[0] == "a" and results[2] == "c" and isinstance(results[1], ValueError)
-    # b's callback went with its savepoint; a's and c's ran once, after the shared COMMIT.
-    assert called == [("a", 1), ("c", 1)]
-    assert db.group.stats.transactions == 1
+    # The group rolled back with b's failure: nobody's callback ran for it. a's ran once, after
+    # the COMMIT of its second run; b's never (it never committed); c's after its own COMMIT.
+    assert called == [("a", 1), ("c", 2)]
+    assert db.group.stats.transactions == 2
 
 
 @pytest.mark.parametrize("neighbours", [0, 1], ids=["alone", "in-a-group"])
@@ -398,3 +431,28 @@ async def test_a_unit_that_breaks_the_transaction_does_not_cost_its_neighbours_t
     # is answered with a result for a row that was not committed.
     assert results[0] == 1 and results[2] == 3
     assert {1, 3} <= await committed(db)
+
+
+async def test_a_unit_that_lets_cancellation_out_does_not_strand_the_units_queued_behind_it(db: Database):
+    blocking, release = asyncio.Event(), asyncio.Event()
+
+    async def cancelled_inside(session: AsyncSession) -> None:
+        await session.execute(sa.insert(rows).values(id=2))
+        blocking.set()
+        await release.wait()
+        helper = asyncio.create_task(asyncio.sleep(DEADLINE))
+        helper.cancel()
+        await helper  # a task it waits for was cancelled: CancelledError, though nobody cancelled it
+
+    group = [asyncio.create_task(db.group.run(work)) for work in (insert(1), cancelled_inside)]
+    try:
+        await within(blocking.wait())
+        later = asyncio.create_task(db.group.run(insert(3)))
+        await asyncio.sleep(0)  # one turn of the loop: it queues behind the group in flight
+    finally:
+        release.set()
+    await within(asyncio.gather(*group, return_exceptions=True))
+
+    # Whatever the group's own callers get, the unit queued behind it is still written.
+    assert await within(later) == 3
+    assert 3 in await committed(db)
