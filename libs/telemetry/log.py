@@ -81,6 +81,10 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(line, default=str, ensure_ascii=False)
 
 
+#: Libraries that log one INFO line per outgoing HTTP request.
+_PER_REQUEST_LOGGERS = ("httpx", "httpcore")
+
+
 def configure_logging(service: str, level: str = "INFO", stream: IO[str] | None = None) -> logging.Handler:
     """Send every log record of the process as redacted JSON lines to `stream`.
 
@@ -104,4 +108,10 @@ def configure_logging(service: str, level: str = "INFO", stream: IO[str] | None 
     setattr(handler, _HANDLER_MARK, True)
     root.addHandler(handler)
     root.setLevel(level)
+    # httpx logs every request at INFO: a line per ERP, 3PL or Shopify call, a formatting and
+    # redaction cost per call under load, and no news (the hop log records each external call with
+    # its outcome). Their warnings still come through; LOG_LEVEL=DEBUG shows every request again.
+    quiet = logging.DEBUG if logging.getLevelName(level) == logging.DEBUG else logging.WARNING
+    for noisy in _PER_REQUEST_LOGGERS:
+        logging.getLogger(noisy).setLevel(quiet)
     return handler

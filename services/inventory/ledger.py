@@ -1,8 +1,7 @@
 """The inventory ledger: every change to positions and reservations, one unit of work each.
 
-A unit is all-or-nothing: its own transaction, or its own savepoint in a transaction it shares with
-the changes arriving at the same moment (`libs.store.group`); either way it is committed before
-its caller gets the answer.
+A unit is all-or-nothing: it commits in a transaction it shares with the changes arriving at the
+same moment (`libs.store.group`), or not at all; it is committed before its caller gets the answer.
 
 Concurrency (docs/decisions/0009-inventory-reservations.md): a change locks the position rows it
 touches (`SELECT ... FOR UPDATE`, in (sku, location) order) and reservation rows of the order,
@@ -28,7 +27,7 @@ from datetime import UTC, datetime
 from typing import TypeVar
 
 from google.protobuf.message import Message
-from sqlalchemy import func, select
+from sqlalchemy import Row, bindparam, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -77,6 +76,94 @@ MAX_ATTEMPTS = 10
 PHYSICAL_REASONS = frozenset(
     {"RECEIPT", "RETURN_RESTOCK", "RETURN_DAMAGED", "TRANSFER", "DAMAGE", "QUALITY_CONTROL", "CYCLE_COUNT"}
 )
+
+
+# Core statements on the tables, built once (docs/decisions/0029-group-commit.md): an ORM load,
+# `session.add` or flush costs several times the statement itself, and every order passes here.
+_POSITION = PositionRow.__table__
+_RESERVATION = ReservationRow.__table__
+_REQUEST = RequestRow.__table__
+_POSITION_KEY = (_POSITION.c.sku == bindparam("b_sku"), _POSITION.c.location_id == bindparam("b_location"))
+_LOCK_POSITION = select(_POSITION).where(*_POSITION_KEY).with_for_update()
+_POSITIONS_OF_SKUS = select(_POSITION).where(_POSITION.c.sku.in_(bindparam("b_skus", expanding=True)))
+#: The columns `Work.put` changes.
+_WRITE_POSITION = (
+    update(_POSITION)
+    .where(*_POSITION_KEY)
+    .values(
+        on_hand=bindparam("b_on_hand"),
+        reserved=bindparam("b_reserved"),
+        committed=bindparam("b_committed"),
+        incoming=bindparam("b_incoming"),
+        damaged=bindparam("b_damaged"),
+        quality_control=bindparam("b_quality_control"),
+        safety_stock=bindparam("b_safety_stock"),
+        version=bindparam("b_version"),
+        updated_at=bindparam("b_now", type_=_POSITION.c.updated_at.type),
+    )
+)
+_SET_COUNTED = (
+    update(_POSITION)
+    .where(*_POSITION_KEY)
+    .values(last_snapshot_at=bindparam("b_counted", type_=_POSITION.c.last_snapshot_at.type))
+)
+_ORDER_RESERVATIONS = (
+    select(_RESERVATION)
+    .where(_RESERVATION.c.order_id == bindparam("b_order"))
+    .order_by(_RESERVATION.c.reservation_id)
+)
+_LOCK_ORDER_RESERVATIONS = _ORDER_RESERVATIONS.with_for_update()
+_ACTIVE_RESERVATIONS = (
+    select(_RESERVATION)
+    .where(_RESERVATION.c.order_id == bindparam("b_order"), _RESERVATION.c.state == "ACTIVE")
+    .order_by(_RESERVATION.c.reservation_id)
+)
+_INSERT_RESERVATION = insert(_RESERVATION)
+_RESERVATION_KEY = _RESERVATION.c.reservation_id == bindparam("b_id")
+#: The columns `write_reservation` changes.
+_WRITE_RESERVATION = (
+    update(_RESERVATION)
+    .where(_RESERVATION_KEY)
+    .values(
+        quantity=bindparam("b_quantity"),
+        shipped=bindparam("b_shipped"),
+        state=bindparam("b_state"),
+        release_id=bindparam("b_release_id"),
+        updated_at=bindparam("b_now", type_=_RESERVATION.c.updated_at.type),
+    )
+)
+#: A released line reserved again: its row becomes active, for the request's channel.
+_REACTIVATE_RESERVATION = _WRITE_RESERVATION.values(channel=bindparam("b_channel"))
+#: The rest of a line held in part: its row grows.
+_GROW_RESERVATION = (
+    update(_RESERVATION)
+    .where(_RESERVATION_KEY)
+    .values(
+        quantity=bindparam("b_quantity"),
+        updated_at=bindparam("b_now", type_=_RESERVATION.c.updated_at.type),
+    )
+)
+_LOAD_REQUEST = select(_REQUEST.c.method, _REQUEST.c.fingerprint, _REQUEST.c.response).where(
+    _REQUEST.c.request_id == bindparam("b_id")
+)
+_INSERT_REQUEST = insert(_REQUEST)
+_INSERT_MOVEMENT = insert(MovementRow.__table__)
+#: INSERT ... ON CONFLICT DO NOTHING per dialect: missing positions, consumed shipment lines.
+_CREATE_POSITION = {
+    name: dialect.insert(_POSITION)
+    .values(
+        sku=bindparam("b_sku"),
+        location_id=bindparam("b_location"),
+        version=0,
+        updated_at=bindparam("b_now", type_=_POSITION.c.updated_at.type),
+    )
+    .on_conflict_do_nothing()
+    for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))
+}
+_INSERT_SHIPMENT_LINE = {
+    name: dialect.insert(ShipmentLineRow.__table__).on_conflict_do_nothing()
+    for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))
+}
 
 
 def now() -> datetime:
@@ -141,33 +228,34 @@ class _Retry(Exception):
 
 
 class Work:
-    """One transaction's view: locked positions and the events the change causes."""
+    """One transaction's view: locked positions and the events the change causes.
+
+    `rows` holds each locked position row as read (`last_snapshot_at`); the new states `put`
+    records are written by `finish`, one UPDATE per changed position.
+    """
 
     def __init__(self, session: AsyncSession, ledger: Ledger) -> None:
         self.session = session
         self.ledger = ledger
-        self.rows: dict[tuple[str, str], PositionRow] = {}
+        self.rows: dict[tuple[str, str], Row] = {}
         self.before: dict[tuple[str, str], Position] = {}
         self.after: dict[tuple[str, str], Position] = {}
         self.events: list[tuple[Message, str]] = []
+        self._changed: dict[tuple[str, str], datetime] = {}
 
     async def lock(self, keys: Iterable[tuple[str, str]], *, create: bool = False) -> None:
         """Lock positions in (sku, location) order; `create` makes missing ones first."""
         wanted = sorted(set(keys) - set(self.rows))
         if not wanted:
             return
+        session = self.session
         if create:
             stamp = now()
-            rows = [{"sku": s, "location_id": loc, "version": 0, "updated_at": stamp} for s, loc in wanted]
-            await self.session.execute(self.ledger.insert_ignore(PositionRow, rows))
+            rows = [{"b_sku": s, "b_location": loc, "b_now": stamp} for s, loc in wanted]
+            await session.execute(_CREATE_POSITION[self.ledger.dialect], rows[0] if len(rows) == 1 else rows)
         for sku, location_id in wanted:
-            result = await self.session.execute(
-                select(PositionRow)
-                .where(PositionRow.sku == sku, PositionRow.location_id == location_id)
-                .with_for_update()
-                .execution_options(populate_existing=True)
-            )
-            row = result.scalar_one_or_none()
+            result = await session.execute(_LOCK_POSITION, {"b_sku": sku, "b_location": location_id})
+            row = result.one_or_none()
             if row is not None:
                 self.rows[(sku, location_id)] = row
                 self.before[(sku, location_id)] = self.after[(sku, location_id)] = to_position(row)
@@ -177,22 +265,43 @@ class Work:
         return self.after.get((sku, location_id))
 
     def put(self, position: Position) -> None:
-        """Record the new state of a locked position."""
+        """Record the new state of a locked position (written by `finish`)."""
         key = (position.sku, position.location_id)
-        row = self.rows[key]
-        for name in (
-            "on_hand",
-            "reserved",
-            "committed",
-            "incoming",
-            "damaged",
-            "quality_control",
-            "safety_stock",
-            "version",
-        ):
-            setattr(row, name, getattr(position, name))
-        row.updated_at = now()
+        if key not in self.rows:
+            raise KeyError(key)
         self.after[key] = position
+        self._changed[key] = now()
+
+    async def counted(self, key: tuple[str, str], at: datetime) -> None:
+        """Set when the locked position's on_hand was last counted."""
+        params = {"b_sku": key[0], "b_location": key[1]}
+        await self.session.execute(_SET_COUNTED, {**params, "b_counted": at})
+        self.rows[key] = (await self.session.execute(_LOCK_POSITION, params)).one()
+
+    async def write(self) -> None:
+        """Write the positions changed since the last write, in (sku, location) order."""
+        if not self._changed:
+            return
+        params = []
+        for key, stamp in sorted(self._changed.items()):
+            p = self.after[key]
+            params.append(
+                {
+                    "b_sku": p.sku,
+                    "b_location": p.location_id,
+                    "b_on_hand": p.on_hand,
+                    "b_reserved": p.reserved,
+                    "b_committed": p.committed,
+                    "b_incoming": p.incoming,
+                    "b_damaged": p.damaged,
+                    "b_quality_control": p.quality_control,
+                    "b_safety_stock": p.safety_stock,
+                    "b_version": p.version,
+                    "b_now": stamp,
+                }
+            )
+        self._changed.clear()
+        await self.session.execute(_WRITE_POSITION, params[0] if len(params) == 1 else params)
 
     def emit(self, event: Message, key: str) -> None:
         """Stage an event for the outbox at the end of the transaction."""
@@ -204,7 +313,9 @@ class Work:
         causation_id: str | None,
         emit: Callable[..., Awaitable[str]] | None = None,
     ) -> None:
-        """Stage AvailabilityChanged for changed positions and every event in the outbox."""
+        """Write the changed positions; stage AvailabilityChanged for them and every event in the
+        outbox."""
+        await self.write()
         policy = self.ledger.policy
         for key, after in sorted(self.after.items()):
             before = self.before[key]
@@ -223,7 +334,7 @@ class Work:
             )
 
 
-def to_position(row: PositionRow) -> Position:
+def to_position(row: PositionRow | Row) -> Position:
     """The domain position of a row."""
     return Position(
         sku=row.sku,
@@ -239,7 +350,25 @@ def to_position(row: PositionRow) -> Position:
     )
 
 
-def to_reservation(row: ReservationRow) -> Reservation:
+@dataclass(slots=True)
+class ReservationRecord:
+    """A reservation row as a change read it and left it (the columns of `ReservationRow`)."""
+
+    reservation_id: str
+    order_id: str
+    line_id: str
+    sku: str
+    location_id: str
+    quantity: int
+    shipped: int
+    state: str
+    channel: str
+    release_id: str
+    created_at: datetime
+    updated_at: datetime
+
+
+def to_reservation(row: ReservationRow | ReservationRecord | Row) -> Reservation:
     """The domain reservation of a row."""
     return Reservation(
         order_id=row.order_id,
@@ -254,8 +383,8 @@ def to_reservation(row: ReservationRow) -> Reservation:
     )
 
 
-def write_reservation(row: ReservationRow, reservation: Reservation) -> None:
-    """Copy a reservation's mutable fields to its row."""
+def write_reservation(row: ReservationRecord, reservation: Reservation) -> None:
+    """Copy a reservation's mutable fields to its record (`_write_reservations` stores them)."""
     row.quantity = reservation.quantity
     row.shipped = reservation.shipped
     row.state = reservation.state.value
@@ -263,7 +392,24 @@ def write_reservation(row: ReservationRow, reservation: Reservation) -> None:
     row.updated_at = now()
 
 
-def reservation_message(row: ReservationRow):
+async def _write_reservations(session: AsyncSession, rows: Iterable[ReservationRecord]) -> None:
+    """Store the fields `write_reservation` changes, in reservation_id order."""
+    params = [
+        {
+            "b_id": row.reservation_id,
+            "b_quantity": row.quantity,
+            "b_shipped": row.shipped,
+            "b_state": row.state,
+            "b_release_id": row.release_id,
+            "b_now": row.updated_at,
+        }
+        for row in sorted(rows, key=lambda r: r.reservation_id)
+    ]
+    if params:
+        await session.execute(_WRITE_RESERVATION, params[0] if len(params) == 1 else params)
+
+
+def reservation_message(row: ReservationRow | ReservationRecord):
     """The canonical message of a reservation row."""
     return reservation_pb(to_reservation(row), created_at=row.created_at, updated_at=row.updated_at)
 
@@ -281,6 +427,7 @@ class Ledger:
         self.db = db
         self.outbox = outbox
         self.policy = policy
+        self.dialect = "postgresql" if db.dialect == "postgresql" else "sqlite"
 
     def insert_ignore(self, table: type, rows: list[dict]):
         """INSERT ... ON CONFLICT DO NOTHING for the database's dialect."""
@@ -319,21 +466,21 @@ class Ledger:
             result = await work(unit)
             await unit.finish(correlation_id, causation_id)
             if request_id is not None:
-                tx.add(
-                    RequestRow(
-                        request_id=request_id,
-                        method=type(request).__name__,
-                        fingerprint=_fingerprint(request),
-                        response=result.SerializeToString(),
-                        created_at=now(),
-                    )
+                await tx.execute(
+                    _INSERT_REQUEST,
+                    {
+                        "request_id": request_id,
+                        "method": type(request).__name__,
+                        "fingerprint": _fingerprint(request),
+                        "response": result.SerializeToString(),
+                        "created_at": now(),
+                    },
                 )
-                await tx.flush()
             return result
 
         for attempt_no in range(1, MAX_ATTEMPTS + 1):
             try:
-                # Requests arriving together share a transaction, a savepoint each (libs.store.group).
+                # Requests arriving together share a transaction (libs.store.group).
                 return await self.db.group.run(attempt)
             except (IntegrityError, _Retry) as error:
                 log.info("inventory transaction retried (%s), attempt %d", type(error).__name__, attempt_no)
@@ -345,7 +492,7 @@ class Ledger:
         raise RuntimeError(f"inventory transaction kept conflicting after {MAX_ATTEMPTS} attempts")
 
     async def _stored(self, session: AsyncSession, request_id: str, request: Message | None) -> bytes | None:
-        row = await session.get(RequestRow, request_id)
+        row = (await session.execute(_LOAD_REQUEST, {"b_id": request_id})).one_or_none()
         if row is None:
             return None
         if row.method != type(request).__name__ or row.fingerprint != _fingerprint(request):
@@ -367,10 +514,8 @@ class Ledger:
     ) -> ReserveResult:
         """Reserve every line (or, with allow_partial, what fits); idempotent per order line."""
         session = unit.session
-        rows = (
-            await session.execute(select(ReservationRow).where(ReservationRow.order_id == order_id))
-        ).scalars()
-        stored: dict[str, ReservationRow] = {}
+        rows = (await session.execute(_ORDER_RESERVATIONS, {"b_order": order_id})).all()
+        stored: dict[str, Row] = {}
         held: dict[str, int] = {}  # per line: units reserved (or committed) at any location
         for row in rows:
             stored[row.reservation_id] = row
@@ -447,38 +592,52 @@ class Ledger:
             unit.put(after)
         stamp = now()
         reported: list[Reservation] = []
+        inserts: list[dict] = []
         for reservation in created:
             known = stored.get(reservation.reservation_id)
             if known is not None and known.state == ReservationState.RELEASED.value:
                 # Replayed after a rejection or cancellation: the same line's row becomes active again.
-                known.quantity, known.shipped, known.state = reservation.quantity, 0, reservation.state.value
-                known.channel, known.release_id, known.updated_at = channel, "", stamp
+                await session.execute(
+                    _REACTIVATE_RESERVATION,
+                    {
+                        "b_id": known.reservation_id,
+                        "b_quantity": reservation.quantity,
+                        "b_shipped": 0,
+                        "b_state": reservation.state.value,
+                        "b_channel": channel,
+                        "b_release_id": "",
+                        "b_now": stamp,
+                    },
+                )
                 reported.append(reservation)
                 continue
             if known is not None:
                 # The rest of a line held in part at this location: the row grows.
-                known.quantity += reservation.quantity
-                known.updated_at = stamp
-                reported.append(replace(reservation, quantity=known.quantity))
+                quantity = known.quantity + reservation.quantity
+                await session.execute(
+                    _GROW_RESERVATION, {"b_id": known.reservation_id, "b_quantity": quantity, "b_now": stamp}
+                )
+                reported.append(replace(reservation, quantity=quantity))
                 continue
             reported.append(reservation)
-            session.add(
-                ReservationRow(
-                    reservation_id=reservation.reservation_id,
-                    order_id=order_id,
-                    line_id=reservation.line_id,
-                    sku=reservation.sku,
-                    location_id=reservation.location_id,
-                    quantity=reservation.quantity,
-                    shipped=0,
-                    state=reservation.state.value,
-                    channel=channel,
-                    release_id="",
-                    created_at=stamp,
-                    updated_at=stamp,
-                )
+            inserts.append(
+                {
+                    "reservation_id": reservation.reservation_id,
+                    "order_id": order_id,
+                    "line_id": reservation.line_id,
+                    "sku": reservation.sku,
+                    "location_id": reservation.location_id,
+                    "quantity": reservation.quantity,
+                    "shipped": 0,
+                    "state": reservation.state.value,
+                    "channel": channel,
+                    "release_id": "",
+                    "created_at": stamp,
+                    "updated_at": stamp,
+                }
             )
-        await session.flush()
+        if inserts:
+            await session.execute(_INSERT_RESERVATION, inserts[0] if len(inserts) == 1 else inserts)
         asked = {line.line_id for line in lines}
         if not shortages:
             outcome = "RESERVED"
@@ -501,14 +660,7 @@ class Ledger:
         elif shortages:
             unit.emit(events_pb2.ReservationRejected(order_id=order_id, shortages=pb_short), order_id)
         active = [
-            to_reservation(row)
-            for row in (
-                await session.execute(
-                    select(ReservationRow)
-                    .where(ReservationRow.order_id == order_id, ReservationRow.state == "ACTIVE")
-                    .order_by(ReservationRow.reservation_id)
-                )
-            ).scalars()
+            to_reservation(row) for row in await session.execute(_ACTIVE_RESERVATIONS, {"b_order": order_id})
         ]
         return ReserveResult(outcome, active, shortages)
 
@@ -516,7 +668,7 @@ class Ledger:
         self, session: AsyncSession, channel: str, lines: list[Line], country: str, province: str
     ):
         skus = sorted({line.sku for line in lines})
-        rows = (await session.execute(select(PositionRow).where(PositionRow.sku.in_(skus)))).scalars().all()
+        rows = (await session.execute(_POSITIONS_OF_SKUS, {"b_skus": skus})).all()
         available = {}
         locations = set()
         for row in rows:
@@ -527,19 +679,13 @@ class Ledger:
         order = self.policy.location_order(locations, country, province)
         return route(lines, available, order), {row.sku for row in rows}
 
-    async def _order_rows(self, unit: Work, order_id: str) -> list[ReservationRow]:
-        result = await unit.session.execute(
-            select(ReservationRow)
-            .where(ReservationRow.order_id == order_id)
-            .order_by(ReservationRow.reservation_id)
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        )
-        return list(result.scalars())
+    async def _order_rows(self, unit: Work, order_id: str) -> list[ReservationRecord]:
+        result = await unit.session.execute(_LOCK_ORDER_RESERVATIONS, {"b_order": order_id})
+        return [ReservationRecord(**row._mapping) for row in result]
 
     async def release(
         self, unit: Work, *, order_id: str, lines: list[tuple[str, int, str]], reason: str
-    ) -> list[ReservationRow]:
+    ) -> list[ReservationRecord]:
         """Give back reservations: `lines` = (line_id, quantity (0 = all), location ('' = any));
         empty releases the whole order. Active reservations go first, then committed ones."""
         rows = await self._order_rows(unit, order_id)
@@ -547,7 +693,7 @@ class Ledger:
         open_rows.sort(key=lambda r: (r.state != "ACTIVE", r.reservation_id))
         await unit.lock((r.sku, r.location_id) for r in open_rows)
         wanted = lines or [(r.line_id, 0, "") for r in open_rows]
-        changed: dict[str, ReservationRow] = {}
+        changed: dict[str, ReservationRecord] = {}
         for line_id, quantity, location_id in wanted:
             left = quantity
             for row in open_rows:
@@ -566,6 +712,7 @@ class Ledger:
                 changed[row.reservation_id] = row
                 left -= take
         released = sorted(changed.values(), key=lambda r: r.reservation_id)
+        await _write_reservations(unit.session, released)
         if released:
             unit.emit(
                 events_pb2.StockReleased(
@@ -577,7 +724,7 @@ class Ledger:
 
     async def commit(
         self, unit: Work, *, order_id: str, release_id: str, location_id: str, line_ids: list[str]
-    ) -> list[ReservationRow]:
+    ) -> list[ReservationRecord]:
         """Commit active reservations of the order at the location to a warehouse release."""
         rows = [
             r
@@ -594,6 +741,7 @@ class Ledger:
             unit.put(position)
             write_reservation(row, new)
             committed.append(row)
+        await _write_reservations(unit.session, committed)
         if committed:
             unit.emit(
                 events_pb2.StockCommitted(
@@ -614,7 +762,7 @@ class Ledger:
         location_id: str,
         shipped: dict[tuple[str, str], int],
         shipped_at: datetime | None = None,
-    ) -> list[ReservationRow]:
+    ) -> list[ReservationRecord]:
         """Consume shipped quantities {(line_id, sku): quantity} once per (shipment, line).
 
         A shipment made at or before the count the position's on_hand rests on
@@ -625,13 +773,14 @@ class Ledger:
         fresh: dict[tuple[str, str], int] = {}
         for (line_id, sku), quantity in sorted(shipped.items()):
             result = await unit.session.execute(
-                self.ledger_insert_shipment_line(shipment_id, line_id, quantity, stamp)
+                _INSERT_SHIPMENT_LINE[self.dialect],
+                {"shipment_id": shipment_id, "line_id": line_id, "quantity": quantity, "created_at": stamp},
             )
             if result.rowcount:
                 fresh[(line_id, sku)] = quantity
         rows = [r for r in await self._order_rows(unit, order_id) if r.location_id == location_id]
         await unit.lock(((sku, location_id) for _, sku in fresh), create=True)
-        consumed: dict[str, ReservationRow] = {}
+        consumed: dict[str, ReservationRecord] = {}
         for (line_id, sku), quantity in fresh.items():
             start = unit.position(sku, location_id)
             left = quantity
@@ -657,6 +806,7 @@ class Ledger:
                 occurred_at=shipped_at,
                 absorb=True,
             )
+        await _write_reservations(unit.session, consumed.values())
         if consumed:
             unit.emit(
                 events_pb2.StockConsumed(
@@ -670,13 +820,6 @@ class Ledger:
                 order_id,
             )
         return list(consumed.values())
-
-    def ledger_insert_shipment_line(self, shipment_id: str, line_id: str, quantity: int, stamp: datetime):
-        """Insert the (shipment, line) marker; zero rows when it was consumed before."""
-        return self.insert_ignore(
-            ShipmentLineRow,
-            [{"shipment_id": shipment_id, "line_id": line_id, "quantity": quantity, "created_at": stamp}],
-        )
 
     # Positions ------------------------------------------------------------------------------
 
@@ -707,17 +850,18 @@ class Ledger:
         applied = current.on_hand - start.on_hand
         if applied == 0 and not absorbed:
             return
-        unit.session.add(
-            MovementRow(
-                sku=start.sku,
-                location_id=start.location_id,
-                kind=kind,
-                reference=reference[:200],
-                reported=reported,
-                applied=applied,
-                occurred_at=moment,
-                recorded_at=now(),
-            )
+        await unit.session.execute(
+            _INSERT_MOVEMENT,
+            {
+                "sku": start.sku,
+                "location_id": start.location_id,
+                "kind": kind,
+                "reference": reference[:200],
+                "reported": reported,
+                "applied": applied,
+                "occurred_at": moment,
+                "recorded_at": now(),
+            },
         )
 
     async def adjust(
@@ -818,7 +962,7 @@ class Ledger:
                 bound=bound,
             )
             if outcome.counted:
-                unit.rows[(sku, location_id)].last_snapshot_at = as_of
+                await unit.counted((sku, location_id), as_of)
             after = outcome.position
             if after.version != before.version:
                 unit.put(after)

@@ -22,7 +22,7 @@ from typing import Any
 
 from google.protobuf.message import Message
 from pydantic import BaseModel
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from libs.actors import Actor, Reminder, Turn
@@ -43,6 +43,24 @@ from services.orders.store.tables import (
 
 log = logging.getLogger(__name__)
 KIND = "order"
+
+# Statements of every turn, built once on the tables (see `_save_summary`).
+_SUMMARY = OrderSummary.__table__
+_SUMMARY_STATUS = select(_SUMMARY.c.status).where(_SUMMARY.c.order_id == bindparam("b_order_id"))
+_INSERT_SUMMARY = insert(_SUMMARY)
+_UPDATE_SUMMARY = update(_SUMMARY).where(_SUMMARY.c.order_id == bindparam("b_order_id"))
+_REQUEST = OrderRequest.__table__
+_STORED_REPLY = select(_REQUEST.c.reply_json).where(_REQUEST.c.request_id == bindparam("b_request_id"))
+_INSERT_REQUEST = insert(_REQUEST)
+_INBOUND_TABLE = OrderInbound.__table__
+_INBOUND = (
+    select(
+        _INBOUND_TABLE.c.id, _INBOUND_TABLE.c.event_id, _INBOUND_TABLE.c.event_type, _INBOUND_TABLE.c.payload
+    )
+    .where(_INBOUND_TABLE.c.order_id == bindparam("b_order_id"))
+    .order_by(_INBOUND_TABLE.c.id)
+)
+_TAKE_INBOUND = delete(_INBOUND_TABLE).where(_INBOUND_TABLE.c.id.in_(bindparam("b_ids", expanding=True)))
 
 
 class OrderState(BaseModel):
@@ -205,8 +223,8 @@ class OrderActor(Actor[OrderState]):
         raise TypeError(f"OrderActor cannot handle {type(message).__name__}")
 
     async def _stored_reply(self, session: AsyncSession, request_id: str) -> dict[str, Any] | None:
-        row = await session.get(OrderRequest, request_id)
-        return None if row is None else json.loads(row.reply_json)
+        reply_json = (await session.execute(_STORED_REPLY, {"b_request_id": request_id})).scalar()
+        return None if reply_json is None else json.loads(reply_json)
 
     async def _ingest(self, msg: Ingest, ctx: Turn[OrderState]) -> dict[str, Any]:
         stored = await self._stored_reply(ctx.session, msg.request_id)
@@ -240,16 +258,12 @@ class OrderActor(Actor[OrderState]):
         return await self._commit(ctx, out)
 
     async def _drain(self, ctx: Turn[OrderState]) -> None:
-        rows = (
-            await ctx.session.scalars(
-                select(OrderInbound).where(OrderInbound.order_id == ctx.key).order_by(OrderInbound.id)
-            )
-        ).all()
+        rows = (await ctx.session.execute(_INBOUND, {"b_order_id": ctx.key})).all()
         if not rows:
             return
+        await ctx.session.execute(_TAKE_INBOUND, {"b_ids": [row.id for row in rows]})
         combined = Outcome()
         for row in rows:
-            await ctx.session.delete(row)
             if ctx.state.order is None:
                 combined.problems.append(
                     machine.Problem(
@@ -352,14 +366,15 @@ class OrderActor(Actor[OrderState]):
         await self._save_summary(ctx.session, order)
         reply = {**out.reply, "order": order.model_dump(mode="json")}
         if rpc is not None and request_id is not None:
-            ctx.session.add(
-                OrderRequest(
-                    request_id=request_id,
-                    rpc=rpc,
-                    order_id=order.order_id,
-                    reply_json=json.dumps(reply),
-                    created_at=ctx.now(),
-                )
+            await ctx.session.execute(
+                _INSERT_REQUEST,
+                {
+                    "request_id": request_id,
+                    "rpc": rpc,
+                    "order_id": order.order_id,
+                    "reply_json": json.dumps(reply),
+                    "created_at": ctx.now(),
+                },
             )
         if order.status is Status.BACKORDERED:
             ctx.set_reminder("backorder", due_in=self.backorder_retry_s)
@@ -369,20 +384,27 @@ class OrderActor(Actor[OrderState]):
         return reply
 
     async def _save_summary(self, session: AsyncSession, order: Order) -> None:
-        row = await session.get(OrderSummary, order.order_id)
-        if row is None:
-            row = OrderSummary(order_id=order.order_id)
-            session.add(row)
-        was_backordered = row.status == Status.BACKORDERED.value
-        row.status = order.status.value
-        row.channel = order.channel
-        row.channel_order_id = str(order.channel_order.get("id", ""))
-        row.placed_at = order.placed_at
-        row.updated_at = order.updated_at or order.placed_at
-        row.hold_reasons = ",".join(sorted({h.reason for h in order.active_holds}))
-        row.locations = ",".join(order.locations)
-        row.version = order.version
-        row.snapshot_json = order.model_dump_json()
+        # Core statements built once: this runs in every turn, and the ORM's get-and-flush cost
+        # several times the two statements (decision 0029).
+        was = (await session.execute(_SUMMARY_STATUS, {"b_order_id": order.order_id})).scalar()
+        values = {
+            "order_id": order.order_id,
+            "status": order.status.value,
+            "channel": order.channel,
+            "channel_order_id": str(order.channel_order.get("id", "")),
+            "placed_at": order.placed_at,
+            "updated_at": order.updated_at or order.placed_at,
+            "hold_reasons": ",".join(sorted({h.reason for h in order.active_holds})),
+            "locations": ",".join(order.locations),
+            "version": order.version,
+            "snapshot_json": order.model_dump_json(),
+        }
+        if was is None:
+            await session.execute(_INSERT_SUMMARY, values)
+        else:
+            del values["order_id"]
+            await session.execute(_UPDATE_SUMMARY, {"b_order_id": order.order_id, **values})
+        was_backordered = was == Status.BACKORDERED.value
         if was_backordered or order.status is Status.BACKORDERED:
             # The index of waiting SKUs changes only on the way into or out of BACKORDERED.
             await session.execute(delete(OrderBackorder).where(OrderBackorder.order_id == order.order_id))

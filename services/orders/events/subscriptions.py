@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 from google.protobuf.message import Message
-from sqlalchemy import select
+from sqlalchemy import insert, select
 
 from libs.bus import MessageContext, Permanent, Subscription
 from libs.store import Database, after_commit
@@ -34,6 +34,10 @@ from services.orders.store.tables import OrderBackorder, OrderInbound
 log = logging.getLogger(__name__)
 
 DURABLE = "orders"
+
+
+# Built once on the table: every consumed order fact passes here.
+_HAND_OFF = insert(OrderInbound.__table__)
 
 
 def _erp_created(order: Order, e: ev.ErpSalesOrderCreated, event_id: str, now: datetime) -> machine.Outcome:
@@ -201,14 +205,15 @@ class Inbound:
             await self._hand_off(ctx, order_id, f"{ctx.event_id}:{order_id}"[:64], event)
 
     async def _hand_off(self, ctx: MessageContext, order_id: str, event_id: str, event: Message) -> None:
-        ctx.session.add(
-            OrderInbound(
-                order_id=order_id,
-                event_id=event_id,
-                event_type=event.DESCRIPTOR.full_name,
-                payload=event.SerializeToString(),
-                created_at=datetime.now(UTC),
-            )
+        await ctx.session.execute(
+            _HAND_OFF,
+            {
+                "order_id": order_id,
+                "event_id": event_id,
+                "event_type": event.DESCRIPTOR.full_name,
+                "payload": event.SerializeToString(),
+                "created_at": datetime.now(UTC),
+            },
         )
 
         def told() -> None:

@@ -11,17 +11,45 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from types import ModuleType
+from typing import Any
 
 from sqlalchemy import case
+from sqlalchemy.dialects import postgresql, sqlite
 
 from libs.bus import MessageContext, Subscription
 from libs.store import after_commit
 from retail.inventory.v1 import events_pb2 as inventory_events
 from services.shopify_adapter.store import tables
-from services.shopify_adapter.store.queries import insert_statement
 from services.shopify_adapter.translate.inventory import channel_available
 
 DURABLE = "shopify-adapter-inventory"
+
+
+def _want(dialect: ModuleType) -> Any:
+    """The upsert of a wanted figure, built once per dialect: every AvailabilityChanged runs it."""
+    table = tables.InventoryPush.__table__
+    statement = dialect.insert(table)
+    idle = table.c.pushed_version >= table.c.wanted_version
+    return statement.on_conflict_do_update(
+        index_elements=["sku", "location_id"],
+        set_={
+            "wanted_quantity": statement.excluded.wanted_quantity,
+            "wanted_version": statement.excluded.wanted_version,
+            "wanted_at": statement.excluded.wanted_at,
+            "correlation_id": statement.excluded.correlation_id,
+            # The oldest change not yet in Shopify stays the lag's start; a row that was up to
+            # date starts a new wait (and a new coalescing window).
+            "pending_since": case((idle, statement.excluded.pending_since), else_=table.c.pending_since),
+            "next_attempt_at": case(
+                (idle, statement.excluded.next_attempt_at), else_=table.c.next_attempt_at
+            ),
+        },
+        where=table.c.wanted_version < statement.excluded.wanted_version,
+    )
+
+
+_WANT = {"sqlite": _want(sqlite), "postgresql": _want(postgresql)}
 
 
 def availability_subscription(
@@ -46,37 +74,22 @@ def availability_subscription(
             return
         now = datetime.now(UTC)
         occurred = event.meta.occurred_at.ToDatetime(UTC) if event.meta.HasField("occurred_at") else now
-        table = tables.InventoryPush.__table__
-        statement = insert_statement(ctx.session, table).values(
-            sku=event.sku,
-            location_id=event.location_id.upper(),
-            wanted_quantity=quantity,
-            wanted_version=event.position_version,
-            wanted_at=occurred,
-            pending_since=occurred,
-            correlation_id=ctx.correlation_id or "",
-            pushed_version=-1,
-            attempts=0,
-            next_attempt_at=now + timedelta(seconds=coalesce_s),
-        )
-        idle = table.c.pushed_version >= table.c.wanted_version
-        statement = statement.on_conflict_do_update(
-            index_elements=["sku", "location_id"],
-            set_={
-                "wanted_quantity": statement.excluded.wanted_quantity,
-                "wanted_version": statement.excluded.wanted_version,
-                "wanted_at": statement.excluded.wanted_at,
-                "correlation_id": statement.excluded.correlation_id,
-                # The oldest change not yet in Shopify stays the lag's start; a row that was up to
-                # date starts a new wait (and a new coalescing window).
-                "pending_since": case((idle, statement.excluded.pending_since), else_=table.c.pending_since),
-                "next_attempt_at": case(
-                    (idle, statement.excluded.next_attempt_at), else_=table.c.next_attempt_at
-                ),
+        dialect = ctx.session.bind.dialect.name if ctx.session.bind is not None else "sqlite"
+        result = await ctx.session.execute(
+            _WANT[dialect],
+            {
+                "sku": event.sku,
+                "location_id": event.location_id.upper(),
+                "wanted_quantity": quantity,
+                "wanted_version": event.position_version,
+                "wanted_at": occurred,
+                "pending_since": occurred,
+                "correlation_id": ctx.correlation_id or "",
+                "pushed_version": -1,
+                "attempts": 0,
+                "next_attempt_at": now + timedelta(seconds=coalesce_s),
             },
-            where=table.c.wanted_version < statement.excluded.wanted_version,
         )
-        result = await ctx.session.execute(statement)
         if result.rowcount:
             after_commit(ctx.session, on_recorded)
 
