@@ -13,11 +13,6 @@ def _insert(session: AsyncSession, table: Any) -> Any:
     return (postgresql if dialect == "postgresql" else sqlite).insert(table)
 
 
-def insert_statement(session: AsyncSession, table: Any) -> Any:
-    """The dialect's INSERT (with `on_conflict_*`) for `table`, for upserts with conditions."""
-    return _insert(session, table)
-
-
 async def insert_if_absent(session: AsyncSession, table: Any, values: dict[str, Any], key: list[str]) -> bool:
     """INSERT ... ON CONFLICT (key) DO NOTHING; True when the row was inserted.
 
