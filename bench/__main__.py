@@ -309,16 +309,16 @@ async def run_one(
             cpu0, sandbox_cpu0 = _cpu_seconds(own), _cpu_seconds(sandbox)
             named = system.named_pids()
             per_process0 = {n: _cpu_seconds([pid]) for n, pid in named.items()}
+            profiler = None
+            if args.profile and name == "mesh" and scenario == "sustained":
+                services = {n: pid for n, pid in named.items() if n in system.mesh.children}
+                profiler = Profiler(services, data_dir / "profiles")
+                profiler.start()  # first: if py-spy is missing, nothing is left running
             restocks: list[dict[str, Any]] = []
             background = [
                 asyncio.create_task(_keep_shipping(http, system.sandbox_url("tpl"), args.advance_every)),
                 asyncio.create_task(_recount(http, system.sandbox_url("tpl"), args.recount_every, restocks)),
             ]
-            profiler = None
-            if args.profile and name == "mesh" and scenario == "sustained":
-                services = {n: pid for n, pid in named.items() if n in system.mesh.children}
-                profiler = Profiler(services, data_dir / "profiles")
-                profiler.start()
             since = time.time()
             try:
                 log.info("%s/%s: placing %d orders", scenario, name, n)

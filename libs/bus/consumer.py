@@ -351,14 +351,18 @@ class Consumer:
 
     async def _fetch_loop(self) -> None:
         failures = 0
+        # One at a time (an ordered consumer) still fetches a whole batch and handles it in order:
+        # a fetch per message would cost a pull request and its answer each.
+        in_order = self.subscription.concurrency == 1
         while not self._stopping:
             free = self.subscription.concurrency - len(self._inflight)
             if free <= 0:
                 self._slot_freed.clear()
                 await self._slot_freed.wait()
                 continue
+            want = self.subscription.batch if in_order else min(free, self.subscription.batch)
             try:
-                msgs = await self._psub.fetch(min(free, self.subscription.batch), timeout=self.fetch_timeout)
+                msgs = await self._psub.fetch(want, timeout=self.fetch_timeout)
             except TimeoutError:
                 failures = 0
                 continue
@@ -369,10 +373,26 @@ class Consumer:
                 await asyncio.sleep(min(5.0, 0.1 * 2 ** min(failures, 6)))
                 continue
             failures = 0
+            if in_order:
+                task = asyncio.create_task(self._handle_in_order(msgs))
+                self._inflight.add(task)
+                task.add_done_callback(self._handled)
+                continue
             for msg in msgs:
                 task = asyncio.create_task(self._handle(msg))
                 self._inflight.add(task)
                 task.add_done_callback(self._handled)
+
+    async def _handle_in_order(self, msgs: list[Msg]) -> None:
+        """Handle a fetched batch one message after the other; once stopping, leave the rest.
+
+        Each message gets its own task, as in the concurrent case, so its context (correlation id,
+        span) is its own; what is left unacked when stopping is delivered again after ack_wait.
+        """
+        for msg in msgs:
+            if self._stopping:
+                return
+            await asyncio.create_task(self._handle(msg))
 
     def _handled(self, task: asyncio.Task[None]) -> None:
         self._inflight.discard(task)

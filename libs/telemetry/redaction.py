@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import re
@@ -82,6 +83,7 @@ def set_redaction_key(key: str | bytes | None) -> None:
         _key = _DEFAULT_KEY
     else:
         _key = key.encode() if isinstance(key, str) else key
+    _redact_short.cache_clear()  # its tokens were made with the old key
 
 
 def _token(kind: str, value: str) -> str:
@@ -108,6 +110,22 @@ def redact_text(text: str) -> str:
     Returns:
         The text with each email and phone replaced by its stable token.
     """
+    if len(text) <= _SHORT:
+        return _redact_short(text)
+    return _redact(text)
+
+
+# Payload snapshots repeat the same short strings (enum names, SKUs, ids, currencies) on every hop;
+# remembering their outcome spares four regex scans each. Long texts (log lines) are not kept.
+_SHORT = 64
+
+
+@functools.lru_cache(maxsize=8192)
+def _redact_short(text: str) -> str:
+    return _redact(text)
+
+
+def _redact(text: str) -> str:
     text = _BEARER.sub(lambda m: f"{m.group(1)} {SECRET_MASK}", text)
     text = _EMAIL.sub(lambda m: mask_email(m.group(0)), text)
     text = _PHONE_INTL.sub(lambda m: mask_phone(m.group(0)), text)
@@ -119,12 +137,21 @@ def normalize_key(key: str) -> str:
     return _CAMEL.sub(r"\1_\2", key).replace("-", "_").lower()
 
 
-def _is_secret_key(key: str) -> bool:
-    return any(part in key for part in _SECRET_PARTS)
+_PLAIN, _SECRET, _PII = 0, 1, 2
 
 
-def _is_pii_key(key: str) -> bool:
-    return key in _PII_EXACT or key.endswith(_PII_SUFFIXES)
+@functools.lru_cache(maxsize=4096)
+def _classify(raw_key: str) -> tuple[int, str]:
+    """What a dict key's value is (plain, secret, personal data) and the key normalized.
+
+    Payloads use a small set of keys, so each is classified once.
+    """
+    key = normalize_key(raw_key)
+    if any(part in key for part in _SECRET_PARTS):
+        return _SECRET, key
+    if key in _PII_EXACT or key.endswith(_PII_SUFFIXES):
+        return _PII, key
+    return _PLAIN, key
 
 
 def _mask_pii_value(key: str, value: Any) -> Any:
@@ -159,13 +186,13 @@ def redact(obj: Any) -> Any:
     if isinstance(obj, Mapping):
         out: dict[Any, Any] = {}
         for raw_key, value in obj.items():
-            key = normalize_key(str(raw_key))
-            if _is_secret_key(key):
-                out[raw_key] = value if value is None else SECRET_MASK
-            elif _is_pii_key(key):
-                out[raw_key] = _mask_pii_value(key, value)
-            else:
+            kind, key = _classify(str(raw_key))
+            if kind == _PLAIN:
                 out[raw_key] = redact(value)
+            elif kind == _SECRET:
+                out[raw_key] = value if value is None else SECRET_MASK
+            else:
+                out[raw_key] = _mask_pii_value(key, value)
         return out
     if isinstance(obj, list | tuple):
         return type(obj)(redact(item) for item in obj)

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import base64
-import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import grpc
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from libs.actors import ActorRuntime
 from libs.rpc import Conflict, FailedPrecondition, InvalidArgument, NotFound, Unavailable
@@ -24,6 +23,7 @@ from services.orders.actors.order import (
     Ingest,
     UnknownOrder,
     VersionMismatch,
+    stored_reply,
 )
 from services.orders.api.inventory import InventoryClient
 from services.orders.api.mapping import (
@@ -37,10 +37,14 @@ from services.orders.api.mapping import (
 )
 from services.orders.domain import machine
 from services.orders.domain.order import Order, System
-from services.orders.store.tables import OrderRequest, OrderSummary
+from services.orders.store.tables import OrderSummary
 
 pb = orders_service_pb2
 ACTOR_TIMEOUT_S = 30.0
+# Built once: the read of one order's snapshot runs on every GetOrder and command.
+_SNAPSHOT = select(OrderSummary.__table__.c.snapshot_json).where(
+    OrderSummary.__table__.c.order_id == bindparam("b_order_id")
+)
 
 
 def _enum(enum: Any, value: int, prefix: str) -> str:
@@ -94,8 +98,7 @@ class OrdersServiceServicer(orders_service_pb2_grpc.OrdersServiceServicer):
 
     async def _stored(self, request_id: str) -> dict[str, Any] | None:
         async with self.db.read() as session:
-            row = await session.get(OrderRequest, request_id)
-        return None if row is None else json.loads(row.reply_json)
+            return await stored_reply(session, request_id)
 
     @staticmethod
     def _order(reply: dict[str, Any]) -> orders_pb2.SalesOrder:
@@ -134,10 +137,10 @@ class OrdersServiceServicer(orders_service_pb2_grpc.OrdersServiceServicer):
 
     async def _load(self, order_id: str) -> Order:
         async with self.db.read() as session:
-            row = await session.get(OrderSummary, order_id)
-        if row is None:
+            snapshot = (await session.execute(_SNAPSHOT, {"b_order_id": order_id})).scalar()
+        if snapshot is None:
             raise NotFound(f"no order {order_id}", reason="ORDER_NOT_FOUND")
-        return Order.model_validate_json(row.snapshot_json)
+        return Order.model_validate_json(snapshot)
 
     async def GetOrder(self, request: pb.GetOrderRequest, context: grpc.aio.ServicerContext):
         """The order with its status history (source system and time) and, on request, its timeline."""

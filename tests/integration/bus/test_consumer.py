@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from nats.aio.msg import Msg
 from opentelemetry import trace
@@ -292,3 +294,46 @@ async def test_an_event_the_relevance_check_declines_is_acked_without_a_transact
     assert [await effects(db, thing) for thing in ("wanted-1", "noise-1", "noise-2")] == [1, 0, 0]
     assert [hop.outcome for hop in await hops(db, hop="thing-worker")] == ["ok"]
     assert stats == {"ok": 1, "irrelevant": 2}
+
+
+async def test_one_at_a_time_fetches_a_batch_and_handles_it_in_stream_order(db, nats_server):
+    """concurrency=1 keeps stream order without a pull request per message; contexts stay apart."""
+    recorder = Recorder("thing-worker")
+    gate = asyncio.Event()
+    seen: list[tuple[str, str | None]] = []
+
+    async def relevant(event: ThingHappened) -> bool:
+        if event.thing_id == "t-00":
+            await gate.wait()  # before its transaction: the others queue up in the stream meanwhile
+        return True
+
+    async def on_call(event: ThingHappened, ctx) -> None:
+        seen.append((event.thing_id, current_correlation_id.get()))
+
+    recorder.on_call = on_call
+    waiting = subscription(recorder, concurrency=1, relevant=relevant)
+    async with bus_for(db, nats_server, waiting) as bus:
+        consumer = bus.consumers[0]
+        fetched: list[int] = []
+        real_fetch = consumer._psub.fetch
+
+        async def counting_fetch(batch: int, timeout: float | None = None):
+            msgs = await real_fetch(batch, timeout=timeout)
+            fetched.append(len(msgs))
+            return msgs
+
+        consumer._psub.fetch = counting_fetch
+        await emit(bus, "t-00", correlation_id="c-00")
+        await wait_until(lambda: asyncio.sleep(0, fetched), what="the first event fetched")
+        for i in range(1, 20):
+            await emit(bus, f"t-{i:02d}", correlation_id=f"c-{i:02d}")
+
+        async def published() -> bool:
+            return not (await bus.relay.counts()).get("pending")
+
+        await wait_until(published, what="all published")
+        gate.set()
+        await wait_until(lambda: drained(bus), what="handled")
+
+    assert seen == [(f"t-{i:02d}", f"c-{i:02d}") for i in range(20)]
+    assert max(fetched) > 1, fetched

@@ -94,6 +94,15 @@ def test_redaction_key_changes_the_tokens() -> None:
     assert mask_email("jane@example.com") != default
 
 
+def test_a_key_change_reaches_text_redacted_before_it() -> None:
+    """Short texts' outcomes are remembered; a new key must not be answered from the old one's."""
+    before = redact_text("jane@example.com")
+
+    set_redaction_key("a-private-key")
+
+    assert redact_text("jane@example.com") == mask_email("jane@example.com") != before
+
+
 def test_input_is_not_modified_and_none_stays_none() -> None:
     order = {"email": "a@b.io", "phone": None, "tags": ("x", "y@z.io")}
 
