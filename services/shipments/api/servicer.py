@@ -12,7 +12,7 @@ import base64
 from datetime import UTC, datetime
 
 import grpc
-from sqlalchemy import select
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -26,6 +26,30 @@ from services.shipments.store import ShipmentRequestRow, ShipmentRow
 
 DEFAULT_PAGE_SIZE = 50
 
+# Statements of every RPC, built once on the tables: an ORM `session.get` or flush costs three to
+# four times the same Core statement prebuilt. WHERE parameters are named `b_...` so they never
+# collide with the column values of an UPDATE.
+_SHIPMENT = ShipmentRow.__table__
+_REQUEST = ShipmentRequestRow.__table__
+_SEEN = select(_REQUEST.c.shipment_id, _REQUEST.c.created).where(
+    _REQUEST.c.request_id == bindparam("b_request_id")
+)
+_INSERT_REQUEST = insert(_REQUEST)
+_NOTICE = select(_SHIPMENT.c.notice).where(_SHIPMENT.c.shipment_id == bindparam("b_shipment_id"))
+_NOTICE_BY_WAREHOUSE = select(_SHIPMENT.c.notice).where(
+    _SHIPMENT.c.warehouse_system == bindparam("b_system"),
+    _SHIPMENT.c.warehouse_shipment_id == bindparam("b_warehouse_shipment_id"),
+)
+_TRACKING = select(
+    _SHIPMENT.c.status,
+    _SHIPMENT.c.delivered_packages,
+    _SHIPMENT.c.tracking_applied_at,
+    _SHIPMENT.c.version,
+    _SHIPMENT.c.notice,
+).where(_SHIPMENT.c.shipment_id == bindparam("b_shipment_id"))
+_INSERT_SHIPMENT = insert(_SHIPMENT)
+_UPDATE_TRACKING = update(_SHIPMENT).where(_SHIPMENT.c.shipment_id == bindparam("b_shipment_id"))
+
 
 def _now() -> datetime:
     return datetime.now(UTC)
@@ -36,8 +60,8 @@ def _aware(value: datetime) -> datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
-def _notice(row: ShipmentRow) -> shipments_pb2.ShipmentNotice:
-    return shipments_pb2.ShipmentNotice.FromString(row.notice)
+def _notice(stored: bytes) -> shipments_pb2.ShipmentNotice:
+    return shipments_pb2.ShipmentNotice.FromString(stored)
 
 
 class ShipmentsServiceServicer(shipments_service_pb2_grpc.ShipmentsServiceServicer):
@@ -68,39 +92,35 @@ class ShipmentsServiceServicer(shipments_service_pb2_grpc.ShipmentsServiceServic
     ) -> shipments_service_pb2.RecordShipmentResponse:
         warehouse = request.shipment.warehouse_shipment
         async with self._db.transaction() as session:
-            seen = await session.get(ShipmentRequestRow, request.request_id)
+            seen = (await session.execute(_SEEN, {"b_request_id": request.request_id})).first()
             if seen is not None:
-                row = await session.get(ShipmentRow, seen.shipment_id)
-                assert row is not None
+                stored = (await session.execute(_NOTICE, {"b_shipment_id": seen.shipment_id})).scalar_one()
                 return shipments_service_pb2.RecordShipmentResponse(
-                    shipment=_notice(row), created=seen.created
+                    shipment=_notice(stored), created=seen.created
                 )
-            row = await self._by_warehouse(session, warehouse.system, warehouse.id)
-            created = row is None
-            if row is None:
-                row = await self._insert(session, request.shipment)
-            session.add(
-                ShipmentRequestRow(
-                    request_id=request.request_id,
-                    kind="shipment",
-                    shipment_id=row.shipment_id,
-                    created=created,
-                    created_at=_now(),
-                )
-            )
-            await session.flush()
-            return shipments_service_pb2.RecordShipmentResponse(shipment=_notice(row), created=created)
-
-    async def _by_warehouse(self, session: AsyncSession, system: int, shipment_id: str) -> ShipmentRow | None:
-        return (
+            stored = await self._by_warehouse(session, warehouse.system, warehouse.id)
+            created = stored is None
+            shipment = await self._insert(session, request.shipment) if stored is None else _notice(stored)
             await session.execute(
-                select(ShipmentRow).where(
-                    ShipmentRow.warehouse_system == system, ShipmentRow.warehouse_shipment_id == shipment_id
-                )
+                _INSERT_REQUEST,
+                {
+                    "request_id": request.request_id,
+                    "kind": "shipment",
+                    "shipment_id": shipment.shipment_id,
+                    "created": created,
+                    "created_at": _now(),
+                },
             )
-        ).scalar_one_or_none()
+            return shipments_service_pb2.RecordShipmentResponse(shipment=shipment, created=created)
 
-    async def _insert(self, session: AsyncSession, reported: shipments_pb2.ShipmentNotice) -> ShipmentRow:
+    async def _by_warehouse(self, session: AsyncSession, system: int, shipment_id: str) -> bytes | None:
+        """The stored notice of a warehouse shipment, or None."""
+        params = {"b_system": system, "b_warehouse_shipment_id": shipment_id}
+        return (await session.execute(_NOTICE_BY_WAREHOUSE, params)).scalar_one_or_none()
+
+    async def _insert(
+        self, session: AsyncSession, reported: shipments_pb2.ShipmentNotice
+    ) -> shipments_pb2.ShipmentNotice:
         notice = shipments_pb2.ShipmentNotice()
         notice.CopyFrom(reported)
         for name in ("delivered_at", "erp_shipment", "channel_fulfillment"):
@@ -108,27 +128,29 @@ class ShipmentsServiceServicer(shipments_service_pb2_grpc.ShipmentsServiceServic
         notice.shipment_id = f"shp-{new_event_id()}"
         notice.status = shipments_pb2.SHIPMENT_STATUS_CONFIRMED
         notice.version = 1
-        row = ShipmentRow(
-            shipment_id=notice.shipment_id,
-            order_id=notice.order_id,
-            release_id=notice.release_id,
-            location_id=notice.location_id,
-            warehouse_system=notice.warehouse_shipment.system,
-            warehouse_shipment_id=notice.warehouse_shipment.id,
-            status=notice.status,
-            shipped_at=notice.shipped_at.ToDatetime(tzinfo=UTC),
-            tracking_applied_at=None,
-            delivered_packages=[],
-            version=notice.version,
-            notice=notice.SerializeToString(),
-            created_at=_now(),
+        await session.execute(
+            _INSERT_SHIPMENT,
+            {
+                "shipment_id": notice.shipment_id,
+                "order_id": notice.order_id,
+                "release_id": notice.release_id,
+                "location_id": notice.location_id,
+                "warehouse_system": notice.warehouse_shipment.system,
+                "warehouse_shipment_id": notice.warehouse_shipment.id,
+                "status": notice.status,
+                "shipped_at": notice.shipped_at.ToDatetime(tzinfo=UTC),
+                "tracking_applied_at": None,
+                "delivered_packages": [],
+                "version": notice.version,
+                "notice": notice.SerializeToString(),
+                "created_at": _now(),
+            },
         )
-        session.add(row)
         event = events_pb2.ShipmentConfirmed(shipment=notice)
         event.meta.source_system = common_pb2.SOURCE_SYSTEM_TPL
         event.meta.occurred_at.CopyFrom(notice.shipped_at)
         await self._outbox.add(session, event, key=notice.order_id)
-        return row
+        return notice
 
     async def RecordTrackingUpdate(
         self, request: shipments_service_pb2.RecordTrackingUpdateRequest, context: grpc.aio.ServicerContext
@@ -144,17 +166,18 @@ class ShipmentsServiceServicer(shipments_service_pb2_grpc.ShipmentsServiceServic
         self, request: shipments_service_pb2.RecordTrackingUpdateRequest
     ) -> shipments_service_pb2.RecordTrackingUpdateResponse:
         async with self._db.transaction() as session:
-            seen = await session.get(ShipmentRequestRow, request.request_id)
-            row = await session.get(ShipmentRow, seen.shipment_id if seen else request.shipment_id)
+            seen = (await session.execute(_SEEN, {"b_request_id": request.request_id})).first()
+            shipment_id = seen.shipment_id if seen else request.shipment_id
+            row = (await session.execute(_TRACKING, {"b_shipment_id": shipment_id})).first()
             if row is None:
                 raise NotFound(f"shipment {request.shipment_id} not found")
             if seen is not None:
-                return shipments_service_pb2.RecordTrackingUpdateResponse(shipment=_notice(row))
-            notice = _notice(row)
+                return shipments_service_pb2.RecordTrackingUpdateResponse(shipment=_notice(row.notice))
+            notice = _notice(row.notice)
             package_ids = tuple(p.package_id for p in notice.packages)
             if request.package_id and request.package_id not in package_ids:
                 raise InvalidArgument(
-                    "package_id", f"shipment {row.shipment_id} has no package {request.package_id}"
+                    "package_id", f"shipment {shipment_id} has no package {request.package_id}"
                 )
             occurred_at = request.occurred_at.ToDatetime(tzinfo=UTC)
             outcome = apply_update(
@@ -173,22 +196,28 @@ class ShipmentsServiceServicer(shipments_service_pb2_grpc.ShipmentsServiceServic
                 notice.version = row.version + 1
                 if outcome.delivered_now:
                     notice.delivered_at.CopyFrom(request.occurred_at)
-                row.status = notice.status
-                row.version = notice.version
-                row.tracking_applied_at = occurred_at
-                row.delivered_packages = sorted(outcome.state.delivered_packages)
-                row.notice = notice.SerializeToString()
-                await self._publish_tracking(session, notice, request, delivered_now=outcome.delivered_now)
-            session.add(
-                ShipmentRequestRow(
-                    request_id=request.request_id,
-                    kind="tracking",
-                    shipment_id=row.shipment_id,
-                    created=outcome.applied,
-                    created_at=_now(),
+                await session.execute(
+                    _UPDATE_TRACKING,
+                    {
+                        "b_shipment_id": shipment_id,
+                        "status": notice.status,
+                        "version": notice.version,
+                        "tracking_applied_at": occurred_at,
+                        "delivered_packages": sorted(outcome.state.delivered_packages),
+                        "notice": notice.SerializeToString(),
+                    },
                 )
+                await self._publish_tracking(session, notice, request, delivered_now=outcome.delivered_now)
+            await session.execute(
+                _INSERT_REQUEST,
+                {
+                    "request_id": request.request_id,
+                    "kind": "tracking",
+                    "shipment_id": shipment_id,
+                    "created": outcome.applied,
+                    "created_at": _now(),
+                },
             )
-            await session.flush()
             return shipments_service_pb2.RecordTrackingUpdateResponse(shipment=notice)
 
     async def _publish_tracking(
@@ -223,15 +252,16 @@ class ShipmentsServiceServicer(shipments_service_pb2_grpc.ShipmentsServiceServic
         """One shipment by the mesh's id or by the warehouse's shipment record."""
         async with self._db.read() as session:
             if request.WhichOneof("lookup") == "shipment_id":
-                row = await session.get(ShipmentRow, request.shipment_id)
+                params = {"b_shipment_id": request.shipment_id}
+                stored = (await session.execute(_NOTICE, params)).scalar_one_or_none()
                 wanted = request.shipment_id
             else:
                 ref = request.warehouse_shipment
-                row = await self._by_warehouse(session, ref.system, ref.id)
+                stored = await self._by_warehouse(session, ref.system, ref.id)
                 wanted = f"with warehouse shipment {ref.id}"
-        if row is None:
+        if stored is None:
             raise NotFound(f"shipment {wanted} not found")
-        return shipments_service_pb2.GetShipmentResponse(shipment=_notice(row))
+        return shipments_service_pb2.GetShipmentResponse(shipment=_notice(stored))
 
     async def ListShipments(
         self, request: shipments_service_pb2.ListShipmentsRequest, context: grpc.aio.ServicerContext
@@ -239,16 +269,17 @@ class ShipmentsServiceServicer(shipments_service_pb2_grpc.ShipmentsServiceServic
         """Shipments matching the filters, newest first, paged by an opaque offset token."""
         size = request.page.page_size or DEFAULT_PAGE_SIZE
         offset = _offset(request.page.page_token)
-        query = select(ShipmentRow)
+        # The filters vary per request, so this query is built per call (on the table: no ORM).
+        query = select(_SHIPMENT.c.notice)
         if request.order_id:
-            query = query.where(ShipmentRow.order_id == request.order_id)
+            query = query.where(_SHIPMENT.c.order_id == request.order_id)
         if request.location_id:
-            query = query.where(ShipmentRow.location_id == request.location_id)
+            query = query.where(_SHIPMENT.c.location_id == request.location_id)
         if request.statuses:
-            query = query.where(ShipmentRow.status.in_(list(request.statuses)))
+            query = query.where(_SHIPMENT.c.status.in_(list(request.statuses)))
         if request.HasField("shipped_after"):
-            query = query.where(ShipmentRow.shipped_at >= request.shipped_after.ToDatetime(tzinfo=UTC))
-        query = query.order_by(ShipmentRow.shipped_at.desc(), ShipmentRow.shipment_id.desc())
+            query = query.where(_SHIPMENT.c.shipped_at >= request.shipped_after.ToDatetime(tzinfo=UTC))
+        query = query.order_by(_SHIPMENT.c.shipped_at.desc(), _SHIPMENT.c.shipment_id.desc())
         async with self._db.read() as session:
             rows = (await session.execute(query.offset(offset).limit(size + 1))).scalars().all()
         response = shipments_service_pb2.ListShipmentsResponse(shipments=[_notice(r) for r in rows[:size]])

@@ -1,9 +1,10 @@
-"""ShipmentsService's real servicer stack on port 0 over a real SQLite database: every RPC,
+"""ShipmentsService's real servicer stack on port 0 over real SQLite and PostgreSQL databases: every RPC,
 request_id replay, one shipment per warehouse shipment, validation, NOT_FOUND, and the events
 staged in the outbox parsing as their declared types."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -35,9 +36,9 @@ class Served:
 
 
 @pytest.fixture
-async def served(sqlite_url: str) -> AsyncIterator[Served]:
-    """ShipmentsService with the standard interceptors on port 0 over a migrated SQLite database."""
-    db = Database(sqlite_url)
+async def served(database_url: str) -> AsyncIterator[Served]:
+    """ShipmentsService with the standard interceptors on port 0 over a migrated database."""
+    db = Database(database_url)
     await upgrade(db, [MIGRATIONS, store.MIGRATIONS])
     servicer = ShipmentsServiceServicer(db, Outbox(producer="shipments"))
     server = RpcServer(
@@ -137,6 +138,23 @@ async def test_the_same_warehouse_shipment_under_another_request_id_is_recorded_
 
     assert not again.created
     assert again.shipment.shipment_id == first.shipment.shipment_id
+    assert len(await staged(served.db, "retail.shipments.v1.ShipmentConfirmed")) == 1
+
+
+async def test_the_same_warehouse_shipment_reported_twice_at_once_is_recorded_once(served: Served):
+    # On PostgreSQL both transactions insert; the second fails on the unique warehouse shipment
+    # and answers from the first one's committed row.
+    first, second = await asyncio.gather(
+        served.stub.RecordShipment(
+            shipments_service_pb2.RecordShipmentRequest(request_id="webhook-msg_1", shipment=notice())
+        ),
+        served.stub.RecordShipment(
+            shipments_service_pb2.RecordShipmentRequest(request_id="edi-945-000000017", shipment=notice())
+        ),
+    )
+
+    assert sorted([first.created, second.created]) == [False, True]
+    assert first.shipment.shipment_id == second.shipment.shipment_id
     assert len(await staged(served.db, "retail.shipments.v1.ShipmentConfirmed")) == 1
 
 
