@@ -40,13 +40,20 @@ _NOTICE_BY_WAREHOUSE = select(_SHIPMENT.c.notice).where(
     _SHIPMENT.c.warehouse_system == bindparam("b_system"),
     _SHIPMENT.c.warehouse_shipment_id == bindparam("b_warehouse_shipment_id"),
 )
-_TRACKING = select(
-    _SHIPMENT.c.status,
-    _SHIPMENT.c.delivered_packages,
-    _SHIPMENT.c.tracking_applied_at,
-    _SHIPMENT.c.version,
-    _SHIPMENT.c.notice,
-).where(_SHIPMENT.c.shipment_id == bindparam("b_shipment_id"))
+# A tracking update reads the shipment to change it: the row is locked so that two updates of one
+# shipment at once (two packages delivered) cannot both start from the same version (PostgreSQL;
+# SQLite's writers already exclude each other).
+_TRACKING = (
+    select(
+        _SHIPMENT.c.status,
+        _SHIPMENT.c.delivered_packages,
+        _SHIPMENT.c.tracking_applied_at,
+        _SHIPMENT.c.version,
+        _SHIPMENT.c.notice,
+    )
+    .where(_SHIPMENT.c.shipment_id == bindparam("b_shipment_id"))
+    .with_for_update()
+)
 _INSERT_SHIPMENT = insert(_SHIPMENT)
 _UPDATE_TRACKING = update(_SHIPMENT).where(_SHIPMENT.c.shipment_id == bindparam("b_shipment_id"))
 
