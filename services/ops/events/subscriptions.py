@@ -16,7 +16,7 @@ at a time, so the check reads what every earlier event of the stream left.
 from __future__ import annotations
 
 from google.protobuf.message import Message
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from libs.bus import MessageContext, Subscription
 from retail.orders.v1 import events_pb2 as order_events
@@ -27,6 +27,14 @@ from services.ops.worklist import Worklists
 
 #: The service's durable consumer name on every stream it reads (deploy/nats/render_auth.py).
 DURABLE = "ops"
+
+# Built once: most order events are status changes, and each asks this.
+_EXCEPTIONS = ExceptionRow.__table__
+_OPEN_EXCEPTION = (
+    select(_EXCEPTIONS.c.exception_id)
+    .where(_EXCEPTIONS.c.order_id == bindparam("b_order_id"), _EXCEPTIONS.c.state != State.RESOLVED.value)
+    .limit(1)
+)
 
 
 class ExceptionEvents:
@@ -58,12 +66,8 @@ class ExceptionEvents:
         if not isinstance(event, order_events.OrderStatusChanged):
             return True
         async with self.worklists.db.read() as session:
-            query = (
-                select(ExceptionRow.exception_id)
-                .where(ExceptionRow.order_id == event.order_id, ExceptionRow.state != State.RESOLVED.value)
-                .limit(1)
-            )
-            return (await session.scalar(query)) is not None
+            found = await session.execute(_OPEN_EXCEPTION, {"b_order_id": event.order_id})
+            return found.first() is not None
 
     async def on_event(self, event: Message, ctx: MessageContext) -> None:
         """Apply what the event means for the worklists, in the delivery's transaction."""
