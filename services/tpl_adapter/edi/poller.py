@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import grpc
-from sqlalchemy import or_, select
+from sqlalchemy import bindparam, insert, select
 
 from libs.bus import Outbox
 from libs.store import Database
@@ -45,7 +45,8 @@ from services.tpl_adapter.edi import outgoing
 from services.tpl_adapter.events.warehouse import tpl_reason
 from services.tpl_adapter.receipts import ReceiptReporter
 from services.tpl_adapter.snapshots import SnapshotFailed, apply_snapshots
-from services.tpl_adapter.store import EdiFileRow, ReleaseRow
+from services.tpl_adapter.store import EdiFileRow, releases
+from services.tpl_adapter.store.releases import StoredRelease
 from services.tpl_adapter.translate.adjustment import adjustments_from_947
 from services.tpl_adapter.translate.inventory import snapshots_from_846
 from services.tpl_adapter.translate.receipt import receipt_from_944
@@ -53,6 +54,11 @@ from services.tpl_adapter.translate.shipment import notice_from_945
 from services.tpl_adapter.webhooks.reporter import ReportFailed, ShipmentReporter
 
 log = logging.getLogger(__name__)
+
+# Built once on the table: every file of every poll runs them.
+_FILE = EdiFileRow.__table__
+_SEEN = select(_FILE.c.name).where(_FILE.c.name == bindparam("b_name"))
+_RECORD = insert(_FILE)
 
 
 class Deferred(Exception):
@@ -136,7 +142,7 @@ class EdiPoller:
 
     async def _read(self, path: Path) -> bool:
         async with self._db.read() as session:
-            seen = await session.get(EdiFileRow, path.name)
+            seen = (await session.execute(_SEEN, {"b_name": path.name})).first()
         if seen is not None:
             self._mailbox.done(path)
             return False
@@ -165,29 +171,31 @@ class EdiPoller:
                             sender_id=self._sender_id,
                             receiver_id=interchange.sender_id or self._receiver_id,
                         )
-            session.add(
-                EdiFileRow(
-                    name=path.name,
-                    set_code=code or "?",
-                    interchange_control=interchanges[0].control_number if interchanges else "",
-                    status="done",
-                    received_at=_now(),
-                )
+            await session.execute(
+                _RECORD,
+                {
+                    "name": path.name,
+                    "set_code": code or "?",
+                    "interchange_control": interchanges[0].control_number if interchanges else "",
+                    "status": "done",
+                    "received_at": _now(),
+                },
             )
         self._mailbox.done(path)
         return True
 
     async def _record(self, path: Path, code: str, control: str, status: str, detail: str) -> None:
         async with self._db.transaction() as session:
-            session.add(
-                EdiFileRow(
-                    name=path.name,
-                    set_code=code,
-                    interchange_control=control,
-                    status=status,
-                    detail=detail,
-                    received_at=_now(),
-                )
+            await session.execute(
+                _RECORD,
+                {
+                    "name": path.name,
+                    "set_code": code,
+                    "interchange_control": control,
+                    "status": status,
+                    "detail": detail,
+                    "received_at": _now(),
+                },
             )
 
     async def _apply(self, interchange: Interchange, transaction: TransactionSet) -> None:
@@ -250,27 +258,15 @@ class EdiPoller:
         control = int(ack.group_control_number) if ack.group_control_number.isdigit() else -1
         accepted = ack.status in (x997.ACCEPTED, x997.ACCEPTED_WITH_ERRORS)
         async with self._db.transaction() as session:
-            rows = (
-                (
-                    await session.execute(
-                        select(ReleaseRow).where(
-                            or_(ReleaseRow.edi_control == control, ReleaseRow.cancel_control == control)
-                        )
-                    )
-                )
-                .scalars()
-                .all()
-            )
-            for row in rows:
+            for row in await releases.of_control(session, control):
                 if row.edi_control == control and row.status == "sent":
                     await self._release_answer(session, row, accepted, ack)
                 elif row.cancel_control == control and row.status == "cancel_requested":
                     await self._cancel_answer(session, row, accepted, ack)
 
-    async def _release_answer(self, session, row: ReleaseRow, accepted: bool, ack: FunctionalAck) -> None:
+    async def _release_answer(self, session, row: StoredRelease, accepted: bool, ack: FunctionalAck) -> None:
         if accepted:
-            row.status = "accepted"
-            row.warehouse_order_id = row.release_id
+            answer = {"status": "accepted", "warehouse_order_id": row.release_id}
             event = order_events.WarehouseReleaseAccepted(
                 order_id=row.order_id,
                 release_id=row.release_id,
@@ -279,7 +275,7 @@ class EdiPoller:
                 ),
             )
         else:
-            row.status = "rejected"
+            answer = {"status": "rejected"}
             errors = "; ".join([*ack.errors, *(e for t in ack.transactions for e in t.errors)])
             event = order_events.WarehouseReleaseRejected(
                 order_id=row.order_id,
@@ -288,30 +284,30 @@ class EdiPoller:
                     "EDI_REJECTED", f"997 rejected the 940: {errors or ack.status}", f"AK9 {ack.status}"
                 ),
             )
-        row.updated_at = _now()
+        await releases.change(session, row.release_id, updated_at=_now(), **answer)
         event.meta.source_system = common_pb2.SOURCE_SYSTEM_TPL
         await self._outbox.add(
             session, event, key=row.order_id, correlation_id=(row.flow or {}).get(CORRELATION_KEY)
         )
 
-    async def _cancel_answer(self, session, row: ReleaseRow, accepted: bool, ack: FunctionalAck) -> None:
+    async def _cancel_answer(self, session, row: StoredRelease, accepted: bool, ack: FunctionalAck) -> None:
         # The partner cancels an unshipped order silently and ignores the cancel of a shipped one
         # (its 945 tells); so a 997 plus "no shipment seen" means cancelled.
         if accepted and not row.shipped:
-            row.status = "cancelled"
+            status = "cancelled"
             lines = [orders_pb2.LineQuantity(**x) for x in row.cancel_lines or row.lines]
             event = order_events.WarehouseCancellationAccepted(
                 order_id=row.order_id, release_id=row.release_id, lines=lines
             )
         else:
-            row.status = "cancel_rejected"
+            status = "cancel_rejected"
             why = "already shipped" if row.shipped else f"997 rejected the cancelling 940 ({ack.status})"
             event = order_events.WarehouseCancellationRejected(
                 order_id=row.order_id,
                 release_id=row.release_id,
                 reason=tpl_reason("ALREADY_SHIPPED" if row.shipped else "EDI_REJECTED", why),
             )
-        row.updated_at = _now()
+        await releases.change(session, row.release_id, status=status, updated_at=_now())
         event.meta.source_system = common_pb2.SOURCE_SYSTEM_TPL
         await self._outbox.add(
             session, event, key=row.order_id, correlation_id=(row.flow or {}).get(CORRELATION_KEY)

@@ -40,7 +40,8 @@ from retail.orders.v1 import orders_pb2
 from services.tpl_adapter.clients.mailbox import EdiMailbox
 from services.tpl_adapter.clients.tpl_api import TplApi, TplError
 from services.tpl_adapter.edi import outgoing
-from services.tpl_adapter.store import ReleaseRow
+from services.tpl_adapter.store import releases
+from services.tpl_adapter.store.releases import StoredRelease
 from services.tpl_adapter.translate import release as translate
 
 log = logging.getLogger(__name__)
@@ -84,7 +85,7 @@ def _retry_or_fail(error: TplError) -> Exception:
 ReleaseState = tuple[str, str, str | None, bool] | None
 
 
-def _state(row: ReleaseRow | None) -> ReleaseState:
+def _state(row: StoredRelease | None) -> ReleaseState:
     """The parts of a release row its handler checks again in the transaction."""
     if row is None:
         return None
@@ -232,12 +233,12 @@ class WarehouseEvents:
         await pctx.hold(self._locks.of(order_id))
 
     @staticmethod
-    async def _read(pctx: PrepareContext, release_ids: list[str]) -> dict[str, ReleaseRow | None]:
+    async def _read(pctx: PrepareContext, release_ids: list[str]) -> dict[str, StoredRelease | None]:
         async with pctx.db.read() as session:
-            return {release_id: await session.get(ReleaseRow, release_id) for release_id in release_ids}
+            return {release_id: await releases.get(session, release_id) for release_id in release_ids}
 
     @staticmethod
-    def _unchanged(row: ReleaseRow | None, release_id: str, prepared: Prepared) -> None:
+    def _unchanged(row: StoredRelease | None, release_id: str, prepared: Prepared) -> None:
         """Raise Retryable when the row is not as prepare read it (another replica wrote it)."""
         if _state(row) != prepared.seen.get(release_id):
             raise Retryable(
@@ -278,24 +279,10 @@ class WarehouseEvents:
         """Record the 3PL order made for a release exactly once (M2) and say what the 3PL answered."""
         prepared = _prepared(ctx, ReleasePrepared)
         session = ctx.session
-        row = await session.get(ReleaseRow, event.release_id)
+        row = await releases.get(session, event.release_id)
         if row is not None and row.status != "sent":
             return  # answered already (a replay of the same release under another event id)
         self._unchanged(row, event.release_id, prepared)
-        if row is None:
-            row = ReleaseRow(
-                release_id=event.release_id,
-                order_id=event.order_id,
-                location_id=event.location_id,
-                lines=translate.Release.of(event).lines_json(),
-                mode=self.mode,
-                status="sent",
-                shipped=False,
-                flow=capture_flow(),
-                created_at=_now(),
-                updated_at=_now(),
-            )
-            session.add(row)
         if self.mode == "edi":
             await self._release_by_edi(session, event, row)
             return
@@ -304,9 +291,9 @@ class WarehouseEvents:
             return
         order = prepared.order
         assert order is not None
-        row.status = "accepted"
-        row.warehouse_order_id = str(order["id"])
-        row.updated_at = _now()
+        await self._record_release(
+            session, event, row, status="accepted", warehouse_order_id=str(order["id"])
+        )
         accepted = order_events.WarehouseReleaseAccepted(
             order_id=event.order_id,
             release_id=event.release_id,
@@ -315,6 +302,35 @@ class WarehouseEvents:
             ),
         )
         await ctx.emit(_tpl_fact(accepted), key=event.order_id)
+
+    async def _record_release(
+        self,
+        session: AsyncSession,
+        event: order_events.OrderReleasedToWarehouse,
+        row: StoredRelease | None,
+        **changes: Any,
+    ) -> None:
+        """Insert the release's row with `changes` (no `row` yet), or set them on `row`."""
+        now = _now()
+        if row is not None:
+            await releases.change(session, event.release_id, updated_at=now, **changes)
+            return
+        await releases.add(
+            session,
+            {
+                "release_id": event.release_id,
+                "order_id": event.order_id,
+                "location_id": event.location_id,
+                "lines": translate.Release.of(event).lines_json(),
+                "mode": self.mode,
+                "status": "sent",
+                "shipped": False,
+                "flow": capture_flow(),
+                "created_at": now,
+                "updated_at": now,
+                **changes,
+            },
+        )
 
     async def _center(self, location_id: str) -> int | None:
         """The 3PL's id of the fulfillment center named `location_id` (the mesh's location ids are
@@ -340,12 +356,11 @@ class WarehouseEvents:
     async def _reject(
         self,
         ctx: MessageContext,
-        row: ReleaseRow,
+        row: StoredRelease | None,
         event: order_events.OrderReleasedToWarehouse,
         refusal: Refusal,
     ) -> None:
-        row.status = "rejected"
-        row.updated_at = _now()
+        await self._record_release(ctx.session, event, row, status="rejected")
         rejected = order_events.WarehouseReleaseRejected(
             order_id=event.order_id,
             release_id=event.release_id,
@@ -354,12 +369,19 @@ class WarehouseEvents:
         await ctx.emit(_tpl_fact(rejected), key=event.order_id)
 
     async def _release_by_edi(
-        self, session: AsyncSession, event: order_events.OrderReleasedToWarehouse, row: ReleaseRow
+        self,
+        session: AsyncSession,
+        event: order_events.OrderReleasedToWarehouse,
+        row: StoredRelease | None,
     ) -> None:
         """Drop a 940; the 3PL's 997 (read by the EDI poller) accepts or rejects the release."""
         assert self.mailbox is not None
-        if row.edi_control is not None:
+        if row is not None and row.edi_control is not None:
             return  # written before; waiting for its 997
+        if row is None:
+            # Inserted before the control number is taken: a replica racing for the same release
+            # fails here, before it writes a 940.
+            await self._record_release(session, event, None)
         control = await outgoing.send(
             session,
             self.mailbox,
@@ -367,14 +389,13 @@ class WarehouseEvents:
             sender_id=self.sender_id,
             receiver_id=self.receiver_id,
         )
-        row.edi_control = control
-        row.updated_at = _now()
+        await releases.change(session, event.release_id, edi_control=control, updated_at=_now())
 
     # --- cancellation (O7) -------------------------------------------------------------------
 
     @staticmethod
     def _cancel_plan(
-        event: order_events.OrderCancellationRequested, row: ReleaseRow | None
+        event: order_events.OrderCancellationRequested, row: StoredRelease | None
     ) -> tuple[str, list]:
         """What a cancellation does with the release as `row` stands, and the lines it cancels.
 
@@ -431,7 +452,7 @@ class WarehouseEvents:
     ) -> None:
         """Record the 3PL's answer to a cancellation: accepted, or rejected (it already shipped)."""
         prepared = _prepared(ctx, CancelPrepared)
-        row = await ctx.session.get(ReleaseRow, event.release_id)
+        row = await releases.get(ctx.session, event.release_id)
         self._unchanged(row, event.release_id, prepared)
         plan, lines = self._cancel_plan(event, row)
         if plan == "wait":
@@ -448,24 +469,28 @@ class WarehouseEvents:
         elif plan == "edi":
             await self._cancel_by_edi(ctx.session, row, lines)
         elif prepared.refusal is not None:
-            row.shipped = row.shipped or prepared.shipped
-            await self._cancel_rejected(ctx, row, prepared.refusal)
+            await self._cancel_rejected(ctx, row, prepared.refusal, shipped=prepared.shipped)
         else:
             assert prepared.cancelled
             await self._cancel_accepted(ctx, row, lines)
 
-    async def _cancel_accepted(self, ctx: MessageContext, row: ReleaseRow, lines: list) -> None:
-        row.status = "cancelled"
-        row.updated_at = _now()
+    async def _cancel_accepted(self, ctx: MessageContext, row: StoredRelease, lines: list) -> None:
+        await releases.change(ctx.session, row.release_id, status="cancelled", updated_at=_now())
         accepted = order_events.WarehouseCancellationAccepted(
             order_id=row.order_id, release_id=row.release_id, lines=lines
         )
         await ctx.emit(_tpl_fact(accepted), key=row.order_id)
 
-    async def _cancel_rejected(self, ctx: MessageContext, row: ReleaseRow, refusal: Refusal) -> None:
+    async def _cancel_rejected(
+        self, ctx: MessageContext, row: StoredRelease, refusal: Refusal, *, shipped: bool = False
+    ) -> None:
+        """Refuse the cancellation; `shipped`: the 3PL's refusal says the release has shipped."""
+        changes: dict[str, Any] = {"updated_at": _now()}
         if refusal.code == "ALREADY_SHIPPED":
-            row.status = "cancel_rejected"
-        row.updated_at = _now()
+            changes["status"] = "cancel_rejected"
+        if shipped and not row.shipped:
+            changes["shipped"] = True
+        await releases.change(ctx.session, row.release_id, **changes)
         rejected = order_events.WarehouseCancellationRejected(
             order_id=row.order_id,
             release_id=row.release_id,
@@ -473,23 +498,28 @@ class WarehouseEvents:
         )
         await ctx.emit(_tpl_fact(rejected), key=row.order_id)
 
-    async def _cancel_by_edi(self, session: AsyncSession, row: ReleaseRow, lines: list) -> None:
+    async def _cancel_by_edi(self, session: AsyncSession, row: StoredRelease, lines: list) -> None:
         """Drop a cancelling 940; the EDI poller answers on its 997 (rejected if a 945 came)."""
         assert self.mailbox is not None
         if row.cancel_control is not None:
             return
         order = translate.cancel_order(row.release_id)
         order.references.append(Reference(qualifier="PO", value=row.order_id))
-        row.cancel_control = await outgoing.send(
+        control = await outgoing.send(
             session,
             self.mailbox,
             [order.to_transaction("0001")],
             sender_id=self.sender_id,
             receiver_id=self.receiver_id,
         )
-        row.cancel_lines = [{"line_id": x.line_id, "sku": x.sku, "quantity": x.quantity} for x in lines]
-        row.status = "cancel_requested"
-        row.updated_at = _now()
+        await releases.change(
+            session,
+            row.release_id,
+            cancel_control=control,
+            cancel_lines=[{"line_id": x.line_id, "sku": x.sku, "quantity": x.quantity} for x in lines],
+            status="cancel_requested",
+            updated_at=_now(),
+        )
 
     # --- address correction (O7) --------------------------------------------------------------
 
@@ -520,9 +550,9 @@ class WarehouseEvents:
         yet), answers `WarehouseAddressUpdateRejected` with the reason, for customer service.
         """
         prepared = _prepared(ctx, AddressPrepared)
-        rows: dict[str, ReleaseRow] = {}
+        rows: dict[str, StoredRelease] = {}
         for release_id in event.release_ids:
-            row = await ctx.session.get(ReleaseRow, release_id)
+            row = await releases.get(ctx.session, release_id)
             self._unchanged(row, release_id, prepared)
             if row is None or row.status == "sent":
                 raise _unanswered(release_id)
@@ -545,7 +575,7 @@ class WarehouseEvents:
             else:
                 await self._address_outcome(ctx, row, prepared.outcomes[release_id])
 
-    async def _update_address(self, row: ReleaseRow, address) -> AddressOutcome:
+    async def _update_address(self, row: StoredRelease, address) -> AddressOutcome:
         """Update every pending shipment of the release's 3PL order (absolute: safe to repeat)."""
         try:
             order = await self.api.get_order(
@@ -574,12 +604,15 @@ class WarehouseEvents:
                 return AddressOutcome(refusal=Refusal(code, error.message, error.code))
         return AddressOutcome(updated=[str(s["id"]) for s in pending])
 
-    async def _address_outcome(self, ctx: MessageContext, row: ReleaseRow, outcome: AddressOutcome) -> None:
+    async def _address_outcome(
+        self, ctx: MessageContext, row: StoredRelease, outcome: AddressOutcome
+    ) -> None:
         if outcome.refusal is not None:
-            row.shipped = row.shipped or outcome.shipped
+            if outcome.shipped and not row.shipped:
+                await releases.change(ctx.session, row.release_id, shipped=True)
             await self._address_rejected(ctx, row, outcome.refusal)
             return
-        row.updated_at = _now()
+        await releases.change(ctx.session, row.release_id, updated_at=_now())
         updated = order_events.WarehouseAddressUpdated(
             order_id=row.order_id,
             release_id=row.release_id,
@@ -590,7 +623,7 @@ class WarehouseEvents:
         )
         await ctx.emit(_tpl_fact(updated), key=row.order_id)
 
-    async def _address_rejected(self, ctx: MessageContext, row: ReleaseRow, refusal: Refusal) -> None:
+    async def _address_rejected(self, ctx: MessageContext, row: StoredRelease, refusal: Refusal) -> None:
         log.info("address correction refused", extra={"release_id": row.release_id, "code": refusal.code})
         rejected = order_events.WarehouseAddressUpdateRejected(
             order_id=row.order_id,
@@ -600,7 +633,7 @@ class WarehouseEvents:
         await ctx.emit(_tpl_fact(rejected), key=row.order_id)
 
 
-def _address_plan(row: ReleaseRow) -> str:
+def _address_plan(row: StoredRelease) -> str:
     """What an address correction does with an answered release: `skip` (rejected or cancelled),
     `shipped`, `edi` (refused: no 940 modify) or `api` (update the 3PL shipments)."""
     if row.status in ("rejected", "cancelled"):

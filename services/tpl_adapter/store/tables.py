@@ -6,7 +6,19 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Integer, LargeBinary, String, Text, update
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    bindparam,
+    insert,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -48,18 +60,22 @@ class EdiCounterRow(Base):
     value: Mapped[int] = mapped_column(BigInteger)
 
 
+_COUNTER = EdiCounterRow.__table__
+# Built once: every 940 and 997 takes a number.
+_NEXT_CONTROL = (
+    update(_COUNTER)
+    .where(_COUNTER.c.name == bindparam("b_name"))
+    .values(value=_COUNTER.c.value % 999_999_999 + 1)
+    .returning(_COUNTER.c.value)
+)
+_FIRST_CONTROL = insert(_COUNTER)
+
+
 async def next_control_number(session: AsyncSession, name: str = "interchange") -> int:
     """The next control number, in the caller's transaction (one atomic UPDATE ... RETURNING)."""
-    result = await session.execute(
-        update(EdiCounterRow)
-        .where(EdiCounterRow.name == name)
-        .values(value=EdiCounterRow.value % 999_999_999 + 1)
-        .returning(EdiCounterRow.value)
-    )
-    value = result.scalar_one_or_none()
+    value = (await session.execute(_NEXT_CONTROL, {"b_name": name})).scalar_one_or_none()
     if value is None:
-        session.add(EdiCounterRow(name=name, value=1))
-        await session.flush()
+        await session.execute(_FIRST_CONTROL, {"name": name, "value": 1})
         return 1
     return value
 

@@ -10,8 +10,9 @@ import hashlib
 import json
 import logging
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Row, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from libs.store import Database
@@ -24,6 +25,20 @@ from services.tpl_adapter.webhooks.reporter import ReportFailed, ShipmentReporte
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF_S = 300.0
+
+# Built once on the table: every delivery runs them, and an ORM add, get or flush costs several
+# times the SQL it sends.
+_DELIVERY = WebhookDeliveryRow.__table__
+_STORE = insert(_DELIVERY)
+_PENDING = (
+    select(_DELIVERY.c.delivery_key, _DELIVERY.c.topic, _DELIVERY.c.body, _DELIVERY.c.next_attempt_at)
+    .where(_DELIVERY.c.status == "pending")
+    .order_by(_DELIVERY.c.received_at)
+    .limit(100)
+)
+_KEY = _DELIVERY.c.delivery_key == bindparam("b_delivery_key")
+_ATTEMPTS = select(_DELIVERY.c.attempts).where(_KEY)
+_SETTLE = update(_DELIVERY).where(_KEY)
 
 
 def _now() -> datetime:
@@ -62,17 +77,18 @@ class WebhookInbox:
         try:
             # Urgent: the 3PL waits for the 2xx, background writers can wait for us.
             async with self._db.transaction(urgent=True) as session:
-                session.add(
-                    WebhookDeliveryRow(
-                        delivery_key=key,
-                        webhook_id=webhook_id[:128],
-                        topic=topic[:64],
-                        body=body,
-                        status="pending",
-                        attempts=0,
-                        received_at=now,
-                        next_attempt_at=now,
-                    )
+                await session.execute(
+                    _STORE,
+                    {
+                        "delivery_key": key,
+                        "webhook_id": webhook_id[:128],
+                        "topic": topic[:64],
+                        "body": body,
+                        "status": "pending",
+                        "attempts": 0,
+                        "received_at": now,
+                        "next_attempt_at": now,
+                    },
                 )
         except IntegrityError:
             return False
@@ -105,18 +121,7 @@ class WebhookInbox:
     async def process_due(self) -> float:
         """Process every delivery that is due; returns seconds until the next one is."""
         async with self._db.read() as session:
-            rows = (
-                (
-                    await session.execute(
-                        select(WebhookDeliveryRow)
-                        .where(WebhookDeliveryRow.status == "pending")
-                        .order_by(WebhookDeliveryRow.received_at)
-                        .limit(100)
-                    )
-                )
-                .scalars()
-                .all()
-            )
+            rows = (await session.execute(_PENDING)).all()
         now = _now()
         next_due = self._retry_s
         for row in rows:
@@ -129,7 +134,7 @@ class WebhookInbox:
             await self._process(row)
         return max(0.05, next_due)
 
-    async def _process(self, row: WebhookDeliveryRow) -> None:
+    async def _process(self, row: Row[Any]) -> None:
         status, error = "done", None
         try:
             await self.apply(row.topic, json.loads(row.body))
@@ -139,16 +144,15 @@ class WebhookInbox:
         except (ValueError, KeyError, TypeError) as bad:
             status, error = "failed", f"unusable body: {bad!r}"
         async with self._db.transaction() as session:
-            stored = await session.get(WebhookDeliveryRow, row.delivery_key)
-            assert stored is not None
-            stored.attempts += 1
-            stored.status = status
-            stored.last_error = error
+            key = {"b_delivery_key": row.delivery_key}
+            attempts = (await session.execute(_ATTEMPTS, key)).scalar_one() + 1
+            settled: dict[str, Any] = {"attempts": attempts, "status": status, "last_error": error}
             if status == "pending":
-                backoff = min(MAX_BACKOFF_S, self._retry_s * 2 ** (stored.attempts - 1))
-                stored.next_attempt_at = _now() + timedelta(seconds=backoff)
+                backoff = min(MAX_BACKOFF_S, self._retry_s * 2 ** (attempts - 1))
+                settled["next_attempt_at"] = _now() + timedelta(seconds=backoff)
             else:
-                stored.processed_at = _now()
+                settled["processed_at"] = _now()
+            await session.execute(_SETTLE, {**key, **settled})
         if error:
             log.warning(
                 "3PL webhook not applied", extra={"topic": row.topic, "status": status, "error": error}

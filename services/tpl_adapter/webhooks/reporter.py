@@ -14,7 +14,7 @@ from libs.telemetry import resume_flow
 from retail.common.v1 import common_pb2
 from retail.shipments.v1 import shipments_pb2, shipments_service_pb2, shipments_service_pb2_grpc
 from services.tpl_adapter.clients.mesh import is_transient
-from services.tpl_adapter.store import ReleaseRow
+from services.tpl_adapter.store import releases
 from services.tpl_adapter.translate.release import Release
 
 log = logging.getLogger(__name__)
@@ -54,7 +54,7 @@ class ShipmentReporter:
             ReportFailed: not ours (permanent).
         """
         async with self._db.read() as session:
-            row = await session.get(ReleaseRow, release_id)
+            row = await releases.get(session, release_id)
         if row is None:
             raise ReportFailed(f"no release {release_id!r} was sent by this adapter", transient=False)
         return Release.from_json(row.release_id, row.order_id, row.location_id, row.lines)
@@ -68,7 +68,7 @@ class ShipmentReporter:
         the order's trace and correlation id.
         """
         async with self._db.read() as session:
-            release = await session.get(ReleaseRow, notice.release_id)
+            release = await releases.get(session, notice.release_id)
             flow = release.flow if release is not None else None
         try:
             with resume_flow(flow):
@@ -81,9 +81,7 @@ class ShipmentReporter:
                 f"RecordShipment: {error.code().name} {error.details()}", transient=is_transient(error)
             ) from error
         async with self._db.transaction() as session:
-            row = await session.get(ReleaseRow, notice.release_id)
-            if row is not None:
-                row.shipped = True
+            await releases.change(session, notice.release_id, shipped=True)
         return reply.shipment
 
     async def delivered(self, request_id: str, warehouse_shipment_id: str, at: datetime) -> None:
