@@ -7,15 +7,15 @@ raw delivery is stored, deduplicated by `X-Shopify-Event-Id` through a unique co
 then answered 200. Processing happens later in `sync.deliveries`. Bodies and the HMAC header are
 never logged.
 
-Deliveries that arrive together are stored together (group commit): while one transaction
-commits, the next arrivals queue, and the next transaction stores them all, so a burst costs one
-commit (one fsync) per batch instead of one per webhook. Each request still gets its 200 only
-after the transaction holding its row has committed.
+Deliveries that arrive together are stored together (the database's group commit,
+`libs.store.group`, as urgent units): while one transaction commits, the next arrivals queue, and
+the next transaction stores them all, so a burst costs one commit (one fsync) per batch instead of
+one per webhook. Each request still gets its 200 only after the transaction holding its row has
+committed; a row that cannot be stored fails its own request alone (503), never its neighbours.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import hmac
@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from prometheus_client import Counter
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -33,7 +34,7 @@ from starlette.routing import Route
 
 from libs.store import Database
 from services.shopify_adapter.store import tables
-from services.shopify_adapter.store.queries import insert_if_absent
+from services.shopify_adapter.store.queries import insert_if_absent_statements
 from services.shopify_adapter.translate.order import MalformedBody, parse_body
 
 log = logging.getLogger(__name__)
@@ -70,66 +71,9 @@ def _error(status: int, code: str, message: str) -> JSONResponse:
     return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
 
 
-class GroupCommit:
-    """Stores webhook rows of concurrent requests in shared transactions.
-
-    Args:
-        db: the service database.
-        max_batch: rows per transaction at most.
-    """
-
-    def __init__(self, db: Database, *, max_batch: int = 256) -> None:
-        self.db = db
-        self.max_batch = max_batch
-        self._queue: list[tuple[dict[str, Any], asyncio.Future[bool]]] = []
-        self._writer: asyncio.Task[None] | None = None
-        self.transactions = 0
-
-    async def store(self, row: dict[str, Any]) -> bool:
-        """Store `row` unless its event id is stored already; True when it was inserted."""
-        stored: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._queue.append((row, stored))
-        if self._writer is None or self._writer.done():
-            self._writer = asyncio.create_task(self._write())
-        # Shielded: a request that goes away must not cancel a commit other requests wait for.
-        return await asyncio.shield(stored)
-
-    async def _write(self) -> None:
-        while self._queue:
-            batch, self._queue = self._queue[: self.max_batch], self._queue[self.max_batch :]
-            try:
-                inserted = await self._commit([row for row, _ in batch])
-            except Exception as error:
-                if len(batch) == 1:
-                    _settle(batch[0][1], error=error)
-                    continue
-                # One bad row must not fail its neighbours: store each on its own.
-                for row, stored in batch:
-                    try:
-                        _settle(stored, (await self._commit([row]))[0])
-                    except Exception as single:
-                        _settle(stored, error=single)
-                continue
-            for (_, stored), result in zip(batch, inserted, strict=True):
-                _settle(stored, result)
-
-    async def _commit(self, rows: list[dict[str, Any]]) -> list[bool]:
-        # Urgent: Shopify waits for the 2xx, background writers can wait for us.
-        async with self.db.transaction(urgent=True) as session:
-            inserted = [
-                await insert_if_absent(session, tables.WebhookDelivery, row, ["event_id"]) for row in rows
-            ]
-        self.transactions += 1
-        return inserted
-
-
-def _settle(future: asyncio.Future[bool], result: bool = False, *, error: Exception | None = None) -> None:
-    if future.done():
-        return
-    if error is not None:
-        future.set_exception(error)
-    else:
-        future.set_result(result)
+# Built once per dialect, on the table, and given each row: every webhook runs it, and an ORM
+# statement built per call costs several times its execution (decision 0029).
+_INSERT = insert_if_absent_statements(tables.WebhookDelivery.__table__, ["event_id"])
 
 
 class WebhookIngress:
@@ -157,7 +101,7 @@ class WebhookIngress:
         self._domains = shop_domains
         self.max_body_bytes = max_body_bytes
         self._on_stored = on_stored
-        self.store = GroupCommit(db)
+        self._insert = _INSERT[db.dialect]
         self.app = Starlette(routes=[Route("/webhooks/shopify", self.receive, methods=["POST"])])
 
     async def _read_limited(self, request: Request) -> bytes | None:
@@ -171,6 +115,16 @@ class WebhookIngress:
                 return None
             chunks.append(chunk)
         return b"".join(chunks)
+
+    async def store(self, row: dict[str, Any]) -> bool:
+        """Store `row` unless its event id is stored already; True when it was inserted. Returns
+        once the transaction holding it has committed."""
+
+        async def unit(session: AsyncSession) -> bool:
+            return bool((await session.execute(self._insert, row)).rowcount)
+
+        # Urgent: Shopify waits for the 2xx, background writers can wait for us.
+        return await self.db.group.run(unit, urgent=True)
 
     async def receive(self, request: Request) -> Response:
         """Handle one webhook POST."""
@@ -218,7 +172,7 @@ class WebhookIngress:
             "next_attempt_at": now,
         }
         try:
-            inserted = await self.store.store(row)
+            inserted = await self.store(row)
         except Exception:  # the store is down: Shopify retries, nothing is lost
             log.exception("could not store webhook", extra={"topic": topic, "event_id": event_id})
             WEBHOOKS.labels("error").inc()

@@ -14,9 +14,13 @@ from libs.bus import MessageContext, Subscription
 from libs.store import after_commit
 from retail.shipments.v1 import events_pb2 as shipment_events
 from services.shopify_adapter.store import tables
-from services.shopify_adapter.store.queries import insert_if_absent
+from services.shopify_adapter.store.queries import insert_if_absent_statements
 
 DURABLE = "shopify-adapter"
+
+# Built once per dialect, on the table: every ShipmentConfirmed runs it, and an ORM statement
+# built per call costs several times its execution (decision 0029).
+_RECORD = insert_if_absent_statements(tables.FulfillmentJob.__table__, ["shipment_id"])
 
 
 def shipment_subscription(on_recorded: Callable[[], None] = lambda: None) -> Subscription:
@@ -25,9 +29,9 @@ def shipment_subscription(on_recorded: Callable[[], None] = lambda: None) -> Sub
     async def on_shipment_confirmed(event: shipment_events.ShipmentConfirmed, ctx: MessageContext) -> None:
         notice = event.shipment
         now = datetime.now(UTC)
-        inserted = await insert_if_absent(
-            ctx.session,
-            tables.FulfillmentJob,
+        dialect = ctx.session.bind.dialect.name if ctx.session.bind is not None else "sqlite"
+        result = await ctx.session.execute(
+            _RECORD[dialect],
             {
                 "shipment_id": notice.shipment_id or ctx.event_id,
                 "order_id": notice.order_id,
@@ -39,9 +43,8 @@ def shipment_subscription(on_recorded: Callable[[], None] = lambda: None) -> Sub
                 "created_at": now,
                 "next_attempt_at": now,
             },
-            ["shipment_id"],
         )
-        if inserted:
+        if result.rowcount:
             after_commit(ctx.session, on_recorded)
 
     return Subscription(

@@ -13,6 +13,16 @@ def _insert(session: AsyncSession, table: Any) -> Any:
     return (postgresql if dialect == "postgresql" else sqlite).insert(table)
 
 
+def insert_if_absent_statements(table: Any, key: list[str]) -> dict[str, Any]:
+    """`INSERT ... ON CONFLICT (key) DO NOTHING` on `table`, by dialect name (`sqlite`,
+    `postgresql`): for hot paths, to build once and execute with each row's values
+    (`result.rowcount` is 1 when the row was inserted). Atomic like `insert_if_absent`."""
+    return {
+        name: dialect.insert(table).on_conflict_do_nothing(index_elements=key)
+        for name, dialect in (("sqlite", sqlite), ("postgresql", postgresql))
+    }
+
+
 async def insert_if_absent(session: AsyncSession, table: Any, values: dict[str, Any], key: list[str]) -> bool:
     """INSERT ... ON CONFLICT (key) DO NOTHING; True when the row was inserted.
 

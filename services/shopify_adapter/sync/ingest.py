@@ -3,15 +3,40 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from types import ModuleType
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from libs.store import Database
 from retail.orders.v1 import orders_pb2, orders_service_pb2
 from services.shopify_adapter.clients.orders import OrdersClient
 from services.shopify_adapter.store import tables
-from services.shopify_adapter.store.queries import upsert
 from services.shopify_adapter.translate.order import utc_text, version_key
+
+# Built once, on the table, and given their parameters: every ingested order runs them, and an
+# ORM statement built per call costs several times its execution (decision 0029).
+_CHANNEL_ORDER = tables.ChannelOrder.__table__
+_INGESTED_VERSION = select(_CHANNEL_ORDER.c.channel_updated_at).where(
+    _CHANNEL_ORDER.c.order_gid == bindparam("b_order_gid")
+)
+
+
+def _remember(dialect: ModuleType) -> Any:
+    """The upsert of GID → mesh order id and the version ingested, built once per dialect."""
+    statement = dialect.insert(_CHANNEL_ORDER)
+    return statement.on_conflict_do_update(
+        index_elements=["order_gid"],
+        set_={
+            name: statement.excluded[name]
+            for name in ("order_id", "name", "channel_updated_at", "ingested_at")
+        },
+    )
+
+
+_REMEMBER = {"sqlite": _remember(sqlite), "postgresql": _remember(postgresql)}
 
 
 class OrderIngestor:
@@ -20,6 +45,7 @@ class OrderIngestor:
     def __init__(self, db: Database, orders: OrdersClient) -> None:
         self.db = db
         self.orders = orders
+        self._remember = _REMEMBER[db.dialect]
 
     async def ingest(self, order: orders_pb2.SalesOrder) -> orders_service_pb2.IngestOrderResponse:
         """Ingest one order version; a repeat (webhook after poll, duplicate) is the same request.
@@ -30,13 +56,15 @@ class OrderIngestor:
         """
         updated = utc_text(order.channel_updated_at.ToDatetime(tzinfo=UTC).isoformat())
         reply = await self.orders.ingest(order, version_key(order.channel_order.id, updated))
-        async with self.db.transaction() as session:
-            known = await session.get(tables.ChannelOrder, order.channel_order.id)
+
+        async def remember(session: AsyncSession) -> None:
+            known = (
+                await session.execute(_INGESTED_VERSION, {"b_order_gid": order.channel_order.id})
+            ).first()
             if known is not None and (known.channel_updated_at or "") >= updated:
-                return reply  # a stale or repeated version; keep the newest
-            await upsert(
-                session,
-                tables.ChannelOrder,
+                return  # a stale or repeated version; keep the newest
+            await session.execute(
+                self._remember,
                 {
                     "order_gid": order.channel_order.id,
                     "order_id": reply.order_id,
@@ -44,15 +72,12 @@ class OrderIngestor:
                     "channel_updated_at": updated,
                     "ingested_at": datetime.now(UTC),
                 },
-                ["order_gid"],
             )
-        return reply
 
-    async def mesh_order_id(self, order_gid: str) -> str | None:
-        """The mesh's order id of a Shopify order this adapter ingested, if any."""
-        async with self.db.read() as session:
-            row = await session.get(tables.ChannelOrder, order_gid)
-        return row.order_id if row else None
+        # Orders ingested at the same moment (concurrent deliveries) share a transaction
+        # (libs.store.group); it has committed when this returns.
+        await self.db.group.run(remember)
+        return reply
 
     async def channel_versions(self, order_gids: list[str]) -> dict[str, str]:
         """GID → the `updated_at` (UTC text) last ingested, for the given orders."""

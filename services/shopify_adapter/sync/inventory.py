@@ -53,7 +53,7 @@ from typing import Any
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 from prometheus_client import Counter, Histogram
-from sqlalchemy import case, delete, null, select, update
+from sqlalchemy import Row, bindparam, case, delete, null, select, update
 
 from libs.store import Database
 from libs.telemetry import record_outcome
@@ -110,6 +110,67 @@ LEVEL_UPDATES = Counter(
 #: Rounds of read-and-send for one batch before stale items are left for the next round.
 MAX_STALE_ROUNDS = 4
 
+# Built once, on the tables, and given their parameters: the pusher runs them every poll and for
+# every item, and an ORM statement built per call costs several times its execution (decision 0029).
+_PUSH = tables.InventoryPush.__table__
+_ITEM_COLUMNS = (
+    _PUSH.c.sku,
+    _PUSH.c.location_id,
+    _PUSH.c.wanted_quantity,
+    _PUSH.c.wanted_version,
+    _PUSH.c.pending_since,
+    _PUSH.c.attempts,
+    _PUSH.c.item_gid,
+    _PUSH.c.location_gid,
+    _PUSH.c.held_quantity,
+    _PUSH.c.base_quantity,
+    _PUSH.c.shopify_available,
+)
+_DUE = (
+    select(*_ITEM_COLUMNS)
+    .where(_PUSH.c.pushed_version < _PUSH.c.wanted_version, _PUSH.c.next_attempt_at <= bindparam("b_now"))
+    .order_by(_PUSH.c.pending_since, _PUSH.c.sku, _PUSH.c.location_id)
+    .limit(bindparam("b_limit"))
+)
+_PUSHED = (
+    select(*_ITEM_COLUMNS)
+    .where(_PUSH.c.pushed_version >= _PUSH.c.wanted_version)
+    .where(_PUSH.c.item_gid.is_not(None), _PUSH.c.location_gid.is_not(None))
+    .order_by(_PUSH.c.sku, _PUSH.c.location_id)
+)
+_THIS_ROW = (_PUSH.c.sku == bindparam("b_sku")) & (_PUSH.c.location_id == bindparam("b_location_id"))
+_DONE = (
+    update(_PUSH)
+    .where(_THIS_ROW)
+    .values(
+        pushed_quantity=bindparam("b_target"),
+        base_quantity=bindparam("b_wanted"),
+        pushed_version=bindparam("b_version"),
+        pushed_at=bindparam("b_now"),
+        shopify_available=bindparam("b_target"),
+        item_gid=bindparam("b_item_gid"),
+        location_gid=bindparam("b_location_gid"),
+        attempts=0,
+        last_error=None,
+        # A hold ends once the mesh's own figure has fallen to it.
+        held_quantity=case(
+            (_PUSH.c.wanted_quantity <= _PUSH.c.held_quantity, null()), else_=_PUSH.c.held_quantity
+        ),
+        # A newer change that arrived meanwhile is what the next push waits for.
+        pending_since=case((_PUSH.c.wanted_version > bindparam("b_version"), _PUSH.c.wanted_at), else_=None),
+    )
+)
+#: SET gets the columns given with `b_sku` and `b_location_id`.
+_DEFER = update(_PUSH).where(_THIS_ROW)
+_ITEM_MAP = tables.InventoryItemMap.__table__
+_KNOWN_ITEMS = select(_ITEM_MAP.c.sku, _ITEM_MAP.c.item_gid).where(
+    _ITEM_MAP.c.sku.in_(bindparam("b_skus", expanding=True))
+)
+_FORGET_ITEM = delete(_ITEM_MAP).where(_ITEM_MAP.c.sku == bindparam("b_sku"))
+_PUSHED_QUANTITY = select(_PUSH.c.pushed_quantity).where(
+    _PUSH.c.item_gid == bindparam("b_item_gid"), _PUSH.c.location_gid == bindparam("b_location_gid")
+)
+
 
 @dataclass
 class _Item:
@@ -135,7 +196,7 @@ def _target(item: _Item) -> int:
     return min(item.wanted, item.current + max(0, item.wanted - item.base))
 
 
-def _item(row: tables.InventoryPush, *, current: int | None) -> _Item:
+def _item(row: Row[Any], *, current: int | None) -> _Item:
     """A push row as the pusher works on it; `current` is Shopify's level as far as known.
 
     `wanted` is what Shopify should show: the mesh's figure, capped by a held Shopify figure.
@@ -199,18 +260,8 @@ class InventoryPusher:
 
     async def step(self) -> bool:
         """Push one batch of due rows; True when a full batch was taken (more may wait)."""
-        now = datetime.now(UTC)
-        push = tables.InventoryPush
         async with self.db.read() as session:
-            rows = (
-                await session.execute(
-                    select(push)
-                    .where(push.pushed_version < push.wanted_version)
-                    .where(push.next_attempt_at <= now)
-                    .order_by(push.pending_since, push.sku, push.location_id)
-                    .limit(self.batch)
-                )
-            ).scalars()
+            rows = await session.execute(_DUE, {"b_now": datetime.now(UTC), "b_limit": self.batch})
             items = [_item(r, current=r.shopify_available) for r in rows]
         if not items:
             return False
@@ -238,17 +289,8 @@ class InventoryPusher:
         and does what it decided (I4, the Shopify side of I5). Returns False: one round per timer
         tick is enough.
         """
-        push = tables.InventoryPush
         async with self.db.read() as session:
-            rows = (
-                await session.execute(
-                    select(push)
-                    .where(push.pushed_version >= push.wanted_version)
-                    .where(push.item_gid.is_not(None), push.location_gid.is_not(None))
-                    .order_by(push.sku, push.location_id)
-                )
-            ).scalars()
-            items = [_item(r, current=None) for r in rows]
+            items = [_item(r, current=None) for r in await session.execute(_PUSHED)]
         if not items:
             return False
         await self._read(items)
@@ -261,7 +303,7 @@ class InventoryPusher:
         kinds: dict[str, int] = defaultdict(int)
         async with self.db.transaction() as session:
             for item, decision in decisions:
-                row = await session.get(push, (item.sku, item.location_id))
+                row = await session.get(tables.InventoryPush, (item.sku, item.location_id))
                 if row is None or row.wanted_version != item.version:
                     continue  # a newer change arrived meanwhile; it is due anyway
                 row.shopify_available = item.current
@@ -407,15 +449,7 @@ class InventoryPusher:
 
     async def _item_gids(self, skus: list[str]) -> dict[str, str]:
         async with self.db.read() as session:
-            known = dict(
-                (
-                    await session.execute(
-                        select(tables.InventoryItemMap.sku, tables.InventoryItemMap.item_gid).where(
-                            tables.InventoryItemMap.sku.in_(skus)
-                        )
-                    )
-                ).all()
-            )
+            known = dict((await session.execute(_KNOWN_ITEMS, {"b_skus": skus})).all())
         unknown = [s for s in skus if s not in known]
         while unknown:
             size = self._chunk(ITEM_LOOKUP_COST, 50)
@@ -454,31 +488,23 @@ class InventoryPusher:
         """Shopify shows these items' target (`_target`): record it, the mesh's figure it answers
         (`base_quantity`) and the lag."""
         now = datetime.now(UTC)
-        push = tables.InventoryPush
         async with self.db.transaction() as session:
-            for item in items:
-                target = _target(item)
-                await session.execute(
-                    update(push)
-                    .where(push.sku == item.sku, push.location_id == item.location_id)
-                    .values(
-                        pushed_quantity=target,
-                        base_quantity=item.wanted,
-                        pushed_version=item.version,
-                        pushed_at=now,
-                        shopify_available=target,
-                        item_gid=item.item_gid,
-                        location_gid=item.location_gid,
-                        attempts=0,
-                        last_error=None,
-                        # A hold ends once the mesh's own figure has fallen to it.
-                        held_quantity=case(
-                            (push.wanted_quantity <= push.held_quantity, null()), else_=push.held_quantity
-                        ),
-                        # A newer change that arrived meanwhile is what the next push waits for.
-                        pending_since=case((push.wanted_version > item.version, push.wanted_at), else_=None),
-                    )
-                )
+            await session.execute(
+                _DONE,
+                [
+                    {
+                        "b_sku": item.sku,
+                        "b_location_id": item.location_id,
+                        "b_target": _target(item),
+                        "b_wanted": item.wanted,
+                        "b_version": item.version,
+                        "b_now": now,
+                        "b_item_gid": item.item_gid,
+                        "b_location_gid": item.location_gid,
+                    }
+                    for item in items
+                ],
+            )
         for item in items:
             if item.pending_since is not None:
                 since = item.pending_since
@@ -491,24 +517,24 @@ class InventoryPusher:
         if not items:
             return
         now = datetime.now(UTC)
-        push = tables.InventoryPush
         async with self.db.transaction() as session:
-            for item in items:
-                attempts = item.attempts + 1
-                await session.execute(
-                    update(push)
-                    .where(push.sku == item.sku, push.location_id == item.location_id)
-                    .values(
-                        attempts=attempts,
-                        last_error=reason[:1000],
-                        shopify_available=item.current,
-                        next_attempt_at=now + timedelta(seconds=backoff_s(attempts, self.retry_max_s)),
-                    )
-                )
-                if forget_item:
-                    await session.execute(
-                        delete(tables.InventoryItemMap).where(tables.InventoryItemMap.sku == item.sku)
-                    )
+            await session.execute(
+                _DEFER,
+                [
+                    {
+                        "b_sku": item.sku,
+                        "b_location_id": item.location_id,
+                        "attempts": item.attempts + 1,
+                        "last_error": reason[:1000],
+                        "shopify_available": item.current,
+                        "next_attempt_at": now
+                        + timedelta(seconds=backoff_s(item.attempts + 1, self.retry_max_s)),
+                    }
+                    for item in items
+                ],
+            )
+            if forget_item:
+                await session.execute(_FORGET_ITEM, [{"b_sku": item.sku} for item in items])
         PUSHED.labels("deferred").inc(len(items))
         log.warning(
             "inventory push deferred",
@@ -540,13 +566,10 @@ class InventoryEchoFilter:
         except (KeyError, TypeError, ValueError):
             LEVEL_UPDATES.labels("external").inc()
             return "external"
-        push = tables.InventoryPush
         async with self.db.read() as session:
             pushed = (
                 await session.execute(
-                    select(push.pushed_quantity).where(
-                        push.item_gid == item_gid, push.location_gid == location_gid
-                    )
+                    _PUSHED_QUANTITY, {"b_item_gid": item_gid, "b_location_gid": location_gid}
                 )
             ).scalar_one_or_none()
         kind = "echo" if pushed is not None and pushed == available else "external"
