@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import or_, select
+from sqlalchemy import Row, bindparam, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from libs.bus import KeyedLocks, MessageContext, Permanent, PrepareContext, Retryable, Subscription
@@ -69,6 +69,32 @@ ERP = common_pb2.SOURCE_SYSTEM_ERP
 #: Re-reads after an ETag conflict before giving the message back to the bus.
 CONFLICT_ATTEMPTS = 3
 
+# Statements of every message, built once on the tables and run with parameter dicts: the ORM's
+# identity map, unit of work and per-call statement building cost several times as much per event.
+_ORDER = ErpSalesOrderRow.__table__
+_ORDER_ROW = select(_ORDER).where(_ORDER.c.order_id == bindparam("b_order_id"))
+_LOCK_ORDER_ROW = _ORDER_ROW.with_for_update()
+_INSERT_ORDER = insert(_ORDER)
+_UPDATE_ORDER = update(_ORDER).where(_ORDER.c.order_id == bindparam("b_order_id"))
+_POSTING = ErpShipmentPostingRow.__table__
+_POSTED = select(_POSTING.c.shipment_id).where(_POSTING.c.shipment_id == bindparam("b_shipment_id"))
+_POSTINGS_OF = select(_POSTING.c.bc_shipment_id, _POSTING.c.bc_invoice_id).where(
+    _POSTING.c.order_id == bindparam("b_order_id")
+)
+#: A recorded shipment of the order that claims a BC posted shipment or invoice (None never matches).
+_CLAIMED = (
+    select(_POSTING.c.shipment_id)
+    .where(
+        _POSTING.c.order_id == bindparam("b_order_id"),
+        or_(
+            _POSTING.c.bc_shipment_id == bindparam("b_bc_shipment_id"),
+            _POSTING.c.bc_invoice_id == bindparam("b_bc_invoice_id"),
+        ),
+    )
+    .limit(1)
+)
+_INSERT_POSTING = insert(_POSTING)
+
 
 def _now() -> datetime:
     return datetime.now(UTC)
@@ -83,7 +109,7 @@ def _meta() -> common_pb2.EventMeta:
 OrderState = tuple[str, str | None, dict[str, Any], dict[str, Any] | None] | None
 
 
-def _state(row: ErpSalesOrderRow | None) -> OrderState:
+def _state(row: Row[Any] | None) -> OrderState:
     """The parts of an order's row its handler checks again in the transaction."""
     if row is None:
         return None
@@ -216,15 +242,19 @@ class ErpHandlers:
         if started is not None:
             record_outcome(handler, "ok", asyncio.get_running_loop().time() - started)
 
-    def _unchanged(self, row: ErpSalesOrderRow | None, prepared: Prepared) -> None:
+    def _unchanged(self, row: Row[Any] | None, prepared: Prepared) -> None:
         """Raise Retryable when the row is not as prepare read it (another replica wrote it)."""
         if _state(row) != prepared.seen:
             raise Retryable("the order changed while its ERP calls were made", delay=self.transient_retry_s)
 
     @staticmethod
-    async def _read_order(pctx: PrepareContext, order_id: str) -> ErpSalesOrderRow | None:
+    async def _order_row(session: AsyncSession, order_id: str) -> Row[Any] | None:
+        return (await session.execute(_ORDER_ROW, {"b_order_id": order_id})).first()
+
+    @classmethod
+    async def _read_order(cls, pctx: PrepareContext, order_id: str) -> Row[Any] | None:
         async with pctx.db.read() as session:
-            return await session.get(ErpSalesOrderRow, order_id)
+            return await cls._order_row(session, order_id)
 
     # ------------------------------------------------------------------ sales orders (O4, M2)
 
@@ -244,7 +274,7 @@ class ErpHandlers:
                     # created it just before the cancellation was recorded and then failed to
                     # cancel it (see on_order_accepted): cancel what it left.
                     for leftover in await self._find_sales_orders(external):
-                        await self._cancel_in_bc(str(leftover["id"]))
+                        await self._cancel_in_bc(str(leftover["id"]), leftover)
                 return prepared
             prepared.customer = so.customer_number(order, self.customer_map, self.default_customer)
             # M2: look up by the idempotency key before creating. A create whose answer was lost
@@ -290,7 +320,7 @@ class ErpHandlers:
         order = event.order
         prepared = _prepared(ctx, AcceptedPrepared)
         async with self._erp_step("erp-adapter.OrderAccepted", prepared.started):
-            row = await ctx.session.get(ErpSalesOrderRow, order.order_id)
+            row = await self._order_row(ctx.session, order.order_id)
             if row is not None and row.status == CANCELLED and prepared.bc_order is not None:
                 # Cancelled after prepare found or created the sales order (by another replica):
                 # no sales order may outlive its order's cancellation. A rare path, so the ERP
@@ -298,10 +328,16 @@ class ErpHandlers:
                 # leftover by its external document number and cancels it.
                 bc_id = str(prepared.bc_order["id"])
                 if row.bc_id != bc_id:
-                    await self._cancel_in_bc(bc_id)
-                    row.bc_id = bc_id
-                    row.bc_number = str(prepared.bc_order.get("number", ""))
-                    row.updated_at = _now()
+                    await self._cancel_in_bc(bc_id, prepared.bc_order)
+                    await ctx.session.execute(
+                        _UPDATE_ORDER,
+                        {
+                            "b_order_id": order.order_id,
+                            "bc_id": bc_id,
+                            "bc_number": str(prepared.bc_order.get("number", "")),
+                            "updated_at": _now(),
+                        },
+                    )
                 return
             self._unchanged(row, prepared)
             if row is not None and row.status == CANCELLED:
@@ -311,9 +347,9 @@ class ErpHandlers:
                 return
             bc_order, lines = prepared.bc_order, prepared.lines
             assert bc_order is not None and lines is not None
-            row = self._remember_order(ctx.session, order, prepared.external, bc_order, lines, row)
-            if prepared.ship_to is not None:
-                row.ship_to = prepared.ship_to
+            await self._remember_order(
+                ctx.session, order, prepared.external, bc_order, lines, row, ship_to=prepared.ship_to
+            )
             created = order_events.ErpSalesOrderCreated(
                 meta=_meta(),
                 order_id=order.order_id,
@@ -367,29 +403,32 @@ class ErpHandlers:
                 return line.unit_price.currency
         return "USD"
 
-    def _remember_order(
+    async def _remember_order(
         self,
         session: AsyncSession,
         order: Any,
         external: str,
         bc_order: dict[str, Any],
         lines: dict[str, Any],
-        row: ErpSalesOrderRow | None,
-    ) -> ErpSalesOrderRow:
-        now = _now()
-        if row is None:
-            row = ErpSalesOrderRow(order_id=order.order_id, created_at=now)
-            session.add(row)
-        row.external_document_number = external
-        row.bc_id = str(bc_order["id"])
-        row.bc_number = str(bc_order.get("number", ""))
-        row.bc_etag = bc_order.get("@odata.etag")
-        row.customer_number = str(bc_order.get("customerNumber", ""))
-        row.currency = self._currency(order)
-        row.status = CREATED
-        row.lines = lines
-        row.updated_at = now
-        return row
+        row: Row[Any] | None,
+        *,
+        ship_to: dict[str, Any] | None,
+    ) -> None:
+        """Insert or update the order's row as created in BC (`ship_to`: set when not None)."""
+        values: dict[str, Any] = {
+            "external_document_number": external,
+            "bc_id": str(bc_order["id"]),
+            "bc_number": str(bc_order.get("number", "")),
+            "bc_etag": bc_order.get("@odata.etag"),
+            "customer_number": str(bc_order.get("customerNumber", "")),
+            "currency": self._currency(order),
+            "status": CREATED,
+            "lines": lines,
+            "updated_at": _now(),
+        }
+        if ship_to is not None:
+            values["ship_to"] = ship_to
+        await _save_order(session, order.order_id, row, values)
 
     # ------------------------------------------------------------------ cancellations (O7)
 
@@ -409,33 +448,33 @@ class ErpHandlers:
         """Record the cancellation; a cancelled row without BC id stops a late creation."""
         prepared = _prepared(ctx, Prepared)
         async with self._erp_step("erp-adapter.OrderCancelled", prepared.started):
-            row = await ctx.session.get(ErpSalesOrderRow, event.order_id)
+            row = await self._order_row(ctx.session, event.order_id)
             self._unchanged(row, prepared)
+            values: dict[str, Any] = {"status": CANCELLED, "updated_at": _now()}
             if row is None:
-                now = _now()
-                row = ErpSalesOrderRow(
-                    order_id=event.order_id,
-                    external_document_number="",
-                    bc_id=event.erp_sales_order.id or None,
-                    bc_number=event.erp_sales_order.name or None,
-                    currency="USD",
-                    status=CANCELLED,
-                    lines={},
-                    created_at=now,
-                    updated_at=now,
-                )
-                ctx.session.add(row)
-            row.status = CANCELLED
-            row.updated_at = _now()
+                values |= {
+                    "external_document_number": "",
+                    "bc_id": event.erp_sales_order.id or None,
+                    "bc_number": event.erp_sales_order.name or None,
+                    "currency": "USD",
+                    "lines": {},
+                }
+            await _save_order(ctx.session, event.order_id, row, values)
 
-    async def _cancel_in_bc(self, bc_id: str) -> None:
+    async def _cancel_in_bc(self, bc_id: str, bc_order: dict[str, Any] | None = None) -> None:
+        """Delete the sales order, or close its open lines when part has shipped (If-Match).
+
+        Args:
+            bc_id: the BC sales order's id.
+            bc_order: the sales order with its lines as just read or created, if at hand: the
+                first attempt goes with it instead of reading it again; a stale ETag is refused
+                (412), and the order is read again.
+        """
         for _ in range(CONFLICT_ATTEMPTS):
-            try:
-                bc_order = await self.client.request(
-                    "GET", f"salesOrders({bc_id})", lane=Lane.ORDERS, params={"$expand": "salesOrderLines"}
-                )
-            except BcNotFound:
-                return  # already gone (deleted, or fully posted)
+            if bc_order is None:
+                bc_order = await self._sales_order(bc_id, Lane.ORDERS)
+                if bc_order is None:
+                    return  # already gone (deleted, or fully posted)
             lines = list(bc_order.get("salesOrderLines") or [])
             try:
                 if not any(float(line.get("shippedQuantity") or 0) for line in lines):
@@ -451,7 +490,7 @@ class ErpHandlers:
             except BcNotFound:
                 return
             except BcConflict:
-                continue  # changed under us: read again
+                bc_order = None  # changed under us: read again
             except BcBusinessError as refusal:
                 raise Permanent(
                     f"ERP refused the cancellation: {refusal.code} {refusal.message}"
@@ -477,7 +516,7 @@ class ErpHandlers:
         """Record the reduced lines, or keep the cancellation for right after the creation."""
         prepared = _prepared(ctx, LinesPrepared)
         async with self._erp_step("erp-adapter.OrderLinesCancelled", prepared.started):
-            row = await ctx.session.get(ErpSalesOrderRow, event.order_id)
+            row = await self._order_row(ctx.session, event.order_id)
             self._unchanged(row, prepared)
             if row is None or row.status == AWAITING_CREATE:
                 # The creation has not happened yet (its OrderAccepted is being retried, say) and
@@ -487,28 +526,29 @@ class ErpHandlers:
                 return
             if prepared.lines is None:
                 return  # cancelled as a whole: nothing left to reduce
-            row.lines = prepared.lines
-            row.updated_at = _now()
+            await ctx.session.execute(
+                _UPDATE_ORDER, {"b_order_id": event.order_id, "lines": prepared.lines, "updated_at": _now()}
+            )
 
     async def _await_create(
-        self, session: AsyncSession, order_id: str, row: ErpSalesOrderRow | None, cancelled: dict[str, int]
+        self,
+        session: AsyncSession,
+        order_id: str,
+        row: Row[Any] | None,
+        cancelled: dict[str, int],
+        *,
+        ship_to: dict[str, Any] | None = None,
     ) -> None:
-        now = _now()
-        if row is None:
-            row = ErpSalesOrderRow(
-                order_id=order_id,
-                external_document_number="",
-                currency="USD",
-                status=AWAITING_CREATE,
-                lines={},
-                created_at=now,
-            )
-            session.add(row)
-        lines = {key: dict(value) for key, value in (row.lines or {}).items()}
+        """Keep line cancellations (and an address correction) for right after the creation."""
+        lines = {key: dict(value) for key, value in ((row.lines if row else None) or {}).items()}
         for line_id, quantity in cancelled.items():
             lines[line_id] = {"cancelled": lines.get(line_id, {}).get("cancelled", 0) + quantity}
-        row.lines = lines
-        row.updated_at = now
+        values: dict[str, Any] = {"lines": lines, "updated_at": _now()}
+        if row is None:
+            values |= {"external_document_number": "", "currency": "USD", "status": AWAITING_CREATE}
+        if ship_to is not None:
+            values["ship_to"] = ship_to
+        await _save_order(session, order_id, row, values)
 
     async def _cancel_lines(
         self, bc_id: str, lines: dict[str, Any], cancelled: dict[str, int]
@@ -590,22 +630,23 @@ class ErpHandlers:
         prepared = _prepared(ctx, AddressPrepared)
         async with self._erp_step("erp-adapter.OrderAddressCorrected", prepared.started):
             at = prepared.at
-            row = await ctx.session.get(ErpSalesOrderRow, event.order_id)
+            row = await self._order_row(ctx.session, event.order_id)
             self._unchanged(row, prepared)
             if row is not None and _newer_handled(row, at):
                 return  # a newer correction was handled already
             fields = so.ship_to_fields(event.shipping_address)
             if row is None or row.status == AWAITING_CREATE:
-                await self._await_create(ctx.session, event.order_id, row, {})
-                row = await ctx.session.get(ErpSalesOrderRow, event.order_id)
-                assert row is not None
-                row.ship_to = {"at": at, "outcome": PENDING, "fields": fields}
+                pending = {"at": at, "outcome": PENDING, "fields": fields}
+                await self._await_create(ctx.session, event.order_id, row, {}, ship_to=pending)
                 return
             if prepared.ship_to is None:  # not created in BC: cancelled
-                row.ship_to = {"at": at, "outcome": REFUSED, "code": "ORDER_CANCELLED", "message": ""}
+                refused = {"at": at, "outcome": REFUSED, "code": "ORDER_CANCELLED", "message": ""}
+                await ctx.session.execute(_UPDATE_ORDER, {"b_order_id": event.order_id, "ship_to": refused})
                 return
-            row.ship_to = prepared.ship_to
-            row.updated_at = _now()
+            await ctx.session.execute(
+                _UPDATE_ORDER,
+                {"b_order_id": event.order_id, "ship_to": prepared.ship_to, "updated_at": _now()},
+            )
 
     async def _correct_ship_to(self, bc_id: str, fields: dict[str, str], at: str) -> dict[str, Any]:
         """PATCH the changed ship-to fields; re-read and retry on 412; the outcome for `ship_to`."""
@@ -648,26 +689,41 @@ class ErpHandlers:
         started = await self._turn(pctx, shipment.order_id)
         async with self._erp_step("erp-adapter.ShipmentConfirmed"):
             async with pctx.db.read() as session:
-                if await session.get(ErpShipmentPostingRow, shipment.shipment_id) is not None:
+                posted_before = await session.execute(_POSTED, {"b_shipment_id": shipment.shipment_id})
+                if posted_before.first() is not None:
                     # posted and published before (a replay with another event id)
                     return PostingPrepared(seen=None, started=started)
-                row = await session.get(ErpSalesOrderRow, shipment.order_id)
-                known = await self._postings_of(session, shipment.order_id)
+                row = await self._order_row(session, shipment.order_id)
+                known = (await session.execute(_POSTINGS_OF, {"b_order_id": shipment.order_id})).all()
             if row is None or not row.bc_id or not row.bc_number:
                 raise Retryable("no ERP sales order for this order yet", delay=self.transient_retry_s * 5)
             known_shipments = {p.bc_shipment_id for p in known}
             known_invoices = {p.bc_invoice_id for p in known if p.bc_invoice_id}
-            # After a crash or a lost answer, the posting may exist already: adopt it, never post twice.
-            posted = await self._unclaimed(row, "salesShipments", known_shipments)
+            bc_order = await self._sales_order(row.bc_id, Lane.POSTINGS)
+            posted: dict | None = None
+            # After a crash or a lost answer, the posting may exist already: adopt it, never post
+            # twice. Any posting of the order shows in BC as a shipped quantity on its lines, or as
+            # the order gone (deleted once fully posted): without either, and with none recorded
+            # here, there is nothing to adopt and the look-up is skipped
+            # (docs/decisions/0030-erp-posting-adoption-look-up-only-after-a-shipment.md).
+            if bc_order is None or known_shipments or _shipped_any(bc_order):
+                posted = await self._unclaimed(row, "salesShipments", known_shipments)
             if posted is None:
-                await self._ship_and_invoice(row, shipment)
+                if bc_order is None:
+                    raise _gone(row)
+                await self._ship_and_invoice(row, shipment, bc_order)
                 posted = await self._unclaimed(row, "salesShipments", known_shipments)
                 if posted is None:
                     raise Retryable("posted shipment not visible yet", delay=self.transient_retry_s)
+                # what the posting left to invoice; an adopted posting was made before the first read
+                bc_order = await self._sales_order(row.bc_id, Lane.POSTINGS)
             invoice = await self._unclaimed(row, "salesInvoices", known_invoices)
-            final = await self._fully_invoiced(row)
             return PostingPrepared(
-                seen=_state(row), started=started, posted=posted, invoice=invoice, final=final
+                seen=_state(row),
+                started=started,
+                posted=posted,
+                invoice=invoice,
+                final=_fully_invoiced(bc_order),
             )
 
     async def on_shipment_confirmed(
@@ -681,25 +737,27 @@ class ErpHandlers:
             # excludes the others): another replica's transaction recording a posting of this order
             # commits before the checks below read, which under READ COMMITTED would otherwise miss
             # its uncommitted row and record the same BC posting for a second shipment.
-            row = await ctx.session.get(ErpSalesOrderRow, shipment.order_id, with_for_update=True)
-            if await ctx.session.get(ErpShipmentPostingRow, shipment.shipment_id) is not None:
+            row = (await ctx.session.execute(_LOCK_ORDER_ROW, {"b_order_id": shipment.order_id})).first()
+            posted_before = await ctx.session.execute(_POSTED, {"b_shipment_id": shipment.shipment_id})
+            if posted_before.first() is not None:
                 return  # posted and published before (a replay with another event id)
             posted, invoice, final = prepared.posted, prepared.invoice, prepared.final
             if posted is None or row is None or await self._claimed(ctx.session, row.order_id, prepared):
                 # Another shipment of the order recorded this posting since prepare (another
                 # replica): prepare again, which posts this shipment or adopts its posting.
                 raise Retryable("the order's postings changed while posting", delay=self.transient_retry_s)
-            ctx.session.add(
-                ErpShipmentPostingRow(
-                    shipment_id=shipment.shipment_id,
-                    order_id=shipment.order_id,
-                    bc_shipment_id=str(posted["id"]),
-                    bc_shipment_number=str(posted.get("number", "")),
-                    bc_invoice_id=str(invoice["id"]) if invoice else None,
-                    bc_invoice_number=str(invoice.get("number", "")) if invoice else None,
-                    final=final,
-                    posted_at=_now(),
-                )
+            await ctx.session.execute(
+                _INSERT_POSTING,
+                {
+                    "shipment_id": shipment.shipment_id,
+                    "order_id": shipment.order_id,
+                    "bc_shipment_id": str(posted["id"]),
+                    "bc_shipment_number": str(posted.get("number", "")),
+                    "bc_invoice_id": str(invoice["id"]) if invoice else None,
+                    "bc_invoice_number": str(invoice.get("number", "")) if invoice else None,
+                    "final": final,
+                    "posted_at": _now(),
+                },
             )
             await ctx.emit(
                 shipment_events.ErpShipmentPosted(
@@ -730,23 +788,17 @@ class ErpHandlers:
                 )
 
     @staticmethod
-    async def _postings_of(session: AsyncSession, order_id: str) -> list[ErpShipmentPostingRow]:
-        query = select(ErpShipmentPostingRow).where(ErpShipmentPostingRow.order_id == order_id)
-        return list((await session.execute(query)).scalars())
-
-    @staticmethod
     async def _claimed(session: AsyncSession, order_id: str, prepared: PostingPrepared) -> bool:
         """Whether a recorded shipment claims the posted shipment or invoice prepare found."""
         assert prepared.posted is not None
-        claims = [ErpShipmentPostingRow.bc_shipment_id == str(prepared.posted["id"])]
-        if prepared.invoice is not None:
-            claims.append(ErpShipmentPostingRow.bc_invoice_id == str(prepared.invoice["id"]))
-        query = select(ErpShipmentPostingRow.shipment_id).where(
-            ErpShipmentPostingRow.order_id == order_id, or_(*claims)
-        )
-        return (await session.execute(query.limit(1))).first() is not None
+        claims = {
+            "b_order_id": order_id,
+            "b_bc_shipment_id": str(prepared.posted["id"]),
+            "b_bc_invoice_id": str(prepared.invoice["id"]) if prepared.invoice is not None else None,
+        }
+        return (await session.execute(_CLAIMED, claims)).first() is not None
 
-    async def _unclaimed(self, row: ErpSalesOrderRow, entity_set: str, known: set[str]) -> dict | None:
+    async def _unclaimed(self, row: Row[Any], entity_set: str, known: set[str]) -> dict | None:
         """The oldest posted document of this order that no recorded shipment claims."""
         documents = await self.client.find(
             entity_set, f"orderNumber eq {odata_string(row.bc_number or '')}", lane=Lane.POSTINGS
@@ -755,25 +807,29 @@ class ErpHandlers:
         unclaimed.sort(key=lambda d: str(d.get("number", "")))
         return unclaimed[0] if unclaimed else None
 
-    async def _ship_and_invoice(self, row: ErpSalesOrderRow, shipment: Any) -> None:
+    async def _sales_order(self, bc_id: str, lane: Lane) -> dict[str, Any] | None:
+        """The BC sales order with its lines; None when BC no longer has it (deleted, fully posted)."""
+        try:
+            return await self.client.request(
+                "GET", f"salesOrders({bc_id})", lane=lane, params={"$expand": "salesOrderLines"}
+            )
+        except BcNotFound:
+            return None
+
+    async def _ship_and_invoice(self, row: Row[Any], shipment: Any, bc_order: dict[str, Any]) -> None:
+        """Set each line's quantity to ship and location (If-Match), then post; `bc_order` as read."""
         shipped: dict[str, int] = defaultdict(int)
         for package in shipment.packages:
             for line in package.lines:
                 shipped[line.line_id] += line.quantity
         by_bc_line = {mapped["bc_line_id"]: shipped.get(line_id, 0) for line_id, mapped in row.lines.items()}
         location = await self.client.location_id(shipment.location_id, lane=Lane.POSTINGS)
-        for _ in range(CONFLICT_ATTEMPTS):
-            try:
-                bc_order = await self.client.request(
-                    "GET",
-                    f"salesOrders({row.bc_id})",
-                    lane=Lane.POSTINGS,
-                    params={"$expand": "salesOrderLines"},
-                )
-            except BcNotFound as gone:
-                raise Permanent(
-                    f"ERP sales order {row.bc_number} is gone but no posting of it is unclaimed"
-                ) from gone
+        for attempt in range(CONFLICT_ATTEMPTS):
+            if attempt:
+                read = await self._sales_order(row.bc_id, Lane.POSTINGS)  # changed under us: read again
+                if read is None:
+                    raise _gone(row)
+                bc_order = read
             try:
                 for line in bc_order.get("salesOrderLines") or []:
                     wanted = float(by_bc_line.get(str(line["id"]), 0))
@@ -795,18 +851,6 @@ class ErpHandlers:
                 # fix in the ERP, replay (M4).
                 raise Permanent(f"ERP refused the posting: {refusal.code} {refusal.message}") from refusal
         raise Retryable("ERP sales order kept changing before posting", delay=self.transient_retry_s)
-
-    async def _fully_invoiced(self, row: ErpSalesOrderRow) -> bool:
-        try:
-            bc_order = await self.client.request(
-                "GET", f"salesOrders({row.bc_id})", lane=Lane.POSTINGS, params={"$expand": "salesOrderLines"}
-            )
-        except BcNotFound:
-            return True  # BC deletes a sales order once it is fully shipped and invoiced
-        return all(
-            float(line.get("invoicedQuantity") or 0) >= float(line.get("quantity") or 0)
-            for line in bc_order.get("salesOrderLines") or []
-        )
 
 
 def subscriptions(handlers: ErpHandlers, durable: str = "erp-adapter") -> list[Subscription]:
@@ -868,6 +912,36 @@ def _corrected_at(event: order_events.OrderAddressCorrected) -> str:
     return moment.isoformat()
 
 
-def _newer_handled(row: ErpSalesOrderRow, at: str) -> bool:
+def _newer_handled(row: Row[Any], at: str) -> bool:
     """Whether a correction newer than `at` was handled already."""
     return bool(row.ship_to) and str(row.ship_to.get("at", "")) > at
+
+
+async def _save_order(
+    session: AsyncSession, order_id: str, row: Row[Any] | None, values: dict[str, Any]
+) -> None:
+    """Insert the order's row (`row` None: there was none when read) or update it with `values`."""
+    if row is None:
+        values = {"order_id": order_id, "created_at": values["updated_at"], **values}
+        await session.execute(_INSERT_ORDER, values)
+    else:
+        await session.execute(_UPDATE_ORDER, {"b_order_id": order_id, **values})
+
+
+def _gone(row: Row[Any]) -> Permanent:
+    return Permanent(f"ERP sales order {row.bc_number} is gone but no posting of it is unclaimed")
+
+
+def _shipped_any(bc_order: dict[str, Any]) -> bool:
+    """Whether BC shows a posted shipment on any line of the sales order."""
+    return any(float(line.get("shippedQuantity") or 0) for line in bc_order.get("salesOrderLines") or [])
+
+
+def _fully_invoiced(bc_order: dict[str, Any] | None) -> bool:
+    """Nothing left to invoice: BC deletes a sales order once it is fully shipped and invoiced."""
+    if bc_order is None:
+        return True
+    return all(
+        float(line.get("invoicedQuantity") or 0) >= float(line.get("quantity") or 0)
+        for line in bc_order.get("salesOrderLines") or []
+    )

@@ -4,6 +4,7 @@ Central stand-in → ErpShipmentPosted and ErpInvoicePosted, once per shipment."
 from __future__ import annotations
 
 import asyncio
+import re
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime
 
@@ -178,6 +179,58 @@ async def test_lost_answer_of_the_posting_is_adopted_not_posted_again(erp: Erp) 
     assert not invoice.final
     state = await erp.state()
     assert len([s for s in state["salesShipments"] if s["externalDocumentNumber"] == "#2003"]) == 1
+
+
+async def test_lost_answer_of_the_posting_that_completed_the_order_is_adopted_as_final(erp: Erp) -> None:
+    await _created(erp, "O-26", "#2007")
+    await erp.control.put(
+        "/_sandbox/faults", json={"operation": "shipAndInvoice", "fault": {"drop_response_rate": 1.0}}
+    )
+
+    # BC posts everything and deletes the order, but the answer is lost: the retry finds no order.
+    await erp.publish(
+        shipment_confirmed("SH-14", "O-26", [("L1", "SKU-1001", 2), ("L2", "SKU-1002", 1)], partial=False),
+        key="O-26",
+    )
+
+    [invoice] = await erp.wait_for(order_events.ErpInvoicePosted, order_id="O-26")
+    assert invoice.final
+    state = await erp.state()
+    assert len([s for s in state["salesShipments"] if s["externalDocumentNumber"] == "#2007"]) == 1
+    assert len([i for i in state["salesInvoices"] if i["externalDocumentNumber"] == "#2007"]) == 1
+
+
+_GUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def _requests(erp: Erp, since: int) -> list[str]:
+    """The adapter's requests to BC after the first `since`: method and resource, ids as {id}."""
+    return [
+        f"{e.method} {_GUID.sub('{id}', e.path.split(')/', 1)[-1])} {e.status}" for e in erp.exchanges[since:]
+    ]
+
+
+async def test_an_order_shipped_in_one_go_costs_seven_requests_of_the_erp_window(erp: Erp) -> None:
+    await _created(erp, "O-27", "#2008")  # the token, the company and the locations, read once
+    since = len(erp.exchanges)
+
+    await _created(erp, "O-28", "#2009")
+    await erp.publish(
+        shipment_confirmed("SH-15", "O-28", [("L1", "SKU-1001", 2), ("L2", "SKU-1002", 1)], partial=False),
+        key="O-28",
+    )
+
+    [invoice] = await erp.wait_for(order_events.ErpInvoicePosted, order_id="O-28")
+    assert invoice.final
+    assert _requests(erp, since) == [
+        "GET salesOrders 200",  # M2: the look-up by external document number
+        "POST salesOrders 201",
+        "GET salesOrders({id}) 200",  # nothing shipped yet: no earlier posting to adopt
+        "POST salesOrders({id})/Microsoft.NAV.shipAndInvoice 204",
+        "GET salesShipments 200",
+        "GET salesOrders({id}) 404",  # fully posted: BC deleted it, the invoice is final
+        "GET salesInvoices 200",
+    ]
 
 
 async def test_one_bc_posting_can_be_recorded_for_one_shipment_only(erp: Erp, database_url: str) -> None:
