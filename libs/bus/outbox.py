@@ -15,7 +15,7 @@ from typing import Any
 from google.protobuf.message import Message
 from nats.js import JetStreamContext, api
 from nats.js.errors import APIError
-from sqlalchemy import and_, func, insert, select, update
+from sqlalchemy import and_, bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from libs.bus.envelope import (
@@ -41,6 +41,29 @@ _PERMANENT_PUBLISH_ERRORS = frozenset({10054})
 # A Core statement on the table, built once: an ORM `session.add` (a unit-of-work flush) costs several
 # times the INSERT itself, and every event of the mesh passes here.
 _INSERT = insert(OutboxRow.__table__)
+# The relay's statements, built once too: every relay pass of every service runs them.
+_OUTBOX = OutboxRow.__table__
+_DUE = (
+    select(_OUTBOX.c.id, _OUTBOX.c.subject, _OUTBOX.c.payload, _OUTBOX.c.headers, _OUTBOX.c.attempts)
+    .where(
+        _OUTBOX.c.status.in_((PENDING, IN_FLIGHT)),
+        _OUTBOX.c.available_at <= bindparam("b_now", type_=_OUTBOX.c.available_at.type),
+    )
+    .order_by(_OUTBOX.c.id)
+    .limit(bindparam("b_limit"))
+)
+# SQLite: rows this process has leased are left out (see `OutboxRelay.claim`).
+_DUE_UNHELD = _DUE.where(_OUTBOX.c.id.not_in(bindparam("b_held", expanding=True)))
+# PostgreSQL: rows another replica is claiming right now are skipped, not waited for.
+_DUE_UNLOCKED = _DUE.with_for_update(skip_locked=True)
+_LEASE = (
+    update(_OUTBOX)
+    .where(_OUTBOX.c.id.in_(bindparam("b_ids", expanding=True)))
+    .values(status=IN_FLIGHT, available_at=bindparam("b_until", type_=_OUTBOX.c.available_at.type))
+)
+_ROW = _OUTBOX.c.id == bindparam("b_id")
+_PUBLISHED = update(_OUTBOX).where(_ROW).values(status=PUBLISHED, last_error=None)
+_RETRY = update(_OUTBOX).where(_ROW)
 
 
 class Outbox:
@@ -265,31 +288,23 @@ class OutboxRelay:
         and a relay that dies mid-batch leaves them claimable after the lease, as on PostgreSQL.
         """
         now = datetime.now(UTC)
-        query = (
-            select(OutboxRow.id, OutboxRow.subject, OutboxRow.payload, OutboxRow.headers, OutboxRow.attempts)
-            .where(OutboxRow.status.in_((PENDING, IN_FLIGHT)), OutboxRow.available_at <= now)
-            .order_by(OutboxRow.id)
-        )
+        params: dict[str, Any] = {"b_now": now, "b_limit": self.batch}
         if self.db.is_sqlite:
             claims = _SqliteClaims.of(self.db)
             async with claims.lock:
                 held = claims.held()
+                query = _DUE
                 if held:
-                    query = query.where(OutboxRow.id.not_in(held))
+                    query, params["b_held"] = _DUE_UNHELD, held
                 async with self.db.read() as session:
-                    rows = [Claimed(*row) for row in (await session.execute(query.limit(self.batch))).all()]
+                    rows = [Claimed(*row) for row in (await session.execute(query, params)).all()]
                 claims.take([row.id for row in rows], self.lease)
             return rows
-        # Rows another replica is claiming right now are skipped, not waited for.
-        query = query.limit(self.batch).with_for_update(skip_locked=True)
         async with self.db.transaction() as session:
-            rows = [Claimed(*row) for row in (await session.execute(query)).all()]
+            rows = [Claimed(*row) for row in (await session.execute(_DUE_UNLOCKED, params)).all()]
             if rows:
-                await session.execute(
-                    update(OutboxRow)
-                    .where(OutboxRow.id.in_([row.id for row in rows]))
-                    .values(status=IN_FLIGHT, available_at=now + timedelta(seconds=self.lease))
-                )
+                until = now + timedelta(seconds=self.lease)
+                await session.execute(_LEASE, {"b_ids": [row.id for row in rows], "b_until": until})
         return rows
 
     async def publish(self, rows: Sequence[Claimed]) -> list[api.PubAck | BaseException]:
@@ -306,14 +321,7 @@ class OutboxRelay:
             if isinstance(result, api.PubAck):
                 # A duplicate PubAck carries the first copy's sequence, which is what we record.
                 published.append(
-                    {
-                        "id": row.id,
-                        "status": PUBLISHED,
-                        "published_at": now,
-                        "stream": result.stream,
-                        "stream_seq": result.seq,
-                        "last_error": None,
-                    }
+                    {"b_id": row.id, "published_at": now, "stream": result.stream, "stream_seq": result.seq}
                 )
                 continue
             attempts = row.attempts + 1
@@ -321,7 +329,7 @@ class OutboxRelay:
             delay = min(self.max_backoff, 0.5 * 2 ** min(attempts, 10))
             retry.append(
                 {
-                    "id": row.id,
+                    "b_id": row.id,
                     "status": FAILED if permanent else PENDING,
                     "attempts": attempts,
                     "last_error": _describe(result)[:2000],
@@ -332,11 +340,15 @@ class OutboxRelay:
             log.warning(
                 "outbox publish failed for %d of %d rows: %s", len(retry), len(rows), retry[0]["last_error"]
             )
-        async with self.db.transaction() as session:
+
+        async def record(session: AsyncSession) -> None:
             if published:
-                await session.execute(update(OutboxRow), published)
+                await session.execute(_PUBLISHED, published)
             if retry:
-                await session.execute(update(OutboxRow), retry)
+                await session.execute(_RETRY, retry)
+
+        # With the deliveries and turns committing at the same moment (one fsync for all).
+        await self.db.group.run(record)
         if self.db.is_sqlite:
             _SqliteClaims.of(self.db).drop([row.id for row in rows])
         return len(published)

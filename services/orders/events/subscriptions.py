@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 from google.protobuf.message import Message
-from sqlalchemy import insert, select
+from sqlalchemy import bindparam, insert, select
 
 from libs.bus import MessageContext, Permanent, Subscription
 from libs.store import Database, after_commit
@@ -36,8 +36,11 @@ log = logging.getLogger(__name__)
 DURABLE = "orders"
 
 
-# Built once on the table: every consumed order fact passes here.
+# Built once on the tables: every consumed order fact passes here, every stock change asks.
 _HAND_OFF = insert(OrderInbound.__table__)
+_BACKORDERS = OrderBackorder.__table__
+_WAITING = select(_BACKORDERS.c.order_id).where(_BACKORDERS.c.sku == bindparam("b_sku"))
+_ANY_WAITING = _WAITING.limit(1)
 
 
 def _erp_created(order: Order, e: ev.ErpSalesOrderCreated, event_id: str, now: datetime) -> machine.Outcome:
@@ -184,8 +187,7 @@ class Inbound:
         if event.available_to_sell <= 0:
             return False
         async with self.db.read() as session:
-            query = select(OrderBackorder.order_id).where(OrderBackorder.sku == event.sku).limit(1)
-            return (await session.scalar(query)) is not None
+            return (await session.execute(_ANY_WAITING, {"b_sku": event.sku})).first() is not None
 
     async def on_order_fact(self, event: Message, ctx: MessageContext) -> None:
         """Hand an order fact to its actor through `order_inbound`."""
@@ -198,9 +200,7 @@ class Inbound:
         """Stock of a SKU became available: wake the backordered orders that wait for it."""
         if event.available_to_sell <= 0:
             return
-        waiting = (
-            await ctx.session.scalars(select(OrderBackorder.order_id).where(OrderBackorder.sku == event.sku))
-        ).all()
+        waiting = (await ctx.session.execute(_WAITING, {"b_sku": event.sku})).scalars().all()
         for order_id in waiting:
             await self._hand_off(ctx, order_id, f"{ctx.event_id}:{order_id}"[:64], event)
 
