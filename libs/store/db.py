@@ -255,10 +255,15 @@ def _configure_sqlite(engine: AsyncEngine, synchronous: str, *, inline: bool) ->
     def _on_begin(connection: Any) -> None:
         # Writers take the write lock up front; readers take none (a WAL snapshot).
         write = connection.get_execution_options().get(_WRITE, False)
-        if not (write and inline):
+        if not inline:
             connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
             return
+        # Straight to sqlite3, as every statement of a read session first pays for this one: through
+        # SQLAlchemy's execution machinery it costs more than the read itself.
         raw = connection.connection.driver_connection._live()
+        if not write:
+            raw.execute("BEGIN")
+            return
         give_up = time.monotonic() + _BEGIN_PATIENCE_S
         while True:
             try:
