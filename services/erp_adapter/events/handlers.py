@@ -874,7 +874,10 @@ def subscriptions(handlers: ErpHandlers, durable: str = "erp-adapter") -> list[S
             [shipment_events.ShipmentConfirmed],
             handlers.on_shipment_confirmed,
             stream="SHIPMENTS",
-            concurrency=4,
+            # A posting is 5 requests in a row. With the ERP at 2 s a call (bench slow-erp), 4 at a
+            # time finished 0.40 orders/s and 8 finished 0.64, near what a 300-per-minute window
+            # allows (0.71 at 7 requests an order); order creation still goes first in the budget.
+            concurrency=8,
             prepare=handlers.prepare_shipment_confirmed,
         ),
     ]
