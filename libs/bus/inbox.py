@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import insert, select
+from sqlalchemy import bindparam, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -13,6 +13,10 @@ from libs.store import Database
 
 # Built once, on the table: the ORM entity's insert with `.values()` costs four times this.
 _CLAIM = insert(InboxRow.__table__)
+_INBOX = InboxRow.__table__
+_SEEN = select(_INBOX.c.event_id).where(
+    _INBOX.c.consumer == bindparam("b_consumer"), _INBOX.c.event_id == bindparam("b_event_id")
+)
 
 
 class DuplicateEvent(Exception):
@@ -50,10 +54,8 @@ class Inbox:
     async def seen(self, consumer: str, event_id: str) -> bool:
         """Whether `consumer` has committed the handling of `event_id`."""
         async with self.db.read() as session:
-            query = select(InboxRow.event_id).where(
-                InboxRow.consumer == consumer, InboxRow.event_id == event_id
-            )
-            return (await session.execute(query)).first() is not None
+            found = await session.execute(_SEEN, {"b_consumer": consumer, "b_event_id": event_id})
+            return found.first() is not None
 
     async def purge(self, older_than: timedelta) -> int:
         """Forget events handled before `older_than` ago; returns how many rows were deleted.
