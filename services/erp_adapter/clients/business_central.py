@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from libs.http.client import async_client
 from services.erp_adapter.clients.budget import BudgetExhausted, Lane, RequestBudget
 
 API_ROOT = "/api/v2.0"
@@ -142,9 +143,7 @@ class BusinessCentralClient:
         self.budget = budget
         self._company_id = company_id
         self._max_budget_wait_s = max_budget_wait_s
-        self._http = httpx.AsyncClient(
-            timeout=timeout_s, transport=transport, event_hooks=dict(event_hooks or {})
-        )
+        self._http = async_client(timeout=timeout_s, transport=transport, event_hooks=dict(event_hooks or {}))
         self._token: str | None = None
         self._token_expires = 0.0
         self._token_lock = asyncio.Lock()

@@ -20,6 +20,8 @@ from typing import Any
 import httpx
 from prometheus_client import Counter
 
+from libs.http.client import async_client
+
 log = logging.getLogger(__name__)
 
 #: Calls that waited for the throttle bucket before being sent (M5), and THROTTLED answers.
@@ -174,7 +176,7 @@ class ShopifyAdmin:
     ) -> None:
         self.endpoint = f"{base_url.rstrip('/')}/admin/api/{api_version}/graphql.json"
         self._token = access_token
-        self._http = httpx.AsyncClient(timeout=timeout_s, trust_env=False)
+        self._http = async_client(timeout=timeout_s, trust_env=False)
         self.max_attempts = max_attempts
         self.max_wait_s = max_wait_s
         self.state = ConnectionState(base_url=base_url.rstrip("/"))

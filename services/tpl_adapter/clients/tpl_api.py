@@ -10,6 +10,8 @@ from typing import Any
 
 import httpx
 
+from libs.http.client import async_client
+
 RATE_LIMIT_PER_MINUTE = 150
 
 
@@ -79,7 +81,7 @@ class TplApi:
         self.health = ConnectionHealth()
         self._prefix = f"/{version}"
         self._channel_id = channel_id
-        self._http = httpx.AsyncClient(
+        self._http = async_client(
             base_url=self.base_url,
             headers={"Authorization": f"Bearer {token}"},
             timeout=timeout_s,
