@@ -31,6 +31,7 @@ import os
 import platform
 import random
 import shutil
+import signal
 import socket
 import sys
 import tempfile
@@ -435,6 +436,11 @@ async def _settle(
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
+    # SIGTERM (a CI timeout, `kill`) stops the bench like Ctrl-C does: the run is cancelled and
+    # every system's `finally` stops the processes it started, instead of leaving them orphaned.
+    task = asyncio.current_task()
+    assert task is not None
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
     ceiling: dict[str, Any] = {}
     runs: dict[str, dict[str, Any]] = {}
     for scenario in args.scenarios:
@@ -612,7 +618,11 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request drowns the progress
     started = datetime.now(UTC)
-    result = asyncio.run(run(args))
+    try:
+        result = asyncio.run(run(args))
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        log.warning("interrupted: the processes the bench started are stopped; no result written")
+        return 130
     result = {"started_at": started.isoformat(timespec="seconds"), "machine": _machine(), **result}
     print(table(result))
     line = json.dumps(result, default=str)
