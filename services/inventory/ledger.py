@@ -514,7 +514,10 @@ class Ledger:
     ) -> ReserveResult:
         """Reserve every line (or, with allow_partial, what fits); idempotent per order line."""
         session = unit.session
-        rows = (await session.execute(_ORDER_RESERVATIONS, {"b_order": order_id})).all()
+        # Locked before the positions, as release and commit do: a second replica reserving the
+        # same order waits here and then sees what this one held, instead of growing a partly held
+        # line from the same starting quantity (the position would count the rest twice).
+        rows = (await session.execute(_LOCK_ORDER_RESERVATIONS, {"b_order": order_id})).all()
         stored: dict[str, Row] = {}
         held: dict[str, int] = {}  # per line: units reserved (or committed) at any location
         for row in rows:
