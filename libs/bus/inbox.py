@@ -9,13 +9,15 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from libs.bus.tables import InboxRow
-from libs.store import Database
+from libs.store import Database, Prepared
 
-# Built once, on the table: the ORM entity's insert with `.values()` costs four times this.
-_CLAIM = insert(InboxRow.__table__)
+# Built once, on the table, and run as prepared statements (libs.store.Prepared).
+_CLAIM = Prepared(insert(InboxRow.__table__))
 _INBOX = InboxRow.__table__
-_SEEN = select(_INBOX.c.event_id).where(
-    _INBOX.c.consumer == bindparam("b_consumer"), _INBOX.c.event_id == bindparam("b_event_id")
+_SEEN = Prepared(
+    select(_INBOX.c.event_id).where(
+        _INBOX.c.consumer == bindparam("b_consumer"), _INBOX.c.event_id == bindparam("b_event_id")
+    )
 )
 
 

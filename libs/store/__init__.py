@@ -3,5 +3,15 @@
 from libs.store.db import Base, Database, normalize_url
 from libs.store.group import GroupCommit, after_commit
 from libs.store.migrate import migrated, upgrade
+from libs.store.prepared import Prepared
 
-__all__ = ["Base", "Database", "GroupCommit", "after_commit", "migrated", "normalize_url", "upgrade"]
+__all__ = [
+    "Base",
+    "Database",
+    "GroupCommit",
+    "Prepared",
+    "after_commit",
+    "migrated",
+    "normalize_url",
+    "upgrade",
+]

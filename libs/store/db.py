@@ -29,6 +29,7 @@ from sqlalchemy.util import await_
 
 from libs.store import inline
 from libs.store.group import AFTER_COMMIT, GroupCommit, run_after_commit
+from libs.store.prepared import Session
 
 log = logging.getLogger(__name__)
 
@@ -99,9 +100,9 @@ class Database:
             self.engine = create_async_engine(
                 self.url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
             )
-        self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        self.sessions = async_sessionmaker(self.engine, class_=Session, expire_on_commit=False)
         self._writer_sessions = async_sessionmaker(
-            self.engine, expire_on_commit=False, execution_options={_WRITE: True}
+            self.engine, class_=Session, expire_on_commit=False, execution_options={_WRITE: True}
         )
         self._group: GroupCommit | None = None
 
