@@ -34,7 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from libs.actors.actor import Actor, ConflictError, Reminder, RuntimeStoppedError, StateCodec, Turn
 from libs.actors.metrics import ActorMetrics
 from libs.actors.table import REMINDER, STATE, UTCDateTime
-from libs.store import Database
+from libs.store import Database, Prepared
 
 logger = logging.getLogger(__name__)
 
@@ -46,24 +46,28 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-# Statements are built once: SQLAlchemy then reuses their compiled form on every turn.
-_LOAD = select(STATE.c.version, STATE.c.state_json).where(
+# Statements are built once and run as prepared statements (libs.store.Prepared): every turn
+# runs them.
+_STATE_ROW = select(STATE.c.version, STATE.c.state_json).where(
     STATE.c.kind == bindparam("b_kind"), STATE.c.key == bindparam("b_key")
 )
+_LOAD = Prepared(_STATE_ROW)
 # The retry after a conflict locks the row so the retry cannot be overtaken again (SQLite
 # renders no FOR UPDATE; its transactions already exclude each other).
-_LOAD_LOCKED = _LOAD.with_for_update()
-_VERSION = select(STATE.c.version).where(
-    STATE.c.kind == bindparam("b_kind"), STATE.c.key == bindparam("b_key")
+_LOAD_LOCKED = Prepared(_STATE_ROW.with_for_update())
+_VERSION = Prepared(
+    select(STATE.c.version).where(STATE.c.kind == bindparam("b_kind"), STATE.c.key == bindparam("b_key"))
 )
-_INSERT_STATE = insert(STATE).values(
-    kind=bindparam("b_kind"),
-    key=bindparam("b_key"),
-    version=bindparam("b_version"),
-    state_json=bindparam("b_json"),
-    updated_at=bindparam("b_now", type_=UTCDateTime()),
+_INSERT_STATE = Prepared(
+    insert(STATE).values(
+        kind=bindparam("b_kind"),
+        key=bindparam("b_key"),
+        version=bindparam("b_version"),
+        state_json=bindparam("b_json"),
+        updated_at=bindparam("b_now", type_=UTCDateTime()),
+    )
 )
-_UPDATE_STATE = (
+_UPDATE_STATE = Prepared(
     update(STATE)
     .where(
         STATE.c.kind == bindparam("b_kind"),
@@ -81,16 +85,18 @@ _REMINDER_PK = (
     REMINDER.c.key == bindparam("b_key"),
     REMINDER.c.name == bindparam("b_name"),
 )
-_DELETE_REMINDER = delete(REMINDER).where(*_REMINDER_PK)
-_DELETE_FIRED = delete(REMINDER).where(*_REMINDER_PK, REMINDER.c.token == bindparam("b_token"))
-_INSERT_REMINDER = insert(REMINDER).values(
-    kind=bindparam("b_kind"),
-    key=bindparam("b_key"),
-    name=bindparam("b_name"),
-    due_at=bindparam("b_due", type_=UTCDateTime()),
-    payload_json=bindparam("b_payload"),
-    token=bindparam("b_token"),
-    claimed_until=None,
+_DELETE_REMINDER = Prepared(delete(REMINDER).where(*_REMINDER_PK))
+_DELETE_FIRED = Prepared(delete(REMINDER).where(*_REMINDER_PK, REMINDER.c.token == bindparam("b_token")))
+_INSERT_REMINDER = Prepared(
+    insert(REMINDER).values(
+        kind=bindparam("b_kind"),
+        key=bindparam("b_key"),
+        name=bindparam("b_name"),
+        due_at=bindparam("b_due", type_=UTCDateTime()),
+        payload_json=bindparam("b_payload"),
+        token=bindparam("b_token"),
+        claimed_until=None,
+    )
 )
 # A due reminder nobody holds a live lease on. The conditions are repeated on the UPDATE so that
 # a replica which waited for another's row lock re-checks them on the row as that one left it.

@@ -35,7 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from libs.bus.envelope import new_event_id
 from libs.bus.outbox import Outbox
 from libs.rpc import InvalidArgument
-from libs.store import Database
+from libs.store import Database, Prepared
 from retail.common.v1 import common_pb2
 from retail.inventory.v1 import events_pb2, inventory_pb2
 from services.inventory.domain import position as stock
@@ -78,16 +78,17 @@ PHYSICAL_REASONS = frozenset(
 )
 
 
-# Core statements on the tables, built once (docs/decisions/0029-group-commit.md): an ORM load,
-# `session.add` or flush costs several times the statement itself, and every order passes here.
+# Core statements on the tables, built once (docs/decisions/0029-group-commit.md) and run as
+# prepared statements (libs.store.Prepared, decision 0032): an ORM load, `session.add` or flush
+# costs several times the statement itself, and every order passes here.
 _POSITION = PositionRow.__table__
 _RESERVATION = ReservationRow.__table__
 _REQUEST = RequestRow.__table__
 _POSITION_KEY = (_POSITION.c.sku == bindparam("b_sku"), _POSITION.c.location_id == bindparam("b_location"))
-_LOCK_POSITION = select(_POSITION).where(*_POSITION_KEY).with_for_update()
+_LOCK_POSITION = Prepared(select(_POSITION).where(*_POSITION_KEY).with_for_update())
 _POSITIONS_OF_SKUS = select(_POSITION).where(_POSITION.c.sku.in_(bindparam("b_skus", expanding=True)))
 #: The columns `Work.put` changes.
-_WRITE_POSITION = (
+_WRITE_POSITION = Prepared(
     update(_POSITION)
     .where(*_POSITION_KEY)
     .values(
@@ -102,7 +103,7 @@ _WRITE_POSITION = (
         updated_at=bindparam("b_now", type_=_POSITION.c.updated_at.type),
     )
 )
-_SET_COUNTED = (
+_SET_COUNTED = Prepared(
     update(_POSITION)
     .where(*_POSITION_KEY)
     .values(last_snapshot_at=bindparam("b_counted", type_=_POSITION.c.last_snapshot_at.type))
@@ -112,16 +113,16 @@ _ORDER_RESERVATIONS = (
     .where(_RESERVATION.c.order_id == bindparam("b_order"))
     .order_by(_RESERVATION.c.reservation_id)
 )
-_LOCK_ORDER_RESERVATIONS = _ORDER_RESERVATIONS.with_for_update()
-_ACTIVE_RESERVATIONS = (
+_LOCK_ORDER_RESERVATIONS = Prepared(_ORDER_RESERVATIONS.with_for_update())
+_ACTIVE_RESERVATIONS = Prepared(
     select(_RESERVATION)
     .where(_RESERVATION.c.order_id == bindparam("b_order"), _RESERVATION.c.state == "ACTIVE")
     .order_by(_RESERVATION.c.reservation_id)
 )
-_INSERT_RESERVATION = insert(_RESERVATION)
+_INSERT_RESERVATION = Prepared(insert(_RESERVATION))
 _RESERVATION_KEY = _RESERVATION.c.reservation_id == bindparam("b_id")
 #: The columns `write_reservation` changes.
-_WRITE_RESERVATION = (
+_RESERVATION_UPDATE = (
     update(_RESERVATION)
     .where(_RESERVATION_KEY)
     .values(
@@ -132,10 +133,11 @@ _WRITE_RESERVATION = (
         updated_at=bindparam("b_now", type_=_RESERVATION.c.updated_at.type),
     )
 )
+_WRITE_RESERVATION = Prepared(_RESERVATION_UPDATE)
 #: A released line reserved again: its row becomes active, for the request's channel.
-_REACTIVATE_RESERVATION = _WRITE_RESERVATION.values(channel=bindparam("b_channel"))
+_REACTIVATE_RESERVATION = Prepared(_RESERVATION_UPDATE.values(channel=bindparam("b_channel")))
 #: The rest of a line held in part: its row grows.
-_GROW_RESERVATION = (
+_GROW_RESERVATION = Prepared(
     update(_RESERVATION)
     .where(_RESERVATION_KEY)
     .values(
@@ -143,25 +145,29 @@ _GROW_RESERVATION = (
         updated_at=bindparam("b_now", type_=_RESERVATION.c.updated_at.type),
     )
 )
-_LOAD_REQUEST = select(_REQUEST.c.method, _REQUEST.c.fingerprint, _REQUEST.c.response).where(
-    _REQUEST.c.request_id == bindparam("b_id")
+_LOAD_REQUEST = Prepared(
+    select(_REQUEST.c.method, _REQUEST.c.fingerprint, _REQUEST.c.response).where(
+        _REQUEST.c.request_id == bindparam("b_id")
+    )
 )
-_INSERT_REQUEST = insert(_REQUEST)
-_INSERT_MOVEMENT = insert(MovementRow.__table__)
+_INSERT_REQUEST = Prepared(insert(_REQUEST))
+_INSERT_MOVEMENT = Prepared(insert(MovementRow.__table__))
 #: INSERT ... ON CONFLICT DO NOTHING per dialect: missing positions, consumed shipment lines.
 _CREATE_POSITION = {
-    name: dialect.insert(_POSITION)
-    .values(
-        sku=bindparam("b_sku"),
-        location_id=bindparam("b_location"),
-        version=0,
-        updated_at=bindparam("b_now", type_=_POSITION.c.updated_at.type),
+    name: Prepared(
+        dialect.insert(_POSITION)
+        .values(
+            sku=bindparam("b_sku"),
+            location_id=bindparam("b_location"),
+            version=0,
+            updated_at=bindparam("b_now", type_=_POSITION.c.updated_at.type),
+        )
+        .on_conflict_do_nothing()
     )
-    .on_conflict_do_nothing()
     for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))
 }
 _INSERT_SHIPMENT_LINE = {
-    name: dialect.insert(ShipmentLineRow.__table__).on_conflict_do_nothing()
+    name: Prepared(dialect.insert(ShipmentLineRow.__table__).on_conflict_do_nothing())
     for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))
 }
 
