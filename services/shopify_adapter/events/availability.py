@@ -18,7 +18,7 @@ from sqlalchemy import case
 from sqlalchemy.dialects import postgresql, sqlite
 
 from libs.bus import MessageContext, Subscription
-from libs.store import after_commit
+from libs.store import Prepared, after_commit
 from retail.inventory.v1 import events_pb2 as inventory_events
 from services.shopify_adapter.store import tables
 from services.shopify_adapter.translate.inventory import channel_available
@@ -27,25 +27,28 @@ DURABLE = "shopify-adapter-inventory"
 
 
 def _want(dialect: ModuleType) -> Any:
-    """The upsert of a wanted figure, built once per dialect: every AvailabilityChanged runs it."""
+    """The upsert of a wanted figure, built once per dialect and run as a prepared statement
+    (libs.store.Prepared): every AvailabilityChanged runs it."""
     table = tables.InventoryPush.__table__
     statement = dialect.insert(table)
     idle = table.c.pushed_version >= table.c.wanted_version
-    return statement.on_conflict_do_update(
-        index_elements=["sku", "location_id"],
-        set_={
-            "wanted_quantity": statement.excluded.wanted_quantity,
-            "wanted_version": statement.excluded.wanted_version,
-            "wanted_at": statement.excluded.wanted_at,
-            "correlation_id": statement.excluded.correlation_id,
-            # The oldest change not yet in Shopify stays the lag's start; a row that was up to
-            # date starts a new wait (and a new coalescing window).
-            "pending_since": case((idle, statement.excluded.pending_since), else_=table.c.pending_since),
-            "next_attempt_at": case(
-                (idle, statement.excluded.next_attempt_at), else_=table.c.next_attempt_at
-            ),
-        },
-        where=table.c.wanted_version < statement.excluded.wanted_version,
+    return Prepared(
+        statement.on_conflict_do_update(
+            index_elements=["sku", "location_id"],
+            set_={
+                "wanted_quantity": statement.excluded.wanted_quantity,
+                "wanted_version": statement.excluded.wanted_version,
+                "wanted_at": statement.excluded.wanted_at,
+                "correlation_id": statement.excluded.correlation_id,
+                # The oldest change not yet in Shopify stays the lag's start; a row that was up to
+                # date starts a new wait (and a new coalescing window).
+                "pending_since": case((idle, statement.excluded.pending_since), else_=table.c.pending_since),
+                "next_attempt_at": case(
+                    (idle, statement.excluded.next_attempt_at), else_=table.c.next_attempt_at
+                ),
+            },
+            where=table.c.wanted_version < statement.excluded.wanted_version,
+        )
     )
 
 

@@ -7,6 +7,8 @@ from typing import Any
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from libs.store import Prepared
+
 
 def _insert(session: AsyncSession, table: Any) -> Any:
     dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
@@ -15,10 +17,11 @@ def _insert(session: AsyncSession, table: Any) -> Any:
 
 def insert_if_absent_statements(table: Any, key: list[str]) -> dict[str, Any]:
     """`INSERT ... ON CONFLICT (key) DO NOTHING` on `table`, by dialect name (`sqlite`,
-    `postgresql`): for hot paths, to build once and execute with each row's values
-    (`result.rowcount` is 1 when the row was inserted). Atomic like `insert_if_absent`."""
+    `postgresql`), as prepared statements (libs.store.Prepared): for hot paths, to build once and
+    execute with each row's values (`result.rowcount` is 1 when the row was inserted). Atomic like
+    `insert_if_absent`."""
     return {
-        name: dialect.insert(table).on_conflict_do_nothing(index_elements=key)
+        name: Prepared(dialect.insert(table).on_conflict_do_nothing(index_elements=key))
         for name, dialect in (("sqlite", sqlite), ("postgresql", postgresql))
     }
 

@@ -35,7 +35,7 @@ from typing import Any
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from libs.store import Database
+from libs.store import Database, Prepared
 from libs.telemetry import record_outcome
 from services.shopify_adapter.clients.admin import ShopifyAdmin, ShopifyError, ShopifyTransient
 from services.shopify_adapter.clients.orders import OrdersClient, OrdersRefused, OrdersUnavailable
@@ -58,7 +58,9 @@ log = logging.getLogger(__name__)
 INGEST_TOPICS = frozenset({"orders/create", "orders/updated", "orders/paid"})
 
 # Built once, on the table, and given their parameters: every poll and every delivery runs them,
-# and an ORM statement built per call costs several times its execution (decision 0029).
+# and an ORM statement built per call costs several times its execution (decision 0029). The
+# per-delivery ones run as prepared statements (libs.store.Prepared); `_DUE`'s expanding list
+# would not.
 _DELIVERY = tables.WebhookDelivery.__table__
 _DUE = (
     select(_DELIVERY.c.id, _DELIVERY.c.topic, _DELIVERY.c.body)
@@ -70,11 +72,13 @@ _DUE = (
     .order_by(_DELIVERY.c.id)
     .limit(bindparam("b_limit"))
 )
-_ROW = select(
-    _DELIVERY.c.status, _DELIVERY.c.topic, _DELIVERY.c.body, _DELIVERY.c.event_id, _DELIVERY.c.attempts
-).where(_DELIVERY.c.id == bindparam("b_id"))
+_ROW = Prepared(
+    select(
+        _DELIVERY.c.status, _DELIVERY.c.topic, _DELIVERY.c.body, _DELIVERY.c.event_id, _DELIVERY.c.attempts
+    ).where(_DELIVERY.c.id == bindparam("b_id"))
+)
 #: SET gets the columns given with `b_id`.
-_UPDATE = update(_DELIVERY).where(_DELIVERY.c.id == bindparam("b_id"))
+_UPDATE = Prepared(update(_DELIVERY).where(_DELIVERY.c.id == bindparam("b_id")))
 
 
 class DeliveryWorker:

@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy import bindparam, select, update
 
-from libs.store import Database
+from libs.store import Database, Prepared
 from libs.telemetry import record_outcome
 from retail.common.v1 import common_pb2
 from retail.shipments.v1 import events_pb2 as shipment_events
@@ -40,32 +40,35 @@ MAX_UNKNOWN_ORDER_ATTEMPTS = 12
 #: Jobs per round.
 BATCH = 20
 
-# Built once, on the tables, and given their parameters: every poll and every job runs them, and
-# an ORM statement built per call costs several times its execution (decision 0029).
+# Built once, on the tables, run as prepared statements (libs.store.Prepared) and given their
+# parameters: every poll and every job runs them, and an ORM statement built per call costs several
+# times its execution (decision 0029).
 _JOB = tables.FulfillmentJob.__table__
-_DUE = (
+_DUE = Prepared(
     select(_JOB.c.shipment_id)
     .where(_JOB.c.status == tables.PENDING, _JOB.c.next_attempt_at <= bindparam("b_now"))
     .order_by(_JOB.c.created_at)
     .limit(BATCH)
 )
 _CHANNEL_ORDER = tables.ChannelOrder.__table__
-_JOB_ROW = select(
-    _JOB.c.status,
-    _JOB.c.order_id,
-    _JOB.c.notice,
-    _JOB.c.correlation_id,
-    _JOB.c.causation_id,
-    _JOB.c.attempts,
-    # The Shopify order, when this adapter ingested the order (else the orders service is asked).
-    select(_CHANNEL_ORDER.c.order_gid)
-    .where(_CHANNEL_ORDER.c.order_id == _JOB.c.order_id)
-    .limit(1)
-    .scalar_subquery()
-    .label("order_gid"),
-).where(_JOB.c.shipment_id == bindparam("b_shipment_id"))
+_JOB_ROW = Prepared(
+    select(
+        _JOB.c.status,
+        _JOB.c.order_id,
+        _JOB.c.notice,
+        _JOB.c.correlation_id,
+        _JOB.c.causation_id,
+        _JOB.c.attempts,
+        # The Shopify order, when this adapter ingested the order (else the orders service is asked).
+        select(_CHANNEL_ORDER.c.order_gid)
+        .where(_CHANNEL_ORDER.c.order_id == _JOB.c.order_id)
+        .limit(1)
+        .scalar_subquery()
+        .label("order_gid"),
+    ).where(_JOB.c.shipment_id == bindparam("b_shipment_id"))
+)
 #: SET gets the columns given with `b_shipment_id`.
-_UPDATE_JOB = update(_JOB).where(_JOB.c.shipment_id == bindparam("b_shipment_id"))
+_UPDATE_JOB = Prepared(update(_JOB).where(_JOB.c.shipment_id == bindparam("b_shipment_id")))
 
 
 class OrderNotMapped(Exception):

@@ -74,9 +74,8 @@ async def test_two_packages_delivered_at_once_both_count(
     try:
         # The row is held elsewhere while both updates start, so both are under way at once.
         async with blocker.transaction() as held:
-            await held.execute(
-                text("SELECT 1 FROM shipment WHERE shipment_id = :id FOR UPDATE"), {"id": recorded.shipment_id}
-            )
+            lock = text("SELECT 1 FROM shipment WHERE shipment_id = :id FOR UPDATE")
+            await held.execute(lock, {"id": recorded.shipment_id})
             updates = [
                 asyncio.ensure_future(
                     stub.RecordTrackingUpdate(
@@ -85,7 +84,10 @@ async def test_two_packages_delivered_at_once_both_count(
                     )
                 )
                 for n, (package, at) in enumerate(
-                    [(first_pkg, SHIPPED_AT + timedelta(hours=1)), (second_pkg, SHIPPED_AT + timedelta(hours=2))]
+                    [
+                        (first_pkg, SHIPPED_AT + timedelta(hours=1)),
+                        (second_pkg, SHIPPED_AT + timedelta(hours=2)),
+                    ]
                 )
             ]
             await _waiting_for_locks(blocker, 2)
