@@ -290,7 +290,12 @@ async def run_one(
         fault = fault.replace("{", "{{").replace("}", "}}")
         bc_args = ("--fault", f"*={fault}", "--rate-limit", str(args.slow_erp_rate_limit))
         bc_args += ("--rate-window-s", str(args.slow_erp_window_s))
-    system = System(name, data_dir, bc_args, args.inventory_every, database=args.mesh_db)
+    # Shopify's GraphQL budget is the plan's: Standard by default (2,000 points, 100 a second).
+    shopify_args = ("--throttle-capacity", f"{args.shopify_bucket:g}")
+    shopify_args += ("--throttle-restore-rate", f"{args.shopify_restore_rate:g}")
+    system = System(
+        name, data_dir, bc_args, args.inventory_every, database=args.mesh_db, shopify_args=shopify_args
+    )
     result: dict[str, Any] = {"system": name, "scenario": scenario}
     try:
         log.info("%s/%s: starting under %s", scenario, name, data_dir)
@@ -573,6 +578,15 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--slow-erp-latency-ms", type=int, default=2000)
     parser.add_argument("--slow-erp-rate-limit", type=int, default=300, help="BC requests per window")
     parser.add_argument("--slow-erp-window-s", type=float, default=60.0)
+    parser.add_argument(
+        "--shopify-restore-rate",
+        type=float,
+        default=100.0,
+        help="Shopify GraphQL points restored per second (Standard 100, Advanced 200, Plus 1000)",
+    )
+    parser.add_argument(
+        "--shopify-bucket", type=float, default=2000.0, help="Shopify GraphQL bucket size (points)"
+    )
     parser.add_argument("--no-ceiling", action="store_true", help="skip the transport ceiling")
     parser.add_argument("--keep", action="store_true", help="keep each run's data folder and logs")
     parser.add_argument(

@@ -62,6 +62,7 @@ class System:
         name: `mesh`, `inline` or `celery`.
         data_dir: a fresh folder for the stand-ins' and the system's files and logs.
         bc_args: extra command-line arguments of the Business Central stand-in (scenario faults).
+        shopify_args: extra command-line arguments of the Shopify stand-in (its plan's API budget).
         inventory_every_s: how often the peers copy 3PL stock to Shopify (the mesh verifies its
             stock against the 3PL as often, `INVENTORY_VERIFY_S`).
     """
@@ -74,11 +75,13 @@ class System:
         inventory_every_s: float,
         *,
         database: str = "sqlite",
+        shopify_args: tuple[str, ...] = (),
     ) -> None:
         self.name = name
         self.data_dir = data_dir
+        extra_args = {"business-central": bc_args, "shopify": shopify_args}
         sandbox = tuple(
-            replace(s, args=s.args + bc_args) if s.name == "business-central" else s
+            replace(s, args=s.args + extra_args.get(s.name, ()))
             for s in Topology.with_free_ports(data_dir, "nats://unused:0").sandbox
         )
         nats_url = f"nats://127.0.0.1:{free_port()}"
