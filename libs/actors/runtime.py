@@ -34,7 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from libs.actors.actor import Actor, ConflictError, Reminder, RuntimeStoppedError, StateCodec, Turn
 from libs.actors.metrics import ActorMetrics
 from libs.actors.table import REMINDER, STATE, UTCDateTime
-from libs.store import Database, Prepared
+from libs.store import Compiled, Database
 
 logger = logging.getLogger(__name__)
 
@@ -46,19 +46,19 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-# Statements are built once and run as prepared statements (libs.store.Prepared): every turn
+# Statements are built once and run as compiled statements (libs.store.Compiled): every turn
 # runs them.
 _STATE_ROW = select(STATE.c.version, STATE.c.state_json).where(
     STATE.c.kind == bindparam("b_kind"), STATE.c.key == bindparam("b_key")
 )
-_LOAD = Prepared(_STATE_ROW)
+_LOAD = Compiled(_STATE_ROW)
 # The retry after a conflict locks the row so the retry cannot be overtaken again (SQLite
 # renders no FOR UPDATE; its transactions already exclude each other).
-_LOAD_LOCKED = Prepared(_STATE_ROW.with_for_update())
-_VERSION = Prepared(
+_LOAD_LOCKED = Compiled(_STATE_ROW.with_for_update())
+_VERSION = Compiled(
     select(STATE.c.version).where(STATE.c.kind == bindparam("b_kind"), STATE.c.key == bindparam("b_key"))
 )
-_INSERT_STATE = Prepared(
+_INSERT_STATE = Compiled(
     insert(STATE).values(
         kind=bindparam("b_kind"),
         key=bindparam("b_key"),
@@ -67,7 +67,7 @@ _INSERT_STATE = Prepared(
         updated_at=bindparam("b_now", type_=UTCDateTime()),
     )
 )
-_UPDATE_STATE = Prepared(
+_UPDATE_STATE = Compiled(
     update(STATE)
     .where(
         STATE.c.kind == bindparam("b_kind"),
@@ -85,9 +85,9 @@ _REMINDER_PK = (
     REMINDER.c.key == bindparam("b_key"),
     REMINDER.c.name == bindparam("b_name"),
 )
-_DELETE_REMINDER = Prepared(delete(REMINDER).where(*_REMINDER_PK))
-_DELETE_FIRED = Prepared(delete(REMINDER).where(*_REMINDER_PK, REMINDER.c.token == bindparam("b_token")))
-_INSERT_REMINDER = Prepared(
+_DELETE_REMINDER = Compiled(delete(REMINDER).where(*_REMINDER_PK))
+_DELETE_FIRED = Compiled(delete(REMINDER).where(*_REMINDER_PK, REMINDER.c.token == bindparam("b_token")))
+_INSERT_REMINDER = Compiled(
     insert(REMINDER).values(
         kind=bindparam("b_kind"),
         key=bindparam("b_key"),

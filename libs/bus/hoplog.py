@@ -11,7 +11,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from libs.bus.tables import HopRow
-from libs.store import Database, Prepared
+from libs.store import Compiled, Database
 from libs.telemetry.redaction import redact
 
 OK = "ok"
@@ -24,8 +24,8 @@ OUTCOMES = frozenset({OK, DUPLICATE, RETRY, DEAD_LETTER, ERROR})
 _DETAIL_MAX = 2000
 
 
-# Built once, on the table, and run as a prepared statement (libs.store.Prepared).
-_INSERT = Prepared(insert(HopRow.__table__))
+# Built once, on the table, and run as a compiled statement (libs.store.Compiled).
+_INSERT = Compiled(insert(HopRow.__table__))
 
 
 def snapshot(payload: Message | dict[str, Any] | None) -> Any:

@@ -9,12 +9,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from libs.bus.tables import InboxRow
-from libs.store import Database, Prepared
+from libs.store import Compiled, Database
 
-# Built once, on the table, and run as prepared statements (libs.store.Prepared).
-_CLAIM = Prepared(insert(InboxRow.__table__))
+# Built once, on the table, and run as compiled statements (libs.store.Compiled).
+_CLAIM = Compiled(insert(InboxRow.__table__))
 _INBOX = InboxRow.__table__
-_SEEN = Prepared(
+_SEEN = Compiled(
     select(_INBOX.c.event_id).where(
         _INBOX.c.consumer == bindparam("b_consumer"), _INBOX.c.event_id == bindparam("b_event_id")
     )

@@ -29,7 +29,7 @@ from libs.bus.envelope import (
 from libs.bus.publish import publish_batch
 from libs.bus.streams import subject_for
 from libs.bus.tables import FAILED, IN_FLIGHT, PENDING, PUBLISHED, OutboxRow
-from libs.store import Database, Prepared, after_commit
+from libs.store import Compiled, Database, after_commit
 from libs.telemetry.correlation import correlation_id as current_correlation_id
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,7 @@ _PERMANENT_PUBLISH_ERRORS = frozenset({10054})
 
 # A Core statement on the table, built once: an ORM `session.add` (a unit-of-work flush) costs several
 # times the INSERT itself, and every event of the mesh passes here.
-_INSERT = Prepared(insert(OutboxRow.__table__))
+_INSERT = Compiled(insert(OutboxRow.__table__))
 # The relay's statements, built once too: every relay pass of every service runs them.
 _OUTBOX = OutboxRow.__table__
 _DUE = (
@@ -62,8 +62,8 @@ _LEASE = (
     .values(status=IN_FLIGHT, available_at=bindparam("b_until", type_=_OUTBOX.c.available_at.type))
 )
 _ROW = _OUTBOX.c.id == bindparam("b_id")
-_PUBLISHED = Prepared(update(_OUTBOX).where(_ROW).values(status=PUBLISHED, last_error=None))
-_RETRY = Prepared(update(_OUTBOX).where(_ROW))
+_PUBLISHED = Compiled(update(_OUTBOX).where(_ROW).values(status=PUBLISHED, last_error=None))
+_RETRY = Compiled(update(_OUTBOX).where(_ROW))
 
 
 class Outbox:

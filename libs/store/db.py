@@ -28,8 +28,8 @@ from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.util import await_
 
 from libs.store import inline
+from libs.store.compiled import Session
 from libs.store.group import AFTER_COMMIT, GroupCommit, run_after_commit
-from libs.store.prepared import Session
 
 log = logging.getLogger(__name__)
 

@@ -35,7 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from libs.bus.envelope import new_event_id
 from libs.bus.outbox import Outbox
 from libs.rpc import InvalidArgument
-from libs.store import Database, Prepared
+from libs.store import Compiled, Database
 from retail.common.v1 import common_pb2
 from retail.inventory.v1 import events_pb2, inventory_pb2
 from services.inventory.domain import position as stock
@@ -79,16 +79,16 @@ PHYSICAL_REASONS = frozenset(
 
 
 # Core statements on the tables, built once (docs/decisions/0029-group-commit.md) and run as
-# prepared statements (libs.store.Prepared, decision 0032): an ORM load, `session.add` or flush
+# compiled statements (libs.store.Compiled, decision 0032): an ORM load, `session.add` or flush
 # costs several times the statement itself, and every order passes here.
 _POSITION = PositionRow.__table__
 _RESERVATION = ReservationRow.__table__
 _REQUEST = RequestRow.__table__
 _POSITION_KEY = (_POSITION.c.sku == bindparam("b_sku"), _POSITION.c.location_id == bindparam("b_location"))
-_LOCK_POSITION = Prepared(select(_POSITION).where(*_POSITION_KEY).with_for_update())
+_LOCK_POSITION = Compiled(select(_POSITION).where(*_POSITION_KEY).with_for_update())
 _POSITIONS_OF_SKUS = select(_POSITION).where(_POSITION.c.sku.in_(bindparam("b_skus", expanding=True)))
 #: The columns `Work.put` changes.
-_WRITE_POSITION = Prepared(
+_WRITE_POSITION = Compiled(
     update(_POSITION)
     .where(*_POSITION_KEY)
     .values(
@@ -103,7 +103,7 @@ _WRITE_POSITION = Prepared(
         updated_at=bindparam("b_now", type_=_POSITION.c.updated_at.type),
     )
 )
-_SET_COUNTED = Prepared(
+_SET_COUNTED = Compiled(
     update(_POSITION)
     .where(*_POSITION_KEY)
     .values(last_snapshot_at=bindparam("b_counted", type_=_POSITION.c.last_snapshot_at.type))
@@ -113,13 +113,13 @@ _ORDER_RESERVATIONS = (
     .where(_RESERVATION.c.order_id == bindparam("b_order"))
     .order_by(_RESERVATION.c.reservation_id)
 )
-_LOCK_ORDER_RESERVATIONS = Prepared(_ORDER_RESERVATIONS.with_for_update())
-_ACTIVE_RESERVATIONS = Prepared(
+_LOCK_ORDER_RESERVATIONS = Compiled(_ORDER_RESERVATIONS.with_for_update())
+_ACTIVE_RESERVATIONS = Compiled(
     select(_RESERVATION)
     .where(_RESERVATION.c.order_id == bindparam("b_order"), _RESERVATION.c.state == "ACTIVE")
     .order_by(_RESERVATION.c.reservation_id)
 )
-_INSERT_RESERVATION = Prepared(insert(_RESERVATION))
+_INSERT_RESERVATION = Compiled(insert(_RESERVATION))
 _RESERVATION_KEY = _RESERVATION.c.reservation_id == bindparam("b_id")
 #: The columns `write_reservation` changes.
 _RESERVATION_UPDATE = (
@@ -133,11 +133,11 @@ _RESERVATION_UPDATE = (
         updated_at=bindparam("b_now", type_=_RESERVATION.c.updated_at.type),
     )
 )
-_WRITE_RESERVATION = Prepared(_RESERVATION_UPDATE)
+_WRITE_RESERVATION = Compiled(_RESERVATION_UPDATE)
 #: A released line reserved again: its row becomes active, for the request's channel.
-_REACTIVATE_RESERVATION = Prepared(_RESERVATION_UPDATE.values(channel=bindparam("b_channel")))
+_REACTIVATE_RESERVATION = Compiled(_RESERVATION_UPDATE.values(channel=bindparam("b_channel")))
 #: The rest of a line held in part: its row grows.
-_GROW_RESERVATION = Prepared(
+_GROW_RESERVATION = Compiled(
     update(_RESERVATION)
     .where(_RESERVATION_KEY)
     .values(
@@ -145,16 +145,16 @@ _GROW_RESERVATION = Prepared(
         updated_at=bindparam("b_now", type_=_RESERVATION.c.updated_at.type),
     )
 )
-_LOAD_REQUEST = Prepared(
+_LOAD_REQUEST = Compiled(
     select(_REQUEST.c.method, _REQUEST.c.fingerprint, _REQUEST.c.response).where(
         _REQUEST.c.request_id == bindparam("b_id")
     )
 )
-_INSERT_REQUEST = Prepared(insert(_REQUEST))
-_INSERT_MOVEMENT = Prepared(insert(MovementRow.__table__))
+_INSERT_REQUEST = Compiled(insert(_REQUEST))
+_INSERT_MOVEMENT = Compiled(insert(MovementRow.__table__))
 #: INSERT ... ON CONFLICT DO NOTHING per dialect: missing positions, consumed shipment lines.
 _CREATE_POSITION = {
-    name: Prepared(
+    name: Compiled(
         dialect.insert(_POSITION)
         .values(
             sku=bindparam("b_sku"),
@@ -167,7 +167,7 @@ _CREATE_POSITION = {
     for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))
 }
 _INSERT_SHIPMENT_LINE = {
-    name: Prepared(dialect.insert(ShipmentLineRow.__table__).on_conflict_do_nothing())
+    name: Compiled(dialect.insert(ShipmentLineRow.__table__).on_conflict_do_nothing())
     for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))
 }
 

@@ -36,7 +36,7 @@ from sqlalchemy import Row, bindparam, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from libs.bus import KeyedLocks, MessageContext, Permanent, PrepareContext, Retryable, Subscription
-from libs.store import Prepared as PreparedStatement
+from libs.store import Compiled
 from libs.telemetry import record_outcome
 from retail.common.v1 import common_pb2
 from retail.orders.v1 import events_pb2 as order_events
@@ -70,27 +70,24 @@ ERP = common_pb2.SOURCE_SYSTEM_ERP
 #: Re-reads after an ETag conflict before giving the message back to the bus.
 CONFLICT_ATTEMPTS = 3
 
-# Statements of every message, built once on the tables, run as prepared statements
-# (libs.store.Prepared, imported as PreparedStatement: `Prepared` here is what a prepare step hands
-# on) with parameter dicts: the ORM's identity map, unit of work and per-call statement building
+# Statements of every message, built once on the tables, compiled once (libs.store.Compiled) and
+# run with parameter dicts: the ORM's identity map, unit of work and per-call statement building
 # cost several times as much per event.
 _ORDER = ErpSalesOrderRow.__table__
 _SELECT_ORDER = select(_ORDER).where(_ORDER.c.order_id == bindparam("b_order_id"))
-_ORDER_ROW = PreparedStatement(_SELECT_ORDER)
-_LOCK_ORDER_ROW = PreparedStatement(_SELECT_ORDER.with_for_update())
-_INSERT_ORDER = PreparedStatement(insert(_ORDER))
-_UPDATE_ORDER = PreparedStatement(update(_ORDER).where(_ORDER.c.order_id == bindparam("b_order_id")))
+_ORDER_ROW = Compiled(_SELECT_ORDER)
+_LOCK_ORDER_ROW = Compiled(_SELECT_ORDER.with_for_update())
+_INSERT_ORDER = Compiled(insert(_ORDER))
+_UPDATE_ORDER = Compiled(update(_ORDER).where(_ORDER.c.order_id == bindparam("b_order_id")))
 _POSTING = ErpShipmentPostingRow.__table__
-_POSTED = PreparedStatement(
-    select(_POSTING.c.shipment_id).where(_POSTING.c.shipment_id == bindparam("b_shipment_id"))
-)
-_POSTINGS_OF = PreparedStatement(
+_POSTED = Compiled(select(_POSTING.c.shipment_id).where(_POSTING.c.shipment_id == bindparam("b_shipment_id")))
+_POSTINGS_OF = Compiled(
     select(_POSTING.c.bc_shipment_id, _POSTING.c.bc_invoice_id).where(
         _POSTING.c.order_id == bindparam("b_order_id")
     )
 )
 #: A recorded shipment of the order that claims a BC posted shipment or invoice (None never matches).
-_CLAIMED = PreparedStatement(
+_CLAIMED = Compiled(
     select(_POSTING.c.shipment_id)
     .where(
         _POSTING.c.order_id == bindparam("b_order_id"),
@@ -101,7 +98,7 @@ _CLAIMED = PreparedStatement(
     )
     .limit(1)
 )
-_INSERT_POSTING = PreparedStatement(insert(_POSTING))
+_INSERT_POSTING = Compiled(insert(_POSTING))
 
 
 def _now() -> datetime:

@@ -19,7 +19,7 @@ from google.protobuf.message import Message
 from sqlalchemy import bindparam, select
 
 from libs.bus import MessageContext, Subscription
-from libs.store import Prepared
+from libs.store import Compiled
 from retail.orders.v1 import events_pb2 as order_events
 from services.ops.domain.worklist import State
 from services.ops.events.mapping import INVENTORY_EVENTS, ORDER_EVENTS, facts_of
@@ -29,10 +29,10 @@ from services.ops.worklist import Worklists
 #: The service's durable consumer name on every stream it reads (deploy/nats/render_auth.py).
 DURABLE = "ops"
 
-# Built once and run as a prepared statement (libs.store.Prepared): most order events are status
+# Built once and run as a compiled statement (libs.store.Compiled): most order events are status
 # changes, and each asks this.
 _EXCEPTIONS = ExceptionRow.__table__
-_OPEN_EXCEPTION = Prepared(
+_OPEN_EXCEPTION = Compiled(
     select(_EXCEPTIONS.c.exception_id)
     .where(_EXCEPTIONS.c.order_id == bindparam("b_order_id"), _EXCEPTIONS.c.state != State.RESOLVED.value)
     .limit(1)

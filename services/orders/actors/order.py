@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from libs.actors import Actor, Reminder, Turn
 from libs.bus import Outbox
-from libs.store import Prepared, after_commit
+from libs.store import Compiled, after_commit
 from libs.telemetry import capture_flow, correlation_id, resume_flow
 from services.orders.domain import machine
 from services.orders.domain.machine import Invalid, Outcome, Refused, Shortage
@@ -44,19 +44,19 @@ from services.orders.store.tables import (
 log = logging.getLogger(__name__)
 KIND = "order"
 
-# Statements of every turn, built once on the tables and run as prepared statements
-# (libs.store.Prepared; see `_save_summary`).
+# Statements of every turn, built once on the tables and run as compiled statements
+# (libs.store.Compiled; see `_save_summary`).
 _SUMMARY = OrderSummary.__table__
-_SUMMARY_STATUS = Prepared(select(_SUMMARY.c.status).where(_SUMMARY.c.order_id == bindparam("b_order_id")))
-_INSERT_SUMMARY = Prepared(insert(_SUMMARY))
-_UPDATE_SUMMARY = Prepared(update(_SUMMARY).where(_SUMMARY.c.order_id == bindparam("b_order_id")))
+_SUMMARY_STATUS = Compiled(select(_SUMMARY.c.status).where(_SUMMARY.c.order_id == bindparam("b_order_id")))
+_INSERT_SUMMARY = Compiled(insert(_SUMMARY))
+_UPDATE_SUMMARY = Compiled(update(_SUMMARY).where(_SUMMARY.c.order_id == bindparam("b_order_id")))
 _REQUEST = OrderRequest.__table__
-_STORED_REPLY = Prepared(
+_STORED_REPLY = Compiled(
     select(_REQUEST.c.reply_json).where(_REQUEST.c.request_id == bindparam("b_request_id"))
 )
-_INSERT_REQUEST = Prepared(insert(_REQUEST))
+_INSERT_REQUEST = Compiled(insert(_REQUEST))
 _INBOUND_TABLE = OrderInbound.__table__
-_INBOUND = Prepared(
+_INBOUND = Compiled(
     select(
         _INBOUND_TABLE.c.id, _INBOUND_TABLE.c.event_id, _INBOUND_TABLE.c.event_type, _INBOUND_TABLE.c.payload
     )

@@ -11,7 +11,7 @@ from sqlalchemy import bindparam, select
 
 from libs.actors import ActorRuntime
 from libs.rpc import Conflict, FailedPrecondition, InvalidArgument, NotFound, Unavailable
-from libs.store import Database, Prepared
+from libs.store import Compiled, Database
 from libs.telemetry import capture_flow
 from retail.common.v1 import common_pb2
 from retail.inventory.v1 import inventory_service_pb2 as inv
@@ -41,8 +41,8 @@ from services.orders.store.tables import OrderSummary
 
 pb = orders_service_pb2
 ACTOR_TIMEOUT_S = 30.0
-# Built once and prepared: the read of one order's snapshot runs on every GetOrder and command.
-_SNAPSHOT = Prepared(
+# Built once and compiled once: the read of one order's snapshot runs on every GetOrder and command.
+_SNAPSHOT = Compiled(
     select(OrderSummary.__table__.c.snapshot_json).where(
         OrderSummary.__table__.c.order_id == bindparam("b_order_id")
     )

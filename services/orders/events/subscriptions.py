@@ -20,7 +20,7 @@ from google.protobuf.message import Message
 from sqlalchemy import bindparam, insert, select
 
 from libs.bus import MessageContext, Permanent, Subscription
-from libs.store import Database, Prepared, after_commit
+from libs.store import Compiled, Database, after_commit
 from retail.inventory.v1 import events_pb2 as inventory_events
 from retail.orders.v1 import events_pb2 as ev
 from retail.orders.v1 import orders_pb2
@@ -36,13 +36,13 @@ log = logging.getLogger(__name__)
 DURABLE = "orders"
 
 
-# Built once on the tables and prepared (libs.store.Prepared): every consumed order fact passes
+# Built once on the tables and compiled once (libs.store.Compiled): every consumed order fact passes
 # here, every stock change asks.
-_HAND_OFF = Prepared(insert(OrderInbound.__table__))
+_HAND_OFF = Compiled(insert(OrderInbound.__table__))
 _BACKORDERS = OrderBackorder.__table__
 _WAITING_QUERY = select(_BACKORDERS.c.order_id).where(_BACKORDERS.c.sku == bindparam("b_sku"))
-_WAITING = Prepared(_WAITING_QUERY)
-_ANY_WAITING = Prepared(_WAITING_QUERY.limit(1))
+_WAITING = Compiled(_WAITING_QUERY)
+_ANY_WAITING = Compiled(_WAITING_QUERY.limit(1))
 
 
 def _erp_created(order: Order, e: ev.ErpSalesOrderCreated, event_id: str, now: datetime) -> machine.Outcome:

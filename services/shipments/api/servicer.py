@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from libs.bus import Outbox, new_event_id
 from libs.rpc import InvalidArgument, NotFound
-from libs.store import Database, Prepared
+from libs.store import Compiled, Database
 from retail.common.v1 import common_pb2
 from retail.shipments.v1 import events_pb2, shipments_pb2, shipments_service_pb2, shipments_service_pb2_grpc
 from services.shipments.domain.tracking import Status, TrackingState, apply_update
@@ -26,20 +26,20 @@ from services.shipments.store import ShipmentRequestRow, ShipmentRow
 
 DEFAULT_PAGE_SIZE = 50
 
-# Statements of every RPC, built once on the tables and run as prepared statements
-# (libs.store.Prepared): an ORM `session.get` or flush costs three to four times the same Core
+# Statements of every RPC, built once on the tables and run as compiled statements
+# (libs.store.Compiled): an ORM `session.get` or flush costs three to four times the same Core
 # statement prebuilt. WHERE parameters are named `b_...` so they never collide with the column
 # values of an UPDATE.
 _SHIPMENT = ShipmentRow.__table__
 _REQUEST = ShipmentRequestRow.__table__
-_SEEN = Prepared(
+_SEEN = Compiled(
     select(_REQUEST.c.shipment_id, _REQUEST.c.created).where(
         _REQUEST.c.request_id == bindparam("b_request_id")
     )
 )
-_INSERT_REQUEST = Prepared(insert(_REQUEST))
-_NOTICE = Prepared(select(_SHIPMENT.c.notice).where(_SHIPMENT.c.shipment_id == bindparam("b_shipment_id")))
-_NOTICE_BY_WAREHOUSE = Prepared(
+_INSERT_REQUEST = Compiled(insert(_REQUEST))
+_NOTICE = Compiled(select(_SHIPMENT.c.notice).where(_SHIPMENT.c.shipment_id == bindparam("b_shipment_id")))
+_NOTICE_BY_WAREHOUSE = Compiled(
     select(_SHIPMENT.c.notice).where(
         _SHIPMENT.c.warehouse_system == bindparam("b_system"),
         _SHIPMENT.c.warehouse_shipment_id == bindparam("b_warehouse_shipment_id"),
@@ -47,8 +47,8 @@ _NOTICE_BY_WAREHOUSE = Prepared(
 )
 # A tracking update reads the shipment to change it: the row is locked so that two updates of one
 # shipment at once (two packages delivered) cannot both start from the same version (PostgreSQL,
-# where the prepared statement runs as the plain one; SQLite's writers already exclude each other).
-_TRACKING = Prepared(
+# where the compiled statement runs as the plain one; SQLite's writers already exclude each other).
+_TRACKING = Compiled(
     select(
         _SHIPMENT.c.status,
         _SHIPMENT.c.delivered_packages,
@@ -59,8 +59,8 @@ _TRACKING = Prepared(
     .where(_SHIPMENT.c.shipment_id == bindparam("b_shipment_id"))
     .with_for_update()
 )
-_INSERT_SHIPMENT = Prepared(insert(_SHIPMENT))
-_UPDATE_TRACKING = Prepared(update(_SHIPMENT).where(_SHIPMENT.c.shipment_id == bindparam("b_shipment_id")))
+_INSERT_SHIPMENT = Compiled(insert(_SHIPMENT))
+_UPDATE_TRACKING = Compiled(update(_SHIPMENT).where(_SHIPMENT.c.shipment_id == bindparam("b_shipment_id")))
 
 
 def _now() -> datetime:

@@ -71,7 +71,7 @@ def _error(status: int, code: str, message: str) -> JSONResponse:
     return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
 
 
-# Built once per dialect, on the table, run as a prepared statement and given each row: every
+# Built once per dialect, on the table, run as a compiled statement and given each row: every
 # webhook runs it, and an ORM statement built per call costs several times its execution
 # (decision 0029).
 _INSERT = insert_if_absent_statements(tables.WebhookDelivery.__table__, ["event_id"])

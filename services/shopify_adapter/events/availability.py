@@ -18,7 +18,7 @@ from sqlalchemy import case
 from sqlalchemy.dialects import postgresql, sqlite
 
 from libs.bus import MessageContext, Subscription
-from libs.store import Prepared, after_commit
+from libs.store import Compiled, after_commit
 from retail.inventory.v1 import events_pb2 as inventory_events
 from services.shopify_adapter.store import tables
 from services.shopify_adapter.translate.inventory import channel_available
@@ -27,12 +27,12 @@ DURABLE = "shopify-adapter-inventory"
 
 
 def _want(dialect: ModuleType) -> Any:
-    """The upsert of a wanted figure, built once per dialect and run as a prepared statement
-    (libs.store.Prepared): every AvailabilityChanged runs it."""
+    """The upsert of a wanted figure, built once per dialect and run as a compiled statement
+    (libs.store.Compiled): every AvailabilityChanged runs it."""
     table = tables.InventoryPush.__table__
     statement = dialect.insert(table)
     idle = table.c.pushed_version >= table.c.wanted_version
-    return Prepared(
+    return Compiled(
         statement.on_conflict_do_update(
             index_elements=["sku", "location_id"],
             set_={

@@ -18,7 +18,7 @@ from services.shopify_adapter.store.queries import insert_if_absent_statements
 
 DURABLE = "shopify-adapter"
 
-# Built once per dialect, on the table, and run as a prepared statement: every ShipmentConfirmed
+# Built once per dialect, on the table, and run as a compiled statement: every ShipmentConfirmed
 # runs it, and an ORM statement built per call costs several times its execution (decision 0029).
 _RECORD = insert_if_absent_statements(tables.FulfillmentJob.__table__, ["shipment_id"])
 

@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from libs.store import Prepared
+from libs.store import Compiled
 
 
 def _insert(session: AsyncSession, table: Any) -> Any:
@@ -17,11 +17,11 @@ def _insert(session: AsyncSession, table: Any) -> Any:
 
 def insert_if_absent_statements(table: Any, key: list[str]) -> dict[str, Any]:
     """`INSERT ... ON CONFLICT (key) DO NOTHING` on `table`, by dialect name (`sqlite`,
-    `postgresql`), as prepared statements (libs.store.Prepared): for hot paths, to build once and
+    `postgresql`), as compiled statements (libs.store.Compiled): for hot paths, to build once and
     execute with each row's values (`result.rowcount` is 1 when the row was inserted). Atomic like
     `insert_if_absent`."""
     return {
-        name: Prepared(dialect.insert(table).on_conflict_do_nothing(index_elements=key))
+        name: Compiled(dialect.insert(table).on_conflict_do_nothing(index_elements=key))
         for name, dialect in (("sqlite", sqlite), ("postgresql", postgresql))
     }
 

@@ -35,7 +35,7 @@ from typing import Any
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from libs.store import Database, Prepared
+from libs.store import Compiled, Database
 from libs.telemetry import record_outcome
 from services.shopify_adapter.clients.admin import ShopifyAdmin, ShopifyError, ShopifyTransient
 from services.shopify_adapter.clients.orders import OrdersClient, OrdersRefused, OrdersUnavailable
@@ -59,7 +59,7 @@ INGEST_TOPICS = frozenset({"orders/create", "orders/updated", "orders/paid"})
 
 # Built once, on the table, and given their parameters: every poll and every delivery runs them,
 # and an ORM statement built per call costs several times its execution (decision 0029). The
-# per-delivery ones run as prepared statements (libs.store.Prepared); `_DUE`'s expanding list
+# per-delivery ones run as compiled statements (libs.store.Compiled); `_DUE`'s expanding list
 # would not.
 _DELIVERY = tables.WebhookDelivery.__table__
 _DUE = (
@@ -72,13 +72,13 @@ _DUE = (
     .order_by(_DELIVERY.c.id)
     .limit(bindparam("b_limit"))
 )
-_ROW = Prepared(
+_ROW = Compiled(
     select(
         _DELIVERY.c.status, _DELIVERY.c.topic, _DELIVERY.c.body, _DELIVERY.c.event_id, _DELIVERY.c.attempts
     ).where(_DELIVERY.c.id == bindparam("b_id"))
 )
 #: SET gets the columns given with `b_id`.
-_UPDATE = Prepared(update(_DELIVERY).where(_DELIVERY.c.id == bindparam("b_id")))
+_UPDATE = Compiled(update(_DELIVERY).where(_DELIVERY.c.id == bindparam("b_id")))
 
 
 class DeliveryWorker:

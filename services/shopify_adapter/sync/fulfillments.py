@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy import bindparam, select, update
 
-from libs.store import Database, Prepared
+from libs.store import Compiled, Database
 from libs.telemetry import record_outcome
 from retail.common.v1 import common_pb2
 from retail.shipments.v1 import events_pb2 as shipment_events
@@ -40,18 +40,18 @@ MAX_UNKNOWN_ORDER_ATTEMPTS = 12
 #: Jobs per round.
 BATCH = 20
 
-# Built once, on the tables, run as prepared statements (libs.store.Prepared) and given their
+# Built once, on the tables, run as compiled statements (libs.store.Compiled) and given their
 # parameters: every poll and every job runs them, and an ORM statement built per call costs several
 # times its execution (decision 0029).
 _JOB = tables.FulfillmentJob.__table__
-_DUE = Prepared(
+_DUE = Compiled(
     select(_JOB.c.shipment_id)
     .where(_JOB.c.status == tables.PENDING, _JOB.c.next_attempt_at <= bindparam("b_now"))
     .order_by(_JOB.c.created_at)
     .limit(BATCH)
 )
 _CHANNEL_ORDER = tables.ChannelOrder.__table__
-_JOB_ROW = Prepared(
+_JOB_ROW = Compiled(
     select(
         _JOB.c.status,
         _JOB.c.order_id,
@@ -68,7 +68,7 @@ _JOB_ROW = Prepared(
     ).where(_JOB.c.shipment_id == bindparam("b_shipment_id"))
 )
 #: SET gets the columns given with `b_shipment_id`.
-_UPDATE_JOB = Prepared(update(_JOB).where(_JOB.c.shipment_id == bindparam("b_shipment_id")))
+_UPDATE_JOB = Compiled(update(_JOB).where(_JOB.c.shipment_id == bindparam("b_shipment_id")))
 
 
 class OrderNotMapped(Exception):

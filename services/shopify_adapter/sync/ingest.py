@@ -10,26 +10,26 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from libs.store import Database, Prepared
+from libs.store import Compiled, Database
 from retail.orders.v1 import orders_pb2, orders_service_pb2
 from services.shopify_adapter.clients.orders import OrdersClient
 from services.shopify_adapter.store import tables
 from services.shopify_adapter.translate.order import utc_text, version_key
 
-# Built once, on the table, run as prepared statements (libs.store.Prepared) and given their
+# Built once, on the table, run as compiled statements (libs.store.Compiled) and given their
 # parameters: every ingested order runs them, and an ORM statement built per call costs several
 # times its execution (decision 0029).
 _CHANNEL_ORDER = tables.ChannelOrder.__table__
-_INGESTED_VERSION = Prepared(
+_INGESTED_VERSION = Compiled(
     select(_CHANNEL_ORDER.c.channel_updated_at).where(_CHANNEL_ORDER.c.order_gid == bindparam("b_order_gid"))
 )
 
 
 def _remember(dialect: ModuleType) -> Any:
     """The upsert of GID → mesh order id and the version ingested, built once per dialect and run
-    as a prepared statement."""
+    as a compiled statement."""
     statement = dialect.insert(_CHANNEL_ORDER)
-    return Prepared(
+    return Compiled(
         statement.on_conflict_do_update(
             index_elements=["order_gid"],
             set_={

@@ -55,7 +55,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from prometheus_client import Counter, Histogram
 from sqlalchemy import Row, bindparam, case, delete, null, select, update
 
-from libs.store import Database, Prepared
+from libs.store import Compiled, Database
 from libs.telemetry import record_outcome
 from retail.common.v1 import common_pb2
 from retail.inventory.v1 import inventory_service_pb2, inventory_service_pb2_grpc
@@ -110,10 +110,10 @@ LEVEL_UPDATES = Counter(
 #: Rounds of read-and-send for one batch before stale items are left for the next round.
 MAX_STALE_ROUNDS = 4
 
-# Built once, on the tables, run as prepared statements (libs.store.Prepared) and given their
+# Built once, on the tables, run as compiled statements (libs.store.Compiled) and given their
 # parameters: the pusher runs them every poll and for every item, and an ORM statement built per
 # call costs several times its execution (decision 0029). `_KNOWN_ITEMS`'s expanding list would
-# not take the prepared path.
+# not take the sqlite3 path.
 _PUSH = tables.InventoryPush.__table__
 _ITEM_COLUMNS = (
     _PUSH.c.sku,
@@ -128,20 +128,20 @@ _ITEM_COLUMNS = (
     _PUSH.c.base_quantity,
     _PUSH.c.shopify_available,
 )
-_DUE = Prepared(
+_DUE = Compiled(
     select(*_ITEM_COLUMNS)
     .where(_PUSH.c.pushed_version < _PUSH.c.wanted_version, _PUSH.c.next_attempt_at <= bindparam("b_now"))
     .order_by(_PUSH.c.pending_since, _PUSH.c.sku, _PUSH.c.location_id)
     .limit(bindparam("b_limit"))
 )
-_PUSHED = Prepared(
+_PUSHED = Compiled(
     select(*_ITEM_COLUMNS)
     .where(_PUSH.c.pushed_version >= _PUSH.c.wanted_version)
     .where(_PUSH.c.item_gid.is_not(None), _PUSH.c.location_gid.is_not(None))
     .order_by(_PUSH.c.sku, _PUSH.c.location_id)
 )
 _THIS_ROW = (_PUSH.c.sku == bindparam("b_sku")) & (_PUSH.c.location_id == bindparam("b_location_id"))
-_DONE = Prepared(
+_DONE = Compiled(
     update(_PUSH)
     .where(_THIS_ROW)
     .values(
@@ -163,13 +163,13 @@ _DONE = Prepared(
     )
 )
 #: SET gets the columns given with `b_sku` and `b_location_id`.
-_DEFER = Prepared(update(_PUSH).where(_THIS_ROW))
+_DEFER = Compiled(update(_PUSH).where(_THIS_ROW))
 _ITEM_MAP = tables.InventoryItemMap.__table__
 _KNOWN_ITEMS = select(_ITEM_MAP.c.sku, _ITEM_MAP.c.item_gid).where(
     _ITEM_MAP.c.sku.in_(bindparam("b_skus", expanding=True))
 )
-_FORGET_ITEM = Prepared(delete(_ITEM_MAP).where(_ITEM_MAP.c.sku == bindparam("b_sku")))
-_PUSHED_QUANTITY = Prepared(
+_FORGET_ITEM = Compiled(delete(_ITEM_MAP).where(_ITEM_MAP.c.sku == bindparam("b_sku")))
+_PUSHED_QUANTITY = Compiled(
     select(_PUSH.c.pushed_quantity).where(
         _PUSH.c.item_gid == bindparam("b_item_gid"), _PUSH.c.location_gid == bindparam("b_location_gid")
     )

@@ -20,7 +20,7 @@ import grpc
 from sqlalchemy import bindparam, insert, select
 
 from libs.bus import Outbox
-from libs.store import Database, Prepared
+from libs.store import Compiled, Database
 from libs.telemetry.flow import CORRELATION_KEY
 from libs.x12 import (
     AdjustmentAdvice,
@@ -55,11 +55,11 @@ from services.tpl_adapter.webhooks.reporter import ReportFailed, ShipmentReporte
 
 log = logging.getLogger(__name__)
 
-# Built once on the table and run as prepared statements (libs.store.Prepared): every file of
+# Built once on the table and run as compiled statements (libs.store.Compiled): every file of
 # every poll runs them.
 _FILE = EdiFileRow.__table__
-_SEEN = Prepared(select(_FILE.c.name).where(_FILE.c.name == bindparam("b_name")))
-_RECORD = Prepared(insert(_FILE))
+_SEEN = Compiled(select(_FILE.c.name).where(_FILE.c.name == bindparam("b_name")))
+_RECORD = Compiled(insert(_FILE))
 
 
 class Deferred(Exception):

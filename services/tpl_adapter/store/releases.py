@@ -1,7 +1,7 @@
 """Reads and writes of `tpl_release` on the per-order paths: the warehouse handlers, shipment
 reports and 997s.
 
-The statements are built once on the table and run as prepared statements (libs.store.Prepared)
+The statements are built once on the table and run as compiled statements (libs.store.Compiled)
 with parameter dicts: every release message and report runs them, and an ORM get, add or flush
 costs several times the SQL it sends.
 """
@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import Row, bindparam, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from libs.store import Prepared
+from libs.store import Compiled
 from services.tpl_adapter.store.tables import ReleaseRow
 
 #: A `tpl_release` row as read: its attributes are ReleaseRow's columns.
@@ -22,13 +22,13 @@ StoredRelease = Row[Any]
 
 _RELEASE = ReleaseRow.__table__
 _CONTROL = bindparam("b_control")
-_GET = Prepared(select(_RELEASE).where(_RELEASE.c.release_id == bindparam("b_release_id")))
-_OF_CONTROL = Prepared(
+_GET = Compiled(select(_RELEASE).where(_RELEASE.c.release_id == bindparam("b_release_id")))
+_OF_CONTROL = Compiled(
     select(_RELEASE).where(or_(_RELEASE.c.edi_control == _CONTROL, _RELEASE.c.cancel_control == _CONTROL))
 )
-_ADD = Prepared(insert(_RELEASE))
+_ADD = Compiled(insert(_RELEASE))
 # WHERE parameters are named b_* so they never collide with the columns a change sets.
-_CHANGE = Prepared(update(_RELEASE).where(_RELEASE.c.release_id == bindparam("b_release_id")))
+_CHANGE = Compiled(update(_RELEASE).where(_RELEASE.c.release_id == bindparam("b_release_id")))
 
 
 async def get(session: AsyncSession, release_id: str) -> StoredRelease | None:

@@ -22,7 +22,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
-from libs.store import Base, Prepared
+from libs.store import Base, Compiled
 
 TS = DateTime(timezone=True)
 
@@ -61,14 +61,14 @@ class EdiCounterRow(Base):
 
 
 _COUNTER = EdiCounterRow.__table__
-# Built once and run as prepared statements (libs.store.Prepared): every 940 and 997 takes a number.
-_NEXT_CONTROL = Prepared(
+# Built once and run as compiled statements (libs.store.Compiled): every 940 and 997 takes a number.
+_NEXT_CONTROL = Compiled(
     update(_COUNTER)
     .where(_COUNTER.c.name == bindparam("b_name"))
     .values(value=_COUNTER.c.value % 999_999_999 + 1)
     .returning(_COUNTER.c.value)
 )
-_FIRST_CONTROL = Prepared(insert(_COUNTER))
+_FIRST_CONTROL = Compiled(insert(_COUNTER))
 
 
 async def next_control_number(session: AsyncSession, name: str = "interchange") -> int:

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import Row, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from libs.store import Database, Prepared
+from libs.store import Compiled, Database
 from services.tpl_adapter.receipts import ReceiptReporter
 from services.tpl_adapter.store import WebhookDeliveryRow
 from services.tpl_adapter.translate.receipt import receipt_from_return
@@ -26,19 +26,19 @@ log = logging.getLogger(__name__)
 
 MAX_BACKOFF_S = 300.0
 
-# Built once on the table and run as prepared statements (libs.store.Prepared): every delivery
+# Built once on the table and run as compiled statements (libs.store.Compiled): every delivery
 # runs them, and an ORM add, get or flush costs several times the SQL it sends.
 _DELIVERY = WebhookDeliveryRow.__table__
-_STORE = Prepared(insert(_DELIVERY))
-_PENDING = Prepared(
+_STORE = Compiled(insert(_DELIVERY))
+_PENDING = Compiled(
     select(_DELIVERY.c.delivery_key, _DELIVERY.c.topic, _DELIVERY.c.body, _DELIVERY.c.next_attempt_at)
     .where(_DELIVERY.c.status == "pending")
     .order_by(_DELIVERY.c.received_at)
     .limit(100)
 )
 _KEY = _DELIVERY.c.delivery_key == bindparam("b_delivery_key")
-_ATTEMPTS = Prepared(select(_DELIVERY.c.attempts).where(_KEY))
-_SETTLE = Prepared(update(_DELIVERY).where(_KEY))
+_ATTEMPTS = Compiled(select(_DELIVERY.c.attempts).where(_KEY))
+_SETTLE = Compiled(update(_DELIVERY).where(_KEY))
 
 
 def _now() -> datetime:

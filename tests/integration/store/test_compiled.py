@@ -1,4 +1,4 @@
-"""libs.store.Prepared on SQLite (the sqlite3 path) and PostgreSQL (SQLAlchemy's): the same values
+"""libs.store.Compiled on SQLite (the sqlite3 path) and PostgreSQL (SQLAlchemy's): the same values
 and errors as the plain statement, inside the session's transaction."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from sqlalchemy import bindparam, delete, event, func, insert, select, update
 from sqlalchemy.exc import IntegrityError, StatementError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from libs.store import Database, Prepared
+from libs.store import Compiled, Database
 
 
 class Colour(enum.StrEnum):
@@ -26,7 +26,7 @@ class _Base(DeclarativeBase):
 
 
 class Thing(_Base):
-    __tablename__ = "prepared_thing"
+    __tablename__ = "compiled_thing"
     id: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
     n: Mapped[int | None] = mapped_column(sa.Integer)
     doc: Mapped[dict | None] = mapped_column(sa.JSON)
@@ -38,16 +38,16 @@ class Thing(_Base):
 
 
 T = Thing.__table__
-INSERT = Prepared(insert(T))
-ONE = Prepared(
+INSERT = Compiled(insert(T))
+ONE = Compiled(
     select(T.c.id, T.c.n, T.c.doc, T.c.at, T.c.flag, T.c.blob, T.c.colour).where(T.c.id == bindparam("b_id"))
 )
-LARGE = Prepared(select(T.c.id).where(T.c.n > 5, T.c.flag.is_(True)).order_by(T.c.id).limit(2))
-BUMP = Prepared(update(T).where(T.c.id == bindparam("b_id")).values(n=T.c.n + 1))
-SET_N = Prepared(update(T).where(T.c.id == bindparam("b_id")))
-DROP = Prepared(delete(T).where(T.c.n >= bindparam("b_min")))
-COUNT = Prepared(select(func.count()).select_from(T))
-ANY_OF = Prepared(select(T.c.id).where(T.c.id.in_(bindparam("b_ids", expanding=True))).order_by(T.c.id))
+LARGE = Compiled(select(T.c.id).where(T.c.n > 5, T.c.flag.is_(True)).order_by(T.c.id).limit(2))
+BUMP = Compiled(update(T).where(T.c.id == bindparam("b_id")).values(n=T.c.n + 1))
+SET_N = Compiled(update(T).where(T.c.id == bindparam("b_id")))
+DROP = Compiled(delete(T).where(T.c.n >= bindparam("b_min")))
+COUNT = Compiled(select(func.count()).select_from(T))
+ANY_OF = Compiled(select(T.c.id).where(T.c.id.in_(bindparam("b_ids", expanding=True))).order_by(T.c.id))
 
 AT = datetime(2026, 11, 29, 4, 5, 6, 789000, tzinfo=UTC)
 ROW = {
@@ -82,7 +82,7 @@ class _Statements:
     def _seen(self, _conn, _cursor, statement, *_rest) -> None:
         self.seen.append(statement)
 
-    def of(self, table: str = "prepared_thing") -> list[str]:
+    def of(self, table: str = "compiled_thing") -> list[str]:
         return [s for s in self.seen if table in s]
 
 
@@ -127,7 +127,7 @@ async def test_sqlite_runs_them_on_sqlite3_and_falls_back_where_it_must(db: Data
         await session.execute(INSERT, {**ROW, "id": "b"})
         await session.execute(SET_N, [{"b_id": "a", "n": 1}, {"b_id": "b", "n": 2}])  # executemany
         await session.execute(insert(T), {"id": "c"})  # plain statement: SQLAlchemy
-        defaulted = Prepared(insert(T))
+        defaulted = Compiled(insert(T))
         await session.execute(defaulted, {"id": "d"})  # `note` has a Python default: SQLAlchemy
         ids = (await session.execute(ANY_OF, {"b_ids": ["a", "d"]})).scalars().all()  # expanding: SQLAlchemy
         note = (await session.execute(select(T.c.note).where(T.c.id == "d"))).scalar_one()

@@ -2,13 +2,12 @@
 
 A Core statement passed to `session.execute` still pays SQLAlchemy's execution machinery every
 time: the compiled-cache look-up, an execution context, parameter and result processing through
-generic paths. Measured on this machine in one SQLite transaction (`tests/.../test_prepared.py`
-names the shapes): 37-45 µs per statement that way, 4-5 µs compiled once and run on the sqlite3
-connection, and 100-250 µs per statement inside the services under load, where it was a sixth of
-their CPU (decision 0032).
+generic paths. Measured on the bench machine in one SQLite transaction: 37-45 µs per statement
+that way, 4-7 µs compiled once and run on the sqlite3 connection; inside the services under load,
+100-250 µs per statement, a sixth of their CPU (decision 0032).
 
-`Prepared(statement)` wraps a statement a module builds once. Executed through a session of
-`libs.store.Database` (`session.execute(PREPARED, params)`, `scalar`, `scalars`), it runs:
+`Compiled(statement)` wraps a statement a module builds once. Executed through a session of
+`libs.store.Database` (`session.execute(STATEMENT, params)`, `scalar`, `scalars`), it runs:
 - on SQLite with inline statements (the embedded default): compiled once per set of parameter
   names, with SQLAlchemy's own bind and result processors of the columns it touches, straight on
   the transaction's sqlite3 connection; sqlite3 errors come back as SQLAlchemy's exceptions
@@ -33,11 +32,11 @@ from sqlalchemy.sql.base import Executable
 from libs.store.inline import InlineConnection
 
 #: `session.info` key of the (transaction, sqlite3 connection) the session's statements run on.
-_RAW = "libs.store.prepared.raw"
+_RAW = "libs.store.compiled.raw"
 _MISSING = object()
 
 
-class Prepared:
+class Compiled:
     """A statement built once; see the module docstring.
 
     Args:
@@ -51,7 +50,7 @@ class Prepared:
         self._plans: dict[frozenset[str], _Plan | None] = {}
 
     def __repr__(self) -> str:
-        return f"Prepared({self.statement})"
+        return f"Compiled({self.statement})"
 
     def _plan(self, session: AsyncSession, names: frozenset[str]) -> _Plan | None:
         try:
@@ -62,7 +61,7 @@ class Prepared:
 
 
 class Result(IteratorResult[Any]):
-    """What a prepared statement returns on the sqlite3 path: SQLAlchemy's `Result` API (`first`,
+    """What a compiled statement returns on the sqlite3 path: SQLAlchemy's `Result` API (`first`,
     `all`, `scalar`, `scalars`, `one_or_none`, `mappings`, ...) plus `rowcount`."""
 
     def __init__(self, metadata: SimpleResultMetaData, rows: Sequence[Any], rowcount: int) -> None:
@@ -126,32 +125,36 @@ class _Plan:
 
 
 class Session(AsyncSession):
-    """The sessions of `libs.store.Database`: `AsyncSession` that also runs `Prepared` statements."""
+    """The sessions of `libs.store.Database`: `AsyncSession` that also runs `Compiled` statements."""
 
     async def execute(self, statement: Any, params: Any = None, **kwargs: Any) -> Any:  # type: ignore[override]
-        if type(statement) is Prepared:
+        if type(statement) is Compiled:
             if kwargs or not (params is None or isinstance(params, (Mapping, list))):
                 return await super().execute(statement.statement, params, **kwargs)
-            return await self._prepared(statement, params or {})
+            return await self._run_compiled(statement, params or {})
         return await super().execute(statement, params, **kwargs)
 
     async def scalar(self, statement: Any, params: Any = None, **kwargs: Any) -> Any:  # type: ignore[override]
-        if type(statement) is Prepared:
+        if type(statement) is Compiled:
             return (await self.execute(statement, params, **kwargs)).scalar()
         return await super().scalar(statement, params, **kwargs)
 
     async def scalars(self, statement: Any, params: Any = None, **kwargs: Any) -> Any:  # type: ignore[override]
-        if type(statement) is Prepared:
+        if type(statement) is Compiled:
             return (await self.execute(statement, params, **kwargs)).scalars()
         return await super().scalars(statement, params, **kwargs)
 
-    async def _prepared(self, prepared: Prepared, params: Mapping[str, Any] | list[Mapping[str, Any]]) -> Any:
+    async def _run_compiled(
+        self, statement: Compiled, params: Mapping[str, Any] | list[Mapping[str, Any]]
+    ) -> Any:
         many = isinstance(params, list)
-        names = frozenset(params[0]) if many else frozenset(params)
-        plan = prepared._plan(self, names)
-        raw = await self._sqlite3() if plan is not None and not (many and plan.columns) else None
-        if plan is None or raw is None or (many and any(frozenset(p) != names for p in params)):
-            return await super().execute(prepared.statement, params)
+        keys = [frozenset(p) for p in params] if many else [frozenset(params)]
+        # Several parameter sets run on sqlite3 only with one set of names and no rows to return.
+        same = bool(keys) and all(k == keys[0] for k in keys)
+        plan = statement._plan(self, keys[0]) if same else None
+        raw = await self._sqlite3() if plan is not None and not (many and plan.columns is not None) else None
+        if plan is None or raw is None:
+            return await super().execute(statement.statement, params)
         values: Any = [plan.parameters(p) for p in params] if many else plan.parameters(params)
         try:
             if many:
@@ -171,11 +174,10 @@ class Session(AsyncSession):
         sync = self.sync_session
         if sync._new or sync._deleted or sync.identity_map._modified:
             await self.flush()
-        transaction = sync.get_transaction()
         cached = self.info.get(_RAW)
-        if cached is not None and transaction is not None and cached[0] is transaction:
+        if cached is not None and cached[0] is sync.get_transaction():
             return cached[1]
-        connection = await self.connection()
+        connection = await self.connection()  # begins the transaction if none is open
         driver = (await connection.get_raw_connection()).driver_connection
         raw = driver._live() if isinstance(driver, InlineConnection) else None
         self.info[_RAW] = (sync.get_transaction(), raw)
