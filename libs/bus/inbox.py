@@ -55,9 +55,8 @@ class Inbox:
 
     async def seen(self, consumer: str, event_id: str) -> bool:
         """Whether `consumer` has committed the handling of `event_id`."""
-        async with self.db.read() as session:
-            found = await session.execute(_SEEN, {"b_consumer": consumer, "b_event_id": event_id})
-            return found.first() is not None
+        found = await self.db.fetch(_SEEN, {"b_consumer": consumer, "b_event_id": event_id})
+        return found.first() is not None
 
     async def purge(self, older_than: timedelta) -> int:
         """Forget events handled before `older_than` ago; returns how many rows were deleted.

@@ -52,8 +52,10 @@ _DUE = (
     .order_by(_OUTBOX.c.id)
     .limit(bindparam("b_limit"))
 )
-# SQLite: rows this process has leased are left out (see `OutboxRelay.claim`).
-_DUE_UNHELD = _DUE.where(_OUTBOX.c.id.not_in(bindparam("b_held", expanding=True)))
+# SQLite: read without a session (`Database.fetch`); rows this process has leased are left out
+# (see `OutboxRelay.claim`), in Python while they are few: an expanding NOT IN is SQLAlchemy's to run.
+_DUE_READ = Compiled(_DUE)
+_DUE_UNHELD = Compiled(_DUE.where(_OUTBOX.c.id.not_in(bindparam("b_held", expanding=True))))
 # PostgreSQL: rows another replica is claiming right now are skipped, not waited for.
 _DUE_UNLOCKED = _DUE.with_for_update(skip_locked=True)
 _LEASE = (
@@ -293,11 +295,13 @@ class OutboxRelay:
             claims = _SqliteClaims.of(self.db)
             async with claims.lock:
                 held = claims.held()
-                query = _DUE
-                if held:
-                    query, params["b_held"] = _DUE_UNHELD, held
-                async with self.db.read() as session:
-                    rows = [Claimed(*row) for row in (await session.execute(query, params)).all()]
+                if len(held) <= self.batch:
+                    params["b_limit"] = self.batch + len(held)
+                    found = (await self.db.fetch(_DUE_READ, params)).all()
+                    rows = [Claimed(*row) for row in found if row.id not in held][: self.batch]
+                else:
+                    params["b_held"] = list(held)
+                    rows = [Claimed(*row) for row in (await self.db.fetch(_DUE_UNHELD, params)).all()]
                 claims.take([row.id for row in rows], self.lease)
             return rows
         async with self.db.transaction() as session:

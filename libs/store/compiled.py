@@ -52,11 +52,11 @@ class Compiled:
     def __repr__(self) -> str:
         return f"Compiled({self.statement})"
 
-    def _plan(self, session: AsyncSession, names: frozenset[str]) -> _Plan | None:
+    def _plan(self, dialect: Any, names: frozenset[str]) -> _Plan | None:
         try:
             return self._plans[names]
         except KeyError:
-            plan = self._plans[names] = _Plan.compile(self.statement, session.bind.dialect, names)
+            plan = self._plans[names] = _Plan.compile(self.statement, dialect, names)
             return plan
 
 
@@ -112,6 +112,22 @@ class _Plan:
             )
         return _Plan(compiled.string, tuple(binds), columns)
 
+    def run(
+        self, raw: sqlite3.Connection, params: Mapping[str, Any] | list[Mapping[str, Any]], dialect: Any
+    ) -> Result:
+        """Run on `raw` with one parameter set, or several (then without rows to return)."""
+        many = isinstance(params, list)
+        values: Any = [self.parameters(p) for p in params] if many else self.parameters(params)
+        try:
+            if many:
+                cursor, rows = raw.executemany(self.sql, values), ()
+            else:
+                cursor = raw.execute(self.sql, values)
+                rows = cursor.fetchall() if self.columns is not None else ()
+        except sqlite3.Error as error:
+            raise exc.DBAPIError.instance(self.sql, values, error, sqlite3.Error, dialect=dialect) from error
+        return Result(self.columns or _NO_COLUMNS, rows, cursor.rowcount)
+
     def parameters(self, params: Mapping[str, Any]) -> tuple[Any, ...]:
         values = []
         for name, process, own in self.binds:
@@ -151,22 +167,12 @@ class Session(AsyncSession):
         keys = [frozenset(p) for p in params] if many else [frozenset(params)]
         # Several parameter sets run on sqlite3 only with one set of names and no rows to return.
         same = bool(keys) and all(k == keys[0] for k in keys)
-        plan = statement._plan(self, keys[0]) if same else None
+        dialect = self.bind.dialect
+        plan = statement._plan(dialect, keys[0]) if same else None
         raw = await self._sqlite3() if plan is not None and not (many and plan.columns is not None) else None
         if plan is None or raw is None:
             return await super().execute(statement.statement, params)
-        values: Any = [plan.parameters(p) for p in params] if many else plan.parameters(params)
-        try:
-            if many:
-                cursor, rows = raw.executemany(plan.sql, values), ()
-            else:
-                cursor = raw.execute(plan.sql, values)
-                rows = cursor.fetchall() if plan.columns is not None else ()
-        except sqlite3.Error as error:
-            raise exc.DBAPIError.instance(
-                plan.sql, values, error, sqlite3.Error, dialect=self.bind.dialect
-            ) from error
-        return Result(plan.columns or _NO_COLUMNS, rows, cursor.rowcount)
+        return plan.run(raw, params, dialect)
 
     async def _sqlite3(self) -> sqlite3.Connection | None:
         """The sqlite3 connection of this session's transaction (begun if need be), after flushing

@@ -258,8 +258,7 @@ class ErpHandlers:
 
     @classmethod
     async def _read_order(cls, pctx: PrepareContext, order_id: str) -> Row[Any] | None:
-        async with pctx.db.read() as session:
-            return await cls._order_row(session, order_id)
+        return (await pctx.db.fetch(_ORDER_ROW, {"b_order_id": order_id})).first()
 
     # ------------------------------------------------------------------ sales orders (O4, M2)
 

@@ -67,9 +67,8 @@ class ExceptionEvents:
         """False for a status change of an order with no unresolved exception (nothing to do)."""
         if not isinstance(event, order_events.OrderStatusChanged):
             return True
-        async with self.worklists.db.read() as session:
-            found = await session.execute(_OPEN_EXCEPTION, {"b_order_id": event.order_id})
-            return found.first() is not None
+        found = await self.worklists.db.fetch(_OPEN_EXCEPTION, {"b_order_id": event.order_id})
+        return found.first() is not None
 
     async def on_event(self, event: Message, ctx: MessageContext) -> None:
         """Apply what the event means for the worklists, in the delivery's transaction."""

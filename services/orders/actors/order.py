@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from libs.actors import Actor, Reminder, Turn
 from libs.bus import Outbox
-from libs.store import Compiled, after_commit
+from libs.store import Compiled, Database, after_commit
 from libs.telemetry import capture_flow, correlation_id, resume_flow
 from services.orders.domain import machine
 from services.orders.domain.machine import Invalid, Outcome, Refused, Shortage
@@ -64,6 +64,12 @@ _INBOUND = Compiled(
     .order_by(_INBOUND_TABLE.c.id)
 )
 _TAKE_INBOUND = delete(_INBOUND_TABLE).where(_INBOUND_TABLE.c.id.in_(bindparam("b_ids", expanding=True)))
+
+
+async def read_stored_reply(db: Database, request_id: str) -> dict[str, Any] | None:
+    """`stored_reply` as a read of its own (`Database.fetch`), outside any transaction."""
+    reply_json = (await db.fetch(_STORED_REPLY, {"b_request_id": request_id})).scalar()
+    return None if reply_json is None else json.loads(reply_json)
 
 
 async def stored_reply(session: AsyncSession, request_id: str) -> dict[str, Any] | None:

@@ -23,7 +23,7 @@ from services.orders.actors.order import (
     Ingest,
     UnknownOrder,
     VersionMismatch,
-    stored_reply,
+    read_stored_reply,
 )
 from services.orders.api.inventory import InventoryClient
 from services.orders.api.mapping import (
@@ -99,8 +99,7 @@ class OrdersServiceServicer(orders_service_pb2_grpc.OrdersServiceServicer):
         return await self._ask(order_id, Command(rpc, request_id, apply, expected_version))
 
     async def _stored(self, request_id: str) -> dict[str, Any] | None:
-        async with self.db.read() as session:
-            return await stored_reply(session, request_id)
+        return await read_stored_reply(self.db, request_id)
 
     @staticmethod
     def _order(reply: dict[str, Any]) -> orders_pb2.SalesOrder:
@@ -138,8 +137,7 @@ class OrdersServiceServicer(orders_service_pb2_grpc.OrdersServiceServicer):
         )
 
     async def _load(self, order_id: str) -> Order:
-        async with self.db.read() as session:
-            snapshot = (await session.execute(_SNAPSHOT, {"b_order_id": order_id})).scalar()
+        snapshot = (await self.db.fetch(_SNAPSHOT, {"b_order_id": order_id})).scalar()
         if snapshot is None:
             raise NotFound(f"no order {order_id}", reason="ORDER_NOT_FOUND")
         return Order.model_validate_json(snapshot)

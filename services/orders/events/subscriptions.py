@@ -188,8 +188,7 @@ class Inbound:
         is woken by its backorder reminder instead."""
         if event.available_to_sell <= 0:
             return False
-        async with self.db.read() as session:
-            return (await session.execute(_ANY_WAITING, {"b_sku": event.sku})).first() is not None
+        return (await self.db.fetch(_ANY_WAITING, {"b_sku": event.sku})).first() is not None
 
     async def on_order_fact(self, event: Message, ctx: MessageContext) -> None:
         """Hand an order fact to its actor through `order_inbound`."""

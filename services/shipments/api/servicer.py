@@ -262,15 +262,15 @@ class ShipmentsServiceServicer(shipments_service_pb2_grpc.ShipmentsServiceServic
         self, request: shipments_service_pb2.GetShipmentRequest, context: grpc.aio.ServicerContext
     ) -> shipments_service_pb2.GetShipmentResponse:
         """One shipment by the mesh's id or by the warehouse's shipment record."""
-        async with self._db.read() as session:
-            if request.WhichOneof("lookup") == "shipment_id":
-                params = {"b_shipment_id": request.shipment_id}
-                stored = (await session.execute(_NOTICE, params)).scalar_one_or_none()
-                wanted = request.shipment_id
-            else:
-                ref = request.warehouse_shipment
+        if request.WhichOneof("lookup") == "shipment_id":
+            params = {"b_shipment_id": request.shipment_id}
+            stored = (await self._db.fetch(_NOTICE, params)).scalar_one_or_none()
+            wanted = request.shipment_id
+        else:
+            ref = request.warehouse_shipment
+            async with self._db.read() as session:
                 stored = await self._by_warehouse(session, ref.system, ref.id)
-                wanted = f"with warehouse shipment {ref.id}"
+            wanted = f"with warehouse shipment {ref.id}"
         if stored is None:
             raise NotFound(f"shipment {wanted} not found")
         return shipments_service_pb2.GetShipmentResponse(shipment=_notice(stored))

@@ -59,16 +59,13 @@ INGEST_TOPICS = frozenset({"orders/create", "orders/updated", "orders/paid"})
 
 # Built once, on the table, and given their parameters: every poll and every delivery runs them,
 # and an ORM statement built per call costs several times its execution (decision 0029). The
-# per-delivery ones run as compiled statements (libs.store.Compiled); `_DUE`'s expanding list
-# would not.
+# per-delivery ones run as compiled statements (libs.store.Compiled), the reads without a session
+# (`Database.fetch`). The deliveries already being worked are left out in Python: an expanding
+# NOT IN would be SQLAlchemy's to run.
 _DELIVERY = tables.WebhookDelivery.__table__
-_DUE = (
+_DUE = Compiled(
     select(_DELIVERY.c.id, _DELIVERY.c.topic, _DELIVERY.c.body)
-    .where(
-        _DELIVERY.c.status == tables.PENDING,
-        _DELIVERY.c.next_attempt_at <= bindparam("b_now"),
-        _DELIVERY.c.id.not_in(bindparam("b_working", expanding=True)),
-    )
+    .where(_DELIVERY.c.status == tables.PENDING, _DELIVERY.c.next_attempt_at <= bindparam("b_now"))
     .order_by(_DELIVERY.c.id)
     .limit(bindparam("b_limit"))
 )
@@ -124,9 +121,9 @@ class DeliveryWorker:
         """Start the due deliveries not already being worked; True when a full batch was started
         (more may wait). The work runs in tasks, so a slow delivery never holds back the next
         webhook; `close` waits for them."""
-        due = {"b_now": datetime.now(UTC), "b_working": list(self._working), "b_limit": self.batch}
-        async with self.db.read() as session:
-            rows = (await session.execute(_DUE, due)).all()
+        due = {"b_now": datetime.now(UTC), "b_limit": self.batch + len(self._working)}
+        found = (await self.db.fetch(_DUE, due)).all()
+        rows = [row for row in found if row.id not in self._working][: self.batch]
         for delivery_id, topic, body in rows:
             key = order_key(topic, body) or f"delivery:{delivery_id}"
             self._working.add(delivery_id)
@@ -163,8 +160,7 @@ class DeliveryWorker:
 
     async def work(self, delivery_id: int) -> str:
         """Work one delivery; return its new status."""
-        async with self.db.read() as session:
-            row = (await session.execute(_ROW, {"b_id": delivery_id})).first()
+        row = (await self.db.fetch(_ROW, {"b_id": delivery_id})).first()
         if row is None or row.status != tables.PENDING:
             return row.status if row else "missing"
         started = time.perf_counter()

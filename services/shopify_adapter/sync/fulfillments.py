@@ -103,8 +103,7 @@ class FulfillmentWorker:
 
     async def step(self) -> bool:
         """Work the jobs that are due; True when more may wait."""
-        async with self.db.read() as session:
-            ids = (await session.execute(_DUE, {"b_now": datetime.now(UTC)})).scalars().all()
+        ids = (await self.db.fetch(_DUE, {"b_now": datetime.now(UTC)})).scalars().all()
         for shipment_id in ids:
             await self.work(shipment_id)
         return len(ids) == BATCH
@@ -119,8 +118,7 @@ class FulfillmentWorker:
 
     async def work(self, shipment_id: str) -> str:
         """Work one job; return its new status."""
-        async with self.db.read() as session:
-            job = (await session.execute(_JOB_ROW, {"b_shipment_id": shipment_id})).first()
+        job = (await self.db.fetch(_JOB_ROW, {"b_shipment_id": shipment_id})).first()
         if job is None or job.status != tables.PENDING:
             return job.status if job else "missing"
         started = time.perf_counter()

@@ -264,9 +264,8 @@ class InventoryPusher:
 
     async def step(self) -> bool:
         """Push one batch of due rows; True when a full batch was taken (more may wait)."""
-        async with self.db.read() as session:
-            rows = await session.execute(_DUE, {"b_now": datetime.now(UTC), "b_limit": self.batch})
-            items = [_item(r, current=r.shopify_available) for r in rows]
+        rows = await self.db.fetch(_DUE, {"b_now": datetime.now(UTC), "b_limit": self.batch})
+        items = [_item(r, current=r.shopify_available) for r in rows]
         if not items:
             return False
         started = time.perf_counter()
@@ -293,8 +292,7 @@ class InventoryPusher:
         and does what it decided (I4, the Shopify side of I5). Returns False: one round per timer
         tick is enough.
         """
-        async with self.db.read() as session:
-            items = [_item(r, current=None) for r in await session.execute(_PUSHED)]
+        items = [_item(r, current=None) for r in await self.db.fetch(_PUSHED)]
         if not items:
             return False
         await self._read(items)
@@ -570,12 +568,9 @@ class InventoryEchoFilter:
         except (KeyError, TypeError, ValueError):
             LEVEL_UPDATES.labels("external").inc()
             return "external"
-        async with self.db.read() as session:
-            pushed = (
-                await session.execute(
-                    _PUSHED_QUANTITY, {"b_item_gid": item_gid, "b_location_gid": location_gid}
-                )
-            ).scalar_one_or_none()
+        pushed = (
+            await self.db.fetch(_PUSHED_QUANTITY, {"b_item_gid": item_gid, "b_location_gid": location_gid})
+        ).scalar_one_or_none()
         kind = "echo" if pushed is not None and pushed == available else "external"
         LEVEL_UPDATES.labels(kind).inc()
         return kind

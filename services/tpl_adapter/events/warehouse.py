@@ -234,8 +234,7 @@ class WarehouseEvents:
 
     @staticmethod
     async def _read(pctx: PrepareContext, release_ids: list[str]) -> dict[str, StoredRelease | None]:
-        async with pctx.db.read() as session:
-            return {release_id: await releases.get(session, release_id) for release_id in release_ids}
+        return {release_id: await releases.read(pctx.db, release_id) for release_id in release_ids}
 
     @staticmethod
     def _unchanged(row: StoredRelease | None, release_id: str, prepared: Prepared) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import Row, bindparam, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from libs.store import Compiled
+from libs.store import Compiled, Database
 from services.tpl_adapter.store.tables import ReleaseRow
 
 #: A `tpl_release` row as read: its attributes are ReleaseRow's columns.
@@ -34,6 +34,11 @@ _CHANGE = Compiled(update(_RELEASE).where(_RELEASE.c.release_id == bindparam("b_
 async def get(session: AsyncSession, release_id: str) -> StoredRelease | None:
     """The release's row, or None."""
     return (await session.execute(_GET, {"b_release_id": release_id})).first()
+
+
+async def read(db: Database, release_id: str) -> StoredRelease | None:
+    """The release's row as a read of its own (`Database.fetch`), outside any transaction."""
+    return (await db.fetch(_GET, {"b_release_id": release_id})).first()
 
 
 async def of_control(session: AsyncSession, control: int) -> Sequence[StoredRelease]:

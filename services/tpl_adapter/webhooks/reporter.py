@@ -53,8 +53,7 @@ class ShipmentReporter:
         Raises:
             ReportFailed: not ours (permanent).
         """
-        async with self._db.read() as session:
-            row = await releases.get(session, release_id)
+        row = await releases.read(self._db, release_id)
         if row is None:
             raise ReportFailed(f"no release {release_id!r} was sent by this adapter", transient=False)
         return Release.from_json(row.release_id, row.order_id, row.location_id, row.lines)
@@ -67,9 +66,8 @@ class ShipmentReporter:
         The call continues the order's flow saved with the release, so the shipment's hops join
         the order's trace and correlation id.
         """
-        async with self._db.read() as session:
-            release = await releases.get(session, notice.release_id)
-            flow = release.flow if release is not None else None
+        release = await releases.read(self._db, notice.release_id)
+        flow = release.flow if release is not None else None
         try:
             with resume_flow(flow):
                 reply = await self._shipments.RecordShipment(

@@ -170,3 +170,39 @@ async def test_a_session_with_several_transactions_uses_each_ones_connection(db:
         async with db.transaction() as writer:
             await writer.execute(INSERT, ROW)
         assert await session.scalar(COUNT) == 1  # a new transaction, a new snapshot
+
+
+async def test_fetch_reads_committed_rows_without_a_session(db: Database):
+    statements = _Statements(db)
+    async with db.transaction() as session:
+        await session.execute(INSERT, ROW)
+        # fetch is a read of its own: it does not see the open transaction's writes
+        assert (await db.fetch(ONE, {"b_id": "a"})).first() is None
+    fetched = (await db.fetch(ONE, {"b_id": "a"})).one()
+    async with db.read() as session:
+        read = (await session.execute(ONE.statement, {"b_id": "a"})).one()
+    assert fetched._mapping == read._mapping and fetched.colour is Colour.BLUE
+    assert (await db.fetch(COUNT)).scalar() == 1
+    assert (await db.fetch(LARGE)).scalars().all() == ["a"]
+    assert (await db.fetch(ANY_OF, {"b_ids": ["a", "zz"]})).scalars().all() == ["a"]  # expanding
+    with pytest.raises(StatementError, match="b_id"):
+        await db.fetch(ONE, {})
+    if db.is_sqlite:
+        # only the expanding IN went through SQLAlchemy; the rest ran on fetch's own connection
+        assert [s for s in statements.of() if s.startswith("SELECT")] == [
+            s for s in statements.of() if " IN (" in s or s == read_sql(db)
+        ]
+        assert db._reader is not None  # mutation check: the sqlite3 path was taken
+
+
+def read_sql(db: Database) -> str:
+    return str(ONE.statement.compile(dialect=db.engine.dialect))
+
+
+async def test_fetch_never_writes(db: Database):
+    async with db.transaction() as session:
+        await session.execute(INSERT, ROW)
+    # SQLite: fetch's connection is read-only; elsewhere: refused, and the read session rolls back
+    with pytest.raises((sa.exc.OperationalError, ValueError), match="readonly|for reads"):
+        await db.fetch(Compiled(delete(T)))
+    assert (await db.fetch(COUNT)).scalar() == 1
