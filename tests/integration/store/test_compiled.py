@@ -203,6 +203,6 @@ async def test_fetch_never_writes(db: Database):
     async with db.transaction() as session:
         await session.execute(INSERT, ROW)
     # SQLite: fetch's connection is read-only; elsewhere: refused, and the read session rolls back
-    with pytest.raises((sa.exc.OperationalError, ValueError), match="readonly|for reads"):
+    with pytest.raises((sa.exc.OperationalError, ValueError), match=r"readonly|for reads"):
         await db.fetch(Compiled(delete(T)))
     assert (await db.fetch(COUNT)).scalar() == 1
