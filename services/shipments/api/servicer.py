@@ -268,8 +268,8 @@ class ShipmentsServiceServicer(shipments_service_pb2_grpc.ShipmentsServiceServic
             wanted = request.shipment_id
         else:
             ref = request.warehouse_shipment
-            async with self._db.read() as session:
-                stored = await self._by_warehouse(session, ref.system, ref.id)
+            params = {"b_system": ref.system, "b_warehouse_shipment_id": ref.id}
+            stored = (await self._db.fetch(_NOTICE_BY_WAREHOUSE, params)).scalar_one_or_none()
             wanted = f"with warehouse shipment {ref.id}"
         if stored is None:
             raise NotFound(f"shipment {wanted} not found")
