@@ -113,6 +113,7 @@ async def running(settings: ShopifyAdapterSettings) -> AsyncIterator[Adapter]:
             admin,
             batch=settings.inventory_push_batch,
             keep_free=settings.inventory_push_keep_free,
+            urgent_after_s=settings.inventory_push_urgent_after_s,
             retry_max_s=settings.webhook_retry_max_s,
             inventory=inventory_service_pb2_grpc.InventoryServiceStub(inventory_channel),
             channel=settings.inventory_channel,

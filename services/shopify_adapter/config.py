@@ -46,6 +46,8 @@ class ShopifyAdapterSettings(ServiceSettings):
             pushed (rapid changes to one item become one push of the latest figure).
         inventory_push_keep_free: Share of Shopify's cost bucket the inventory pusher leaves to
             customer-facing calls (M5 priority lanes).
+        inventory_push_urgent_after_s: Once the oldest change of a push has waited this long, the
+            push no longer leaves that share (0: it always does; decision 0034).
     """
 
     service_name: str = "shopify-adapter"
@@ -77,6 +79,7 @@ class ShopifyAdapterSettings(ServiceSettings):
     inventory_lower_grace_s: float = Field(default=30.0, ge=0)
     inventory_push_coalesce_s: float = Field(default=0.25, ge=0)
     inventory_push_keep_free: float = Field(default=0.25, ge=0, lt=1)
+    inventory_push_urgent_after_s: float = Field(default=1.0, ge=0)
 
     def webhook_secrets(self) -> list[str]:
         """The webhook signing secrets, newest first (read again on each call, so a rotated file counts)."""

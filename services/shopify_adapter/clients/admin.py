@@ -201,7 +201,12 @@ class ShopifyAdmin:
         return cost
 
     async def execute(
-        self, query: str, variables: dict[str, Any] | None = None, *, keep_free: float = 0.0
+        self,
+        query: str,
+        variables: dict[str, Any] | None = None,
+        *,
+        keep_free: float = 0.0,
+        urgent_at: float | None = None,
     ) -> dict[str, Any]:
         """Run one query or mutation; return its `data`.
 
@@ -210,6 +215,8 @@ class ShopifyAdmin:
             variables: its variables.
             keep_free: share of the bucket (0..1) this call must leave to others: bulk lanes
                 (inventory) pass a share so customer-facing calls always find points (M5).
+            urgent_at: `time.monotonic()` from which the call no longer waits for that share,
+                only for its own cost (a bulk call that must not wait behind others forever).
 
         Raises:
             ShopifyTransient: still throttled or failing transiently after the attempts.
@@ -218,7 +225,12 @@ class ShopifyAdmin:
         delay = 0.5
         for attempt in range(1, self.max_attempts + 1):
             reserve = keep_free * self.state.maximum_available
-            wait = self.state.wait_for(self._last_cost.get(query, 0.0) + reserve)
+            cost = self._last_cost.get(query, 0.0)
+            wait = self.state.wait_for(cost + reserve)
+            if urgent_at is not None and wait > 0:
+                until_urgent = urgent_at - time.monotonic()
+                if wait > until_urgent:
+                    wait = max(until_urgent, self.state.wait_for(cost))
             if wait > 0:
                 THROTTLE_WAITS.inc()
                 await asyncio.sleep(min(wait, self.max_wait_s))
@@ -342,13 +354,21 @@ class ShopifyAdmin:
         return found
 
     async def available_at(
-        self, location_gid: str, item_gids: list[str], *, keep_free: float = 0.0
+        self,
+        location_gid: str,
+        item_gids: list[str],
+        *,
+        keep_free: float = 0.0,
+        urgent_at: float | None = None,
     ) -> dict[str, int | None]:
         """Item GID → Shopify's current `available` at the location (None: not stocked there)."""
         if not item_gids:
             return {}
         data = await self.execute(
-            INVENTORY_LEVELS_AT, {"ids": item_gids, "location": location_gid}, keep_free=keep_free
+            INVENTORY_LEVELS_AT,
+            {"ids": item_gids, "location": location_gid},
+            keep_free=keep_free,
+            urgent_at=urgent_at,
         )
         levels: dict[str, int | None] = dict.fromkeys(item_gids)
         for node in data.get("nodes") or []:
@@ -361,12 +381,14 @@ class ShopifyAdmin:
         return levels
 
     async def set_quantities(
-        self, payload: dict[str, Any], key: str, *, keep_free: float = 0.0
+        self, payload: dict[str, Any], key: str, *, keep_free: float = 0.0, urgent_at: float | None = None
     ) -> dict[str, Any]:
         """`inventorySetQuantities(input) @idempotent(key)`; returns the payload with its userErrors
         (the caller decides per quantity: a stale compare-and-set is not a failure of the batch)."""
         variables = {"input": payload, "key": key}
-        data = await self.execute(INVENTORY_SET_QUANTITIES, variables, keep_free=keep_free)
+        data = await self.execute(
+            INVENTORY_SET_QUANTITIES, variables, keep_free=keep_free, urgent_at=urgent_at
+        )
         return data.get("inventorySetQuantities") or {"userErrors": [{"message": "no payload"}]}
 
     async def subscriptions(self) -> list[dict[str, Any]]:

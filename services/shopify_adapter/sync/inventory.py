@@ -25,7 +25,12 @@ reserves the sale its figure falls to Shopify's. A lower Shopify figure that sta
 Nothing is lost: a row leaves the due set only when Shopify accepted its wanted version; every
 failure (throttled too long, 5xx, unknown SKU, item not stocked) keeps it due with a back-off.
 Pacing: every call goes through `ShopifyAdmin.execute`, which waits for the cost bucket reported in
-`extensions.cost.throttleStatus` and leaves `keep_free` of it to customer-facing calls.
+`extensions.cost.throttleStatus` and leaves `keep_free` of it to customer-facing calls. Once a
+round's oldest change has waited `urgent_after_s`, its calls wait only for their own cost: the
+availability shoppers see must not wait until a sale's order flow stops draining the bucket, and
+one call a round bounds what it takes from that flow
+(docs/decisions/0034-availability-pushes-get-a-bounded-share.md). Verification and look-ups stay
+in the bulk lane.
 
 Echo: the mesh never reads Shopify's `available` as an input: availability flows mesh → Shopify
 only. Shopify's own `inventory_levels/update` webhooks (if subscribed) are classified by
@@ -99,6 +104,10 @@ CALLS = Histogram(
     "shopify_inventory_set_quantities_batch_size",
     "Quantities per inventorySetQuantities call.",
     buckets=(1, 5, 10, 25, 50, 100, 250),
+)
+URGENT_ROUNDS = Counter(
+    "shopify_inventory_urgent_rounds_total",
+    "Push rounds whose oldest change had waited urgent_after_s, sent without leaving the bulk share.",
 )
 LEVEL_UPDATES = Counter(
     "shopify_inventory_level_updates_total",
@@ -229,6 +238,8 @@ class InventoryPusher:
         admin: the Admin API client.
         batch: quantities per call (≤ 250).
         keep_free: share of the throttle bucket left to customer-facing calls (M5 priority lanes).
+        urgent_after_s: once a round's oldest change has waited this long, its calls leave no share
+            (0: always leave it).
         retry_max_s: back-off ceiling of a row that failed.
         inventory: the inventory service, told about levels Shopify changed on its own (I5);
             None: every such level is pushed again unreported.
@@ -245,6 +256,7 @@ class InventoryPusher:
         *,
         batch: int = MAX_QUANTITIES_PER_CALL,
         keep_free: float = 0.25,
+        urgent_after_s: float = 1.0,
         retry_max_s: float = 300.0,
         inventory: inventory_service_pb2_grpc.InventoryServiceStub | None = None,
         channel: str = "online-store",
@@ -255,6 +267,7 @@ class InventoryPusher:
         self.admin = admin
         self.batch = max(1, min(batch, MAX_QUANTITIES_PER_CALL))
         self.keep_free = keep_free
+        self.urgent_after_s = urgent_after_s
         self.retry_max_s = retry_max_s
         self.inventory = inventory
         self.channel = channel
@@ -373,10 +386,21 @@ class InventoryPusher:
 
     # ----- one round ------------------------------------------------------------------------------
 
+    def _urgent_at(self, items: list[_Item]) -> float | None:
+        """`time.monotonic()` at which this round's oldest change will have waited
+        `urgent_after_s` (from then on its calls leave no share of the bucket), or None."""
+        since = [i.pending_since for i in items if i.pending_since is not None]
+        if self.urgent_after_s <= 0 or not since:
+            return None
+        oldest = min(s if s.tzinfo else s.replace(tzinfo=UTC) for s in since)
+        waited = (datetime.now(UTC) - oldest).total_seconds()
+        return time.monotonic() + self.urgent_after_s - waited
+
     async def _push(self, items: list[_Item]) -> None:
         work = await self._mapped(items)
+        urgent_at = self._urgent_at(items)
         for _ in range(MAX_STALE_ROUNDS):
-            await self._read([i for i in work if i.current is None])
+            await self._read([i for i in work if i.current is None], urgent_at)
             missing = [i for i in work if i.current is None]
             if missing:
                 await self._defer(missing, "ITEM_NOT_STOCKED_AT_LOCATION: the item is not stocked there")
@@ -393,8 +417,10 @@ class InventoryPusher:
             ]
             key = idempotency_key(quantities)
             CALLS.observe(len(quantities))
+            if urgent_at is not None and time.monotonic() >= urgent_at:
+                URGENT_ROUNDS.inc()
             payload = await self.admin.set_quantities(
-                set_quantities_input(quantities, key), key, keep_free=self.keep_free
+                set_quantities_input(quantities, key), key, keep_free=self.keep_free, urgent_at=urgent_at
             )
             per_item, general = errors_by_index(payload.get("userErrors") or [])
             if not per_item and not general:
@@ -469,8 +495,9 @@ class InventoryPusher:
             known.update(found)
         return known
 
-    async def _read(self, items: list[_Item]) -> None:
-        """Fill `current` with Shopify's `available` now (None stays: not stocked at the location)."""
+    async def _read(self, items: list[_Item], urgent_at: float | None = None) -> None:
+        """Fill `current` with Shopify's `available` now (None stays: not stocked at the location);
+        the calls leave the bulk share free until `urgent_at` (see `_push`)."""
         by_location: dict[str, list[_Item]] = defaultdict(list)
         for item in items:
             by_location[item.location_gid].append(item)
@@ -479,7 +506,7 @@ class InventoryPusher:
             for start in range(0, len(group), size):
                 chunk = group[start : start + size]
                 levels = await self.admin.available_at(
-                    location_gid, [i.item_gid for i in chunk], keep_free=self.keep_free
+                    location_gid, [i.item_gid for i in chunk], keep_free=self.keep_free, urgent_at=urgent_at
                 )
                 for item in chunk:
                     item.current = levels.get(item.item_gid)

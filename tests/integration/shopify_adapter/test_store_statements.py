@@ -81,10 +81,10 @@ class Admin:
     async def inventory_items_by_sku(self, skus: list[str], *, keep_free: float = 0.0) -> dict[str, str]:
         return {"SKU-1": ITEM, "SKU-3": "gid://shopify/InventoryItem/3"} if skus else {}
 
-    async def available_at(self, location_gid: str, item_gids: list[str], *, keep_free: float = 0.0) -> dict:
+    async def available_at(self, location_gid: str, item_gids: list[str], **_lane: Any) -> dict:
         return {gid: 3 for gid in item_gids}
 
-    async def set_quantities(self, quantities: Any, key: str, *, keep_free: float = 0.0) -> dict[str, Any]:
+    async def set_quantities(self, quantities: Any, key: str, **_lane: Any) -> dict[str, Any]:
         if self.during_set is not None:
             await self.during_set()
         return {"userErrors": []}
