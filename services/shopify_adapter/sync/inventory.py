@@ -107,7 +107,8 @@ CALLS = Histogram(
 )
 URGENT_ROUNDS = Counter(
     "shopify_inventory_urgent_rounds_total",
-    "Push rounds whose oldest change had waited urgent_after_s, sent without leaving the bulk share.",
+    "inventorySetQuantities calls sent once their round's oldest change had waited urgent_after_s "
+    "(they no longer leave the bulk share).",
 )
 LEVEL_UPDATES = Counter(
     "shopify_inventory_level_updates_total",
