@@ -1,7 +1,7 @@
 """`python -m bench [--quick]`: the flash-sale benchmark of the mesh and its peers, on one machine.
 
 For each scenario (`--scenario sustained|slow-erp|burst|all`) and each system (`--systems
-mesh,inline,celery`), on a fresh sandbox of its own (bench/systems.py):
+mesh,inline,celery,null`; null, the receiver floor, in the burst only), on a fresh sandbox of its own (bench/systems.py):
 1. start the stand-ins (Business Central with the scenario's faults) and the system;
 2. wait until it is subscribed at Shopify (and, for the mesh, knows its stock); set the hot SKUs'
    stock at the 3PL and wait (bounded) until Shopify shows it;
@@ -49,7 +49,7 @@ from bench import hop
 from bench.figures import collect, compute
 from bench.positions import availability_changes, position_lag
 from bench.profile import Profiler
-from bench.systems import SYSTEMS, System, until
+from bench.systems import FLOORS, SYSTEMS, System, until
 from libs.bus.embedded import free_port
 from libs.bus.streams import StreamSpec
 
@@ -64,6 +64,15 @@ RESTOCK_SKU = "SKU-1008"
 RESTOCK_BASE = 30
 SCENARIOS = ("sustained", "slow-erp", "burst")
 ECHO_METHOD = "/bench.Echo/Echo"
+#: The figures a receiver floor reports; the rest would only say it did nothing.
+FLOOR_FIGURES = {
+    "orders_placed",
+    "webhook_ack_p50_s",
+    "webhook_ack_p99_s",
+    "webhook_ack_max_s",
+    "webhook_attempts",
+    "webhook_failed_attempts",
+}
 
 log = logging.getLogger("bench")
 
@@ -262,6 +271,8 @@ async def _set_stock(http: httpx.AsyncClient, system: System, hot: list[str], un
             f"{tpl}/_sandbox/inventory", json={"sku": sku, "location": location, "on_hand": on_hand}
         )
         reply.raise_for_status()
+    if system.name in FLOORS:
+        await system.copy_stock()
 
     async def shopify_shows_it() -> bool:
         inventory = (await http.get(f"{system.sandbox_url('shopify')}/_sandbox/state")).json()["inventory"]
@@ -334,8 +345,9 @@ async def run_one(
                 else:
                     refused = await _checkouts(http, shopify, baskets, args.rate)
                 await _settle(http, system, since, n - refused, args.deadline, accepted=scenario == "burst")
-                # Let at least three recounts reach Shopify, however fast the orders were done.
-                rest = since + 3 * args.recount_every + 5 - time.time()
+                # Let at least three recounts reach Shopify, however fast the orders were done
+                # (a receiver floor moves no stock: nothing to wait for).
+                rest = since + 3 * args.recount_every + 5 - time.time() if name not in FLOORS else 0
                 if rest > 0:
                     await asyncio.sleep(rest)
             finally:
@@ -371,10 +383,16 @@ async def run_one(
             restocks=restocks,
             lost_unless="accepted" if scenario == "burst" else "done",
         )
+        if name in FLOORS:
+            # It receives and forgets: only what the stand-in timed of its answers means anything.
+            figures = {k: (v if k in FLOOR_FIGURES else None) for k, v in figures.items()}
         if changes is not None:
             figures.update(position_lag(changes, records["shopify"], since=since))
             if args.keep:
                 (data_dir / "position_changes.json").write_text(json.dumps(changes, indent=1) + "\n")
+        if args.keep:
+            # What every figure was computed from, for a look after the run.
+            (data_dir / "records.json").write_text(json.dumps({"since": since, **records}) + "\n")
         placed = figures["orders_placed"]
         result.update(
             figures,
@@ -425,8 +443,8 @@ async def _settle(
     accepted: bool = False,
 ) -> None:
     """Wait until `expected` orders are done (or, with `accepted`, have their ERP sales order;
-    read from the stand-ins) or the deadline passes."""
-    from bench.figures import accepted_orders, done_orders
+    a receiver floor: have their webhook answered; read from the stand-ins) or the deadline passes."""
+    from bench.figures import accepted_orders, answered_orders, done_orders
 
     urls = {s.name: system.sandbox_url(s.name) for s in system.topology.sandbox}
     deadline = time.monotonic() + deadline_s
@@ -434,8 +452,13 @@ async def _settle(
         await asyncio.sleep(2.0)
         with contextlib.suppress(httpx.HTTPError):
             records = await collect(http, urls)
-            done = accepted_orders(records, since) if accepted else done_orders(records, since)
-            log.info("%s: %d/%d %s", system.name, len(done), expected, "accepted" if accepted else "done")
+            if system.name in FLOORS:
+                done, what = answered_orders(records, since, system.webhook_url), "answered"
+            elif accepted:
+                done, what = accepted_orders(records, since), "accepted"
+            else:
+                done, what = done_orders(records, since), "done"
+            log.info("%s: %d/%d %s", system.name, len(done), expected, what)
             if len(done) >= expected:
                 return
 
@@ -450,6 +473,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     runs: dict[str, dict[str, Any]] = {}
     for scenario in args.scenarios:
         for name in args.systems:
+            if name in FLOORS and scenario != "burst":
+                continue  # a receiver floor says something about bursts of webhooks only
             runs.setdefault(scenario, {})[name] = await run_one(args, scenario, name, ceiling)
     return {
         "params": {k: v for k, v in vars(args).items() if k != "echo_server"},
@@ -555,7 +580,12 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--scenario", default=None, help="sustained|slow-erp|burst|all, comma-separated (quick: sustained)"
     )
-    parser.add_argument("--systems", default=",".join(SYSTEMS), help="comma-separated: mesh,inline,celery")
+    parser.add_argument(
+        "--systems",
+        default=",".join(SYSTEMS + FLOORS),
+        help="comma-separated: mesh,inline,celery,null (null, the receiver floor that answers and "
+        "forgets, runs in the burst scenario only)",
+    )
     parser.add_argument("--orders", type=int, help="orders per sustained/slow-erp run (quick: 30, full: 300)")
     parser.add_argument("--rate", type=float, default=20.0, help="offered checkouts per second")
     parser.add_argument(
@@ -609,7 +639,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     scenario = args.scenario or ("sustained" if args.quick else "all")
     args.scenarios = list(SCENARIOS) if scenario == "all" else scenario.split(",")
     args.systems = args.systems.split(",")
-    for value, allowed in ((args.scenarios, SCENARIOS), (args.systems, SYSTEMS)):
+    for value, allowed in ((args.scenarios, SCENARIOS), (args.systems, SYSTEMS + FLOORS)):
         unknown = set(value) - set(allowed)
         if unknown:
             parser.error(f"unknown {sorted(unknown)}; choose from {', '.join(allowed)}")

@@ -56,6 +56,19 @@ def accepted_orders(records: dict[str, Any], since: float) -> set[str]:
     return placed & set(records["bc_counts"].get("created_at", {}).get("salesOrders", {}))
 
 
+def answered_orders(records: dict[str, Any], since: float, webhook_url: str) -> set[str]:
+    """Event ids of the orders/create webhooks sent to `webhook_url` since `since` that it
+    answered with a 2xx (the receiver floor's "done")."""
+    return {
+        d["event_id"]
+        for d in records["deliveries"]
+        if d["topic"] == "orders/create"
+        and d["uri"] == webhook_url
+        and d["outcome"] == "delivered"
+        and datetime.fromisoformat(d["at"]).timestamp() >= since
+    }
+
+
 def done_orders(records: dict[str, Any], since: float) -> dict[str, float]:
     """Name → done time of each order placed since `since` that is done (see the module doc)."""
     open_names = {o.get("externalDocumentNumber") for o in records["bc_state"].get("salesOrders", [])}

@@ -24,6 +24,7 @@ import grpc
 import httpx
 import psutil
 
+from bench.peers.clients import Systems
 from libs.bus.embedded import free_port
 from retail.inventory.v1 import inventory_service_pb2, inventory_service_pb2_grpc
 from tools.postgres import PostgresCluster
@@ -31,6 +32,9 @@ from tools.supervisor import Child, Mesh
 from tools.topology import SANDBOX_CREDENTIALS, SERVICES, Topology
 
 SYSTEMS = ("mesh", "inline", "celery")
+#: Receiver floors: `null` (bench/peers/null.py) answers webhooks and does nothing else, so it is
+#: measured in the burst scenario alone.
+FLOORS = ("null",)
 REDIS_SERVER = "/usr/bin/redis-server"
 
 
@@ -59,7 +63,7 @@ class System:
     """One system under test on its own sandbox.
 
     Args:
-        name: `mesh`, `inline` or `celery`.
+        name: `mesh`, `inline`, `celery` or `null` (the receiver floor).
         data_dir: a fresh folder for the stand-ins' and the system's files and logs.
         bc_args: extra command-line arguments of the Business Central stand-in (scenario faults).
         shopify_args: extra command-line arguments of the Shopify stand-in (its plan's API budget).
@@ -151,7 +155,9 @@ class System:
                 await until(answers, f"the {spec.name} stand-in", 60)
         env = self._peer_env()
         python = sys.executable
-        if self.name == "inline":
+        if self.name == "null":
+            await self._spawn("peer-null", [python, "-m", "bench.peers.null", "--port", str(self.port)], env)
+        elif self.name == "inline":
             await self._spawn(
                 "peer-inline", [python, "-m", "bench.peers.inline", "--port", str(self.port)], env
             )
@@ -175,6 +181,11 @@ class System:
             await self._spawn("peer-celery-worker", worker, env)
             receiver = [python, "-m", "bench.peers.celery_peer.webhooks", "--port", str(self.port)]
             await self._spawn("peer-celery-webhooks", receiver, env)
+
+    async def copy_stock(self) -> None:
+        """Copy the 3PL's stock to Shopify once, as the peers' sync does: a receiver floor moves
+        no stock itself, and the burst's checkouts must meet the same stock as every system's."""
+        await asyncio.to_thread(Systems(self.mesh._base_env() | self._peer_env()).sync_inventory)
 
     async def ready(self, http: httpx.AsyncClient) -> None:
         """Stock known (mesh) and the system's orders/create subscription registered at Shopify."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bench.figures import compute, done_orders
+from bench.figures import answered_orders, compute, done_orders
 
 
 def _records(fulfillments, *, open_orders=(), invoiced=("#1001",), lines=None):
@@ -102,3 +102,22 @@ def test_in_the_burst_an_order_is_lost_only_when_the_erp_never_got_it():
     assert figures["orders_accepted_by_erp"] == 1
     assert figures["lost_orders"] == 1  # #1002 never reached Business Central
     assert figures["lost_means"] == "not accepted by the deadline"
+
+
+def test_a_receiver_floor_has_answered_the_webhooks_it_took_with_a_2xx_since_the_load_began():
+    def attempt(event_id, outcome, at="1970-01-01T00:01:50+00:00", uri="http://me", topic="orders/create"):
+        return {"event_id": event_id, "outcome": outcome, "at": at, "uri": uri, "topic": topic}
+
+    records = {
+        "deliveries": [
+            attempt("e1", "failed"),
+            attempt("e1", "delivered"),
+            attempt("e2", "delivered"),
+            attempt("e3", "failed"),
+            attempt("e4", "delivered", uri="http://other"),
+            attempt("e5", "delivered", topic="orders/updated"),
+            attempt("e6", "delivered", at="1970-01-01T00:01:30+00:00"),
+        ]
+    }
+
+    assert answered_orders(records, 100.0, "http://me") == {"e1", "e2"}
