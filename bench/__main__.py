@@ -1,7 +1,8 @@
 """`python -m bench [--quick]`: the flash-sale benchmark of the mesh and its peers, on one machine.
 
 For each scenario (`--scenario sustained|slow-erp|burst|all`) and each system (`--systems
-mesh,inline,celery,null`; null, the receiver floor, in the burst only), on a fresh sandbox of its own (bench/systems.py):
+mesh,inline,celery,null`; null, the receiver floor, in the burst only), on a fresh sandbox of its
+own (bench/systems.py):
 1. start the stand-ins (Business Central with the scenario's faults) and the system;
 2. wait until it is subscribed at Shopify (and, for the mesh, knows its stock); set the hot SKUs'
    stock at the 3PL and wait (bounded) until Shopify shows it;
