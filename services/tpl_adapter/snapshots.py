@@ -19,13 +19,19 @@ from services.tpl_adapter.translate.inventory import snapshots_from_levels
 
 log = logging.getLogger(__name__)
 
+#: The shortest wait between pulls however soon the 3PL says to come back (a `Retry-After: 0`
+#: must not turn the retry into a busy loop).
+_MIN_RETRY_S = 0.1
+
 
 class SnapshotFailed(Exception):
-    """A pull that did not complete; `transient` says whether a later one can succeed."""
+    """A pull that did not complete; `transient` says whether a later one can succeed, and
+    `retry_after` when the 3PL said (a 429's Retry-After)."""
 
-    def __init__(self, message: str, *, transient: bool) -> None:
+    def __init__(self, message: str, *, transient: bool, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.transient = transient
+        self.retry_after = retry_after
 
 
 @dataclass
@@ -90,7 +96,9 @@ class InventoryPuller:
         try:
             items = await self._api.inventory_levels()
         except TplError as error:
-            raise SnapshotFailed(f"3PL inventory: {error}", transient=error.transient) from error
+            raise SnapshotFailed(
+                f"3PL inventory: {error}", transient=error.transient, retry_after=error.retry_after
+            ) from error
         requests = snapshots_from_levels(items, snapshot_id=snapshot_id, as_of=as_of)
         changed, drifted = await apply_snapshots(self._inventory, requests)
         self.last = PullResult(
@@ -124,5 +132,10 @@ class InventoryPuller:
                 await asyncio.sleep(self._interval_s)
             except SnapshotFailed as failure:
                 log.warning("3PL inventory snapshot failed", extra={"error": str(failure)})
+                if failure.retry_after is not None:
+                    # The 3PL said when (M3): its per-minute window has room again then. Backing
+                    # off further would leave stock unread for up to a minute after that.
+                    await asyncio.sleep(max(failure.retry_after, _MIN_RETRY_S))
+                    continue
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, max(self._interval_s, 30.0))
