@@ -38,7 +38,7 @@ async def _pull_until_done(api: _Api, monkeypatch: pytest.MonkeyPatch) -> list[f
 
 
 async def test_a_429_is_retried_when_the_3pl_says_not_after_a_growing_back_off(monkeypatch):
-    limited = TplError(429, "TooManyRequests", "Rate limit of 150 requests per 60 s exceeded", retry_after=7.0)
+    limited = TplError(429, "TooManyRequests", "150 requests per 60 s exceeded", retry_after=7.0)
     api = _Api(limited, limited, limited, limited)
 
     slept = await _pull_until_done(api, monkeypatch)
