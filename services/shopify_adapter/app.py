@@ -129,6 +129,14 @@ async def running(settings: ShopifyAdapterSettings) -> AsyncIterator[Adapter]:
                 "shopify-inventory-verify", inventory.verify, settings.inventory_verify_s, run_at_start=False
             ),
         )
+        delivery_loop_ref: list[Loop] = []
+        ingress = WebhookIngress(
+            db,
+            secrets=settings.webhook_secrets,
+            shop_domains=settings.shop_domains,
+            max_body_bytes=settings.webhook_max_body_bytes,
+            on_stored=lambda: delivery_loop_ref[0].wake() if delivery_loop_ref else None,
+        )
         deliveries = DeliveryWorker(
             db,
             ingestor,
@@ -137,11 +145,14 @@ async def running(settings: ShopifyAdapterSettings) -> AsyncIterator[Adapter]:
             concurrency=settings.webhook_worker_concurrency,
             retry_max_s=settings.webhook_retry_max_s,
             inventory_echo=InventoryEchoFilter(db),
+            ingress_quiet=ingress.quiet,
+            ingress_first_s=settings.webhook_worker_ingress_first_s,
         )
         stack.push_async_callback(deliveries.close)  # after the loop below has stopped
         delivery_loop = await stack.enter_async_context(
             Loop("shopify-deliveries", deliveries.step, settings.webhook_worker_poll_s)
         )
+        delivery_loop_ref.append(delivery_loop)
         keeper = SubscriptionKeeper(admin, settings.shopify_webhook_callback_url)
         await stack.enter_async_context(
             Loop("shopify-subscriptions", keeper.step, settings.subscription_check_interval_s)
@@ -158,13 +169,6 @@ async def running(settings: ShopifyAdapterSettings) -> AsyncIterator[Adapter]:
             await stack.enter_async_context(
                 Loop("shopify-reconcile", reconciler.step, settings.reconcile_interval_s, run_at_start=False)
             )
-        ingress = WebhookIngress(
-            db,
-            secrets=settings.webhook_secrets,
-            shop_domains=settings.shop_domains,
-            max_body_bytes=settings.webhook_max_body_bytes,
-            on_stored=delivery_loop.wake,
-        )
         http = await stack.enter_async_context(
             HttpListener(
                 ingress.app, settings.http_host, settings.http_port or 0, grace_s=settings.shutdown_grace_s

@@ -28,6 +28,9 @@ class ShopifyAdapterSettings(ServiceSettings):
         shopify_http_timeout_s: Timeout of one Admin API call.
         webhook_worker_poll_s: How often the delivery worker looks for work it was not woken for.
         webhook_worker_concurrency: Stored deliveries (of different orders) worked at once.
+        webhook_worker_ingress_first_s: How long a stored delivery waits, at most, while a burst of
+            webhooks is being received before the worker starts it (the burst answered first;
+            0: never wait).
         webhook_retry_max_s: Ceiling of the back-off between attempts of a delivery or fulfillment.
         reconcile_interval_s: Seconds between reconciliation polls of orders updated since the
             watermark (O2); 0 turns the periodic poll off (RunReconciliation still works).
@@ -67,6 +70,7 @@ class ShopifyAdapterSettings(ServiceSettings):
     shopify_http_timeout_s: float = Field(default=10.0, gt=0)
     webhook_worker_poll_s: float = Field(default=1.0, gt=0)
     webhook_worker_concurrency: int = Field(default=16, ge=1, le=256)
+    webhook_worker_ingress_first_s: float = Field(default=0.5, ge=0)
     webhook_retry_max_s: float = Field(default=300.0, gt=0)
     reconcile_interval_s: float = Field(default=300.0, ge=0)
     reconcile_overlap_s: float = Field(default=120.0, ge=0)

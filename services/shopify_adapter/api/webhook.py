@@ -12,11 +12,17 @@ Deliveries that arrive together are stored together (the database's group commit
 the next transaction stores them all, so a burst costs one commit (one fsync) per batch instead of
 one per webhook. Each request still gets its 200 only after the transaction holding its row has
 committed; a row that cannot be stored fails its own request alone (503), never its neighbours.
+
+The ingress also says when it receives a burst (`quiet`): the delivery worker waits, for a bounded
+time, until the burst is answered before it starts stored deliveries, so the process's CPU answers
+Shopify first (docs/decisions/0035-the-ingress-answers-before-the-worker-starts.md).
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
 import hashlib
 import hmac
 import logging
@@ -86,6 +92,7 @@ class WebhookIngress:
         shop_domains: returns the allow-listed shop domains (lower case).
         max_body_bytes: largest body accepted.
         on_stored: called after a new delivery is committed (wakes the worker).
+        busy_above: more requests than this in flight is a burst (`quiet`).
     """
 
     def __init__(
@@ -96,6 +103,7 @@ class WebhookIngress:
         shop_domains: Callable[[], frozenset[str]],
         max_body_bytes: int,
         on_stored: Callable[[], None] = lambda: None,
+        busy_above: int = 16,
     ) -> None:
         self.db = db
         self._secrets = secrets
@@ -103,6 +111,10 @@ class WebhookIngress:
         self.max_body_bytes = max_body_bytes
         self._on_stored = on_stored
         self._insert = _INSERT[db.dialect]
+        self._in_flight = 0
+        self._busy_above = busy_above
+        self._quiet = asyncio.Event()
+        self._quiet.set()
         self.app = Starlette(routes=[Route("/webhooks/shopify", self.receive, methods=["POST"])])
 
     async def _read_limited(self, request: Request) -> bytes | None:
@@ -127,8 +139,26 @@ class WebhookIngress:
         # Urgent: Shopify waits for the 2xx, background writers can wait for us.
         return await self.db.group.run(unit, urgent=True)
 
+    async def quiet(self, within_s: float) -> None:
+        """Return once no more than `busy_above` webhook requests are being handled (no burst is
+        being received), or after `within_s` seconds."""
+        if within_s > 0 and not self._quiet.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._quiet.wait(), within_s)
+
     async def receive(self, request: Request) -> Response:
         """Handle one webhook POST."""
+        self._in_flight += 1
+        if self._in_flight > self._busy_above:
+            self._quiet.clear()
+        try:
+            return await self._receive(request)
+        finally:
+            self._in_flight -= 1
+            if self._in_flight <= self._busy_above:
+                self._quiet.set()
+
+    async def _receive(self, request: Request) -> Response:
         body = await self._read_limited(request)
         if body is None:
             WEBHOOKS.labels("too_large").inc()

@@ -12,6 +12,12 @@ a crash mid-way only repeats calls that return their first result. Per topic:
   as the echo of our own push or an external change, and counted (`sync.inventory`);
 - anything else: stored and marked `ignored`.
 
+Under a burst, webhooks are answered first: while the ingress receives a burst, the worker waits
+before it starts stored deliveries, until the burst is answered or the oldest of them has waited
+`ingress_first_s` (docs/decisions/0035-the-ingress-answers-before-the-worker-starts.md). The
+process's CPU then acknowledges Shopify instead of racing its own IngestOrder calls; a worker that
+has fallen behind never waits.
+
 Deliveries of different orders are worked concurrently (`concurrency` at once): a flash sale's
 webhooks must not queue behind one another's IngestOrder round trips. Deliveries of one order are
 worked one after another, oldest first (the orders service also resolves versions by Shopify's
@@ -29,6 +35,7 @@ import json
 import logging
 import time
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -64,7 +71,7 @@ INGEST_TOPICS = frozenset({"orders/create", "orders/updated", "orders/paid"})
 # NOT IN would be SQLAlchemy's to run.
 _DELIVERY = tables.WebhookDelivery.__table__
 _DUE = Compiled(
-    select(_DELIVERY.c.id, _DELIVERY.c.topic, _DELIVERY.c.body)
+    select(_DELIVERY.c.id, _DELIVERY.c.topic, _DELIVERY.c.body, _DELIVERY.c.received_at)
     .where(_DELIVERY.c.status == tables.PENDING, _DELIVERY.c.next_attempt_at <= bindparam("b_now"))
     .order_by(_DELIVERY.c.id)
     .limit(bindparam("b_limit"))
@@ -90,6 +97,9 @@ class DeliveryWorker:
         concurrency: deliveries (of different orders) worked at once.
         retry_max_s: back-off ceiling for transient failures.
         inventory_echo: classifies `inventory_levels/update` bodies (echo of our push or external).
+        ingress_quiet: waits until the ingress receives no burst, at most the seconds given
+            (`WebhookIngress.quiet`); None: never wait.
+        ingress_first_s: how long a stored delivery may wait for a burst to be answered.
     """
 
     def __init__(
@@ -103,6 +113,8 @@ class DeliveryWorker:
         concurrency: int = 16,
         retry_max_s: float = 300.0,
         inventory_echo: Any = None,
+        ingress_quiet: Callable[[float], Awaitable[None]] | None = None,
+        ingress_first_s: float = 0.5,
     ) -> None:
         self.db = db
         self._slots = asyncio.Semaphore(concurrency)
@@ -116,15 +128,23 @@ class DeliveryWorker:
         self.batch = batch
         self.retry_max_s = retry_max_s
         self.inventory_echo = inventory_echo
+        self._ingress_quiet = ingress_quiet
+        self.ingress_first_s = ingress_first_s
 
     async def step(self) -> bool:
         """Start the due deliveries not already being worked; True when a full batch was started
         (more may wait). The work runs in tasks, so a slow delivery never holds back the next
         webhook; `close` waits for them."""
-        due = {"b_now": datetime.now(UTC), "b_limit": self.batch + len(self._working)}
+        now = datetime.now(UTC)
+        due = {"b_now": now, "b_limit": self.batch + len(self._working)}
         found = (await self.db.fetch(_DUE, due)).all()
         rows = [row for row in found if row.id not in self._working][: self.batch]
-        for delivery_id, topic, body in rows:
+        if rows and self._ingress_quiet is not None:
+            received = rows[0].received_at  # the oldest: rows come in the order they were stored
+            if received.tzinfo is None:  # SQLite hands back naive UTC
+                received = received.replace(tzinfo=UTC)
+            await self._ingress_quiet(self.ingress_first_s - (now - received).total_seconds())
+        for delivery_id, topic, body, _received in rows:
             key = order_key(topic, body) or f"delivery:{delivery_id}"
             self._working.add(delivery_id)
             self._lane_users[key] += 1

@@ -1,7 +1,8 @@
 """The adapter's per-order statements (built once, on the tables) on SQLite and PostgreSQL: a webhook
 stored once and answered after its commit, a delivery backed off and then ingested with its channel
 order remembered (newest version kept), a fulfillment job recorded and done with its event, a push
-recorded or deferred, our own write recognised as an echo."""
+recorded or deferred, our own write recognised as an echo; and the delivery worker holding back
+while a burst of webhooks is being answered (decision 0035)."""
 
 from __future__ import annotations
 
@@ -282,3 +283,92 @@ async def test_pushes_are_recorded_or_deferred_and_our_own_write_is_an_echo(data
     assert (moved_on.pushed_version, moved_on.wanted_version) == (2, 3)  # still due
     assert _utc(moved_on.pending_since) == _utc(moved_on.wanted_at)
     assert kinds == ["echo", "external"]
+
+
+async def test_the_worker_waits_while_a_burst_is_received_unless_its_delivery_waited_long_enough(
+    database_url,
+):
+    orders = Orders()
+    body = json.dumps(json.loads((FIXTURES / "orders_create.json").read_text())["response"]).encode()
+
+    async with migrated(database_url, [bus.MIGRATIONS, MIGRATIONS]) as db:
+        # More than one request in flight is a burst here (16 by default).
+        ingress = WebhookIngress(
+            db,
+            secrets=lambda: [SECRET],
+            shop_domains=lambda: frozenset({SHOP}),
+            max_body_bytes=1 << 20,
+            busy_above=1,
+        )
+        store, release, arrived = ingress.store, asyncio.Event(), asyncio.Queue[str]()
+
+        async def held_store(row: dict[str, Any]) -> bool:
+            if row["event_id"].startswith("held"):
+                arrived.put_nowait(row["event_id"])  # counted in flight by now
+                await release.wait()  # a webhook still being received
+            return await store(row)
+
+        ingress.store = held_store  # type: ignore[method-assign]
+        worker = DeliveryWorker(
+            db,
+            OrderIngestor(db, orders),
+            orders,
+            admin=None,
+            ingress_quiet=ingress.quiet,
+            ingress_first_s=30.0,
+        )
+        transport = httpx.ASGITransport(app=ingress.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://adapter") as http:
+
+            async def post(event_id: str) -> httpx.Response:
+                return await http.post("/webhooks/shopify", content=body, headers=_signed(body, event_id))
+
+            def receiving(event_id: str) -> asyncio.Task[httpx.Response]:
+                return asyncio.create_task(post(event_id))
+
+            async def until_held(n: int) -> None:
+                for _ in range(n):
+                    await asyncio.wait_for(arrived.get(), 10)
+
+            # One webhook being received is no burst: a fresh delivery starts at once.
+            assert (await post("evt-1")).status_code == 200
+            first = receiving("held-1")
+            await until_held(1)
+            await asyncio.wait_for(worker.step(), 10)
+            await worker.close()
+            calls_with_one_in_flight = orders.calls
+
+            # Two are: a fresh delivery waits until the burst is answered.
+            assert (await post("evt-2")).status_code == 200
+            second = receiving("held-2")
+            await until_held(1)  # held-1 is still being received
+            step = asyncio.create_task(worker.step())
+            _done, pending = await asyncio.wait({step}, timeout=0.5)
+            held_during_burst = step in pending and orders.calls == calls_with_one_in_flight
+            release.set()
+            await asyncio.wait_for(step, 10)
+            await worker.close()
+            answered = [r.status_code for r in await asyncio.wait_for(asyncio.gather(first, second), 10)]
+            calls_once_answered = orders.calls
+
+            # A delivery that already waited ingress_first_s starts during a burst.
+            release.clear()
+            async with db.transaction() as session:
+                await session.execute(
+                    update(tables.WebhookDelivery)
+                    .where(tables.WebhookDelivery.status == tables.PENDING)
+                    .values(received_at=datetime.now(UTC) - timedelta(seconds=60))
+                )
+            burst = [receiving("held-3"), receiving("held-4")]
+            await until_held(2)
+            await asyncio.wait_for(worker.step(), 10)
+            await worker.close()
+            calls_during_burst = orders.calls
+            release.set()
+            await asyncio.wait_for(asyncio.gather(*burst), 10)
+
+    assert calls_with_one_in_flight == 1
+    assert held_during_burst
+    assert answered == [200, 200]
+    assert calls_once_answered == 2
+    assert calls_during_burst == 4  # held-1 and held-2, stored once answered, waited long enough
