@@ -137,6 +137,8 @@ _ITEM_COLUMNS = (
     _PUSH.c.held_quantity,
     _PUSH.c.base_quantity,
     _PUSH.c.shopify_available,
+    _PUSH.c.lower_quantity,
+    _PUSH.c.lower_since,
 )
 _DUE = Compiled(
     select(*_ITEM_COLUMNS)
@@ -201,6 +203,8 @@ class _Item:
     current: int | None = None
     held: int | None = None
     base: int | None = None
+    lower: int | None = None
+    lower_since: datetime | None = None
 
 
 def _target(item: _Item) -> int:
@@ -228,6 +232,8 @@ def _item(row: Row[Any], *, current: int | None) -> _Item:
         current=current,
         held=row.held_quantity,
         base=row.base_quantity,
+        lower=row.lower_quantity,
+        lower_since=row.lower_since,
     )
 
 
@@ -314,7 +320,13 @@ class InventoryPusher:
         if not drifted:
             return False
         observed_at = datetime.now(UTC)
-        decisions = [(item, await self._report(item, observed_at)) for item in drifted]
+        # A lower figure is reported only once it has stood `lower_grace_s`: until then sales
+        # Shopify took and the mesh has not reserved yet explain it, and under a flash sale every
+        # SKU would otherwise be escalated, held and put on the operators' worklist (decision 0036).
+        decisions: list[tuple[_Item, str]] = []
+        for item in drifted:
+            explained = self._sales_may_explain(item, observed_at)
+            decisions.append((item, "wait" if explained else await self._report(item, observed_at)))
         now = datetime.now(UTC)
         kinds: dict[str, int] = defaultdict(int)
         async with self.db.transaction() as session:
@@ -324,9 +336,11 @@ class InventoryPusher:
                     continue  # a newer change arrived meanwhile; it is due anyway
                 row.shopify_available = item.current
                 current = item.current or 0
-                if decision == "push" and current < item.wanted and not self._stood(row, current, now):
+                lower = current < item.wanted
+                stood = self._stood(row, current, now) if lower else False  # starts the clock if need be
+                if decision == "push" and lower and not stood:
                     decision = "wait"  # maybe sales the mesh has not reserved yet: look again later
-                if decision != "wait" or current >= item.wanted:
+                if decision != "wait" or not lower:
                     row.lower_quantity, row.lower_since = None, None
                 if decision == "push":
                     row.held_quantity = None
@@ -343,6 +357,16 @@ class InventoryPusher:
         PUSHED.labels("held").inc(kinds["hold"])
         log.info("Shopify availability drifted", extra={"items": len(drifted), **kinds})
         return False
+
+    def _sales_may_explain(self, item: _Item, now: datetime) -> bool:
+        """Whether Shopify's figure is below the mesh's and has not yet stood `lower_grace_s`
+        (as last recorded by `_stood`): sales on their way to the mesh may explain it."""
+        if item.current is None or item.current >= item.wanted or self.lower_grace_s <= 0:
+            return False
+        if item.lower != item.current or item.lower_since is None:
+            return True
+        since = item.lower_since if item.lower_since.tzinfo else item.lower_since.replace(tzinfo=UTC)
+        return (now - since).total_seconds() < self.lower_grace_s
 
     def _stood(self, row: tables.InventoryPush, current: int, now: datetime) -> bool:
         """Whether Shopify's lower figure `current` has stood unchanged for `lower_grace_s`."""

@@ -136,19 +136,22 @@ async def test_a_level_shopify_moved_a_little_is_reported_as_a_drift_and_pushed_
 
     await mesh_adapter.inventory.verify()
 
-    # At first a sale on its way to the mesh may explain the lower figure: it is not undone.
+    # At first a sale on its way to the mesh may explain the lower figure: it is neither undone
+    # nor reported as a drift (decision 0036).
     assert available(shop, "SKU-1003", "WEST") == 10
-    drifts = await inventory.shopify_drifts("SKU-1003")
-    assert [(d.location_id, d.bucket, d.expected, d.observed, d.outcome) for d in drifts] == [
-        ("WEST", CHANNEL, 12, 10, pb.DRIFT_OUTCOME_REPAIRED)
-    ]
+    assert await inventory.shopify_drifts("SKU-1003") == []
 
     async def repaired() -> bool:
         await mesh_adapter.inventory.verify()
         return available(shop, "SKU-1003", "WEST") == 12
 
-    # Unchanged for the grace period: no sale explains it any more, so the mesh's figure goes back.
+    # Unchanged for the grace period: no sale explains it any more, so it is a drift, reported
+    # once, and the mesh's figure goes back.
     await eventually(repaired, what="Shopify repaired to the mesh's 12")
+    drifts = await inventory.shopify_drifts("SKU-1003")
+    assert [(d.location_id, d.bucket, d.expected, d.observed, d.outcome) for d in drifts] == [
+        ("WEST", CHANNEL, 12, 10, pb.DRIFT_OUTCOME_REPAIRED)
+    ]
     assert "SHOPIFY shows 10, the mesh offers 12" in drifts[0].evidence
     assert "was last told 12" in drifts[0].evidence
 
@@ -179,6 +182,15 @@ async def test_a_merchant_lowering_stock_in_shopify_far_below_the_mesh_is_held_u
     adjust_available(shop, "SKU-1004", "EAST", -10, "merchant-took-ten-off-sale")
 
     await mesh_adapter.inventory.verify()
+    reported_at_once = await inventory.shopify_drifts("SKU-1004")
+
+    async def held() -> bool:
+        await mesh_adapter.inventory.verify()
+        row = await push_row(mesh_adapter, "SKU-1004", "EAST")
+        return row is not None and row.held_quantity == 30
+
+    # Once the lower figure has stood the grace period it is a drift beyond the bound: held.
+    await eventually(held, what="Shopify's 30 held as a ceiling")
     await inventory.stub.Adjust(
         pb.AdjustRequest(
             request_id="receipt-1",
@@ -193,6 +205,7 @@ async def test_a_merchant_lowering_stock_in_shopify_far_below_the_mesh_is_held_u
         lambda: _wanted(mesh_adapter, "SKU-1004", "EAST", 45), what="the mesh's 45 reached the adapter"
     )
 
+    assert reported_at_once == []  # a sale on its way could have explained it then
     assert raised.held_quantity == 30
     assert available(shop, "SKU-1004", "EAST") == 30  # held: the mesh's higher figure is not pushed
     drifts = await inventory.shopify_drifts("SKU-1004")
