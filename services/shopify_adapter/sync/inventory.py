@@ -363,17 +363,21 @@ class InventoryPusher:
         (as last recorded by `_stood`): sales on their way to the mesh may explain it."""
         if item.current is None or item.current >= item.wanted or self.lower_grace_s <= 0:
             return False
-        if item.lower != item.current or item.lower_since is None:
-            return True
-        since = item.lower_since if item.lower_since.tzinfo else item.lower_since.replace(tzinfo=UTC)
-        return (now - since).total_seconds() < self.lower_grace_s
+        return not self._grace_over(item.lower, item.lower_since, item.current, now)
 
     def _stood(self, row: tables.InventoryPush, current: int, now: datetime) -> bool:
-        """Whether Shopify's lower figure `current` has stood unchanged for `lower_grace_s`."""
+        """Whether Shopify's lower figure `current` has stood unchanged for `lower_grace_s`;
+        records it with the time first seen when it is new."""
         if row.lower_quantity != current or row.lower_since is None:
             row.lower_quantity, row.lower_since = current, now
             return self.lower_grace_s <= 0
-        since = row.lower_since if row.lower_since.tzinfo else row.lower_since.replace(tzinfo=UTC)
+        return self._grace_over(row.lower_quantity, row.lower_since, current, now)
+
+    def _grace_over(self, lower: int | None, since: datetime | None, current: int, now: datetime) -> bool:
+        """Whether `current` is the lower figure first seen at `since`, `lower_grace_s` ago or more."""
+        if lower != current or since is None:
+            return False
+        since = since if since.tzinfo else since.replace(tzinfo=UTC)  # SQLite hands back naive UTC
         return (now - since).total_seconds() >= self.lower_grace_s
 
     async def _report(self, item: _Item, observed_at: datetime) -> str:
