@@ -15,7 +15,7 @@ from typing import Any
 from google.protobuf.message import Message
 from nats.js import JetStreamContext, api
 from nats.js.errors import APIError
-from sqlalchemy import and_, bindparam, func, insert, or_, select, update
+from sqlalchemy import and_, bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from libs.bus.envelope import (
@@ -46,8 +46,7 @@ _OUTBOX = OutboxRow.__table__
 _DUE = (
     select(_OUTBOX.c.id, _OUTBOX.c.subject, _OUTBOX.c.payload, _OUTBOX.c.headers, _OUTBOX.c.attempts)
     .where(
-        # not `status.in_(...)`: SQLAlchemy expands a literal IN per execution (libs.store.Compiled)
-        or_(_OUTBOX.c.status == PENDING, _OUTBOX.c.status == IN_FLIGHT),
+        _OUTBOX.c.status.in_([PENDING, IN_FLIGHT]),  # expanded once, at compile time (libs.store.Compiled)
         _OUTBOX.c.available_at <= bindparam("b_now", type_=_OUTBOX.c.available_at.type),
     )
     .order_by(_OUTBOX.c.id)

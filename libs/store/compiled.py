@@ -11,10 +11,12 @@ that way, 4-7 µs compiled once and run on the sqlite3 connection; inside the se
 - on SQLite with inline statements (the embedded default): compiled once per set of parameter
   names, with SQLAlchemy's own bind and result processors of the columns it touches, straight on
   the transaction's sqlite3 connection; sqlite3 errors come back as SQLAlchemy's exceptions
-  (`IntegrityError` and so on), pending ORM changes are flushed first, as autoflush would;
+  (`IntegrityError` and so on), pending ORM changes are flushed first, as autoflush would; an `IN`
+  of values written into the statement (`status.in_(["a", "b"])`) is expanded once, at compile time;
 - everywhere else (PostgreSQL, aiosqlite's own thread), and for shapes this path does not cover
-  (Python-side column defaults, expanding `IN` parameters, several parameter sets with different
-  names or with rows to return): as the plain statement through SQLAlchemy, unchanged.
+  (Python-side column defaults, expanding `IN` parameters given per call, several parameter sets
+  with different names or with rows to return): as the plain statement through SQLAlchemy,
+  unchanged.
 """
 
 from __future__ import annotations
@@ -88,15 +90,34 @@ class _Plan:
         if (
             compiled.insert_prefetch
             or compiled.update_prefetch
-            or compiled.post_compile_params
             or compiled.literal_execute_params
             or compiled.escaped_bind_names
             or compiled.positiontup is None
         ):
             return None
+        sql, positions = compiled.string, compiled.positiontup
         processors = compiled._bind_processors
+        expanded_values: dict[str, Any] = {}
+        if compiled.post_compile_params:
+            # An IN of values written into the statement expands the same way every time: expand
+            # it once here (SQLAlchemy's own expansion, as each execution would). An expanding
+            # parameter given per call cannot be.
+            literal = {
+                compiled.bind_names[bind]: bind.value
+                for bind in compiled.post_compile_params
+                if not bind.required and bind.callable is None and bind.key not in names
+            }
+            if len(literal) != len(compiled.post_compile_params):
+                return None
+            expanded = compiled._process_parameters_for_postcompile(literal, _populate_self=False)
+            sql, positions = expanded.statement, expanded.positiontup
+            processors = {**processors, **expanded.processors}
+            expanded_values = expanded.parameters
         binds = []
-        for name in compiled.positiontup:
+        for name in positions:
+            if name in expanded_values:
+                binds.append((name, processors.get(name), expanded_values[name]))
+                continue
             bind = compiled.binds[name]
             if bind.callable is not None:
                 return None
@@ -110,7 +131,7 @@ class _Plan:
             columns = SimpleResultMetaData(
                 [column.keyname for column in compiled._result_columns], _processors=result_processors
             )
-        return _Plan(compiled.string, tuple(binds), columns)
+        return _Plan(sql, tuple(binds), columns)
 
     def run(
         self, raw: sqlite3.Connection, params: Mapping[str, Any] | list[Mapping[str, Any]], dialect: Any

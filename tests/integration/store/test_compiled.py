@@ -48,6 +48,16 @@ SET_N = Compiled(update(T).where(T.c.id == bindparam("b_id")))
 DROP = Compiled(delete(T).where(T.c.n >= bindparam("b_min")))
 COUNT = Compiled(select(func.count()).select_from(T))
 ANY_OF = Compiled(select(T.c.id).where(T.c.id.in_(bindparam("b_ids", expanding=True))).order_by(T.c.id))
+#: IN lists written into the statement: values that need a bind processor (enum, datetime) and not.
+IN_LITERALS = Compiled(
+    select(T.c.id)
+    .where(
+        T.c.colour.in_([Colour.RED, Colour.BLUE]),
+        T.c.at.in_([datetime(2026, 11, 29, 4, 5, 6, 789000, tzinfo=UTC)]),
+    )
+    .where(T.c.note.in_(["x", "y"]), T.c.n >= bindparam("b_min"))
+    .order_by(T.c.id)
+)
 
 AT = datetime(2026, 11, 29, 4, 5, 6, 789000, tzinfo=UTC)
 ROW = {
@@ -139,6 +149,24 @@ async def test_sqlite_runs_them_on_sqlite3_and_falls_back_where_it_must(db: Data
         assert not [s for s in statements.of() if s.startswith("UPDATE")]
     else:
         assert len([s for s in statements.of() if s.startswith("INSERT")]) == 4
+
+
+async def test_an_in_of_values_written_into_the_statement_runs_on_sqlite3(db: Database):
+    async with db.transaction() as session:
+        await session.execute(INSERT, ROW)  # BLUE, AT, note "x", n 7
+        await session.execute(INSERT, {**ROW, "id": "b", "colour": Colour.RED, "n": 3})
+        await session.execute(INSERT, {**ROW, "id": "c", "note": "z"})
+        await session.execute(INSERT, {**ROW, "id": "d", "at": AT.replace(year=2025)})
+    statements = _Statements(db)
+    async with db.read() as session:
+        mine = (await session.execute(IN_LITERALS, {"b_min": 3})).scalars().all()
+        again = (await session.execute(IN_LITERALS, {"b_min": 5})).scalars().all()
+        theirs = (await session.execute(IN_LITERALS.statement, {"b_min": 3})).scalars().all()
+    fetched = (await db.fetch(IN_LITERALS, {"b_min": 3})).scalars().all()
+    assert mine == theirs == fetched == ["a", "b"]
+    assert again == ["a"]
+    if db.is_sqlite:
+        assert len(statements.of()) == 1  # only the plain statement reached SQLAlchemy's cursor
 
 
 async def test_errors_are_sqlalchemys_and_the_transaction_rolls_back(db: Database):
