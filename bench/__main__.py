@@ -644,6 +644,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         unknown = set(value) - set(allowed)
         if unknown:
             parser.error(f"unknown {sorted(unknown)}; choose from {', '.join(allowed)}")
+    if "burst" not in args.scenarios and not set(args.systems) - set(FLOORS):
+        parser.error("the receiver floor (null) runs in the burst scenario only")
     if args.duration:
         args.orders = round(args.rate * args.duration)
     args.orders = args.orders or (30 if args.quick else 300)
