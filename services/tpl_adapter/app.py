@@ -18,6 +18,7 @@ from pathlib import Path
 
 from libs import bus
 from libs.http import HttpListener
+from libs.http.budget import RequestBudget
 from libs.lifecycle import Loop, shutdown_requested
 from libs.rpc import RpcServer, channel
 from libs.store import Database, migrated
@@ -75,6 +76,10 @@ async def running(settings: TplAdapterSettings) -> AsyncIterator[Running]:
             channel_id=settings.tpl_channel_id,
             version=settings.tpl_api_version,
             timeout_s=settings.tpl_timeout_s,
+            budget=RequestBudget(
+                settings.tpl_rate_limit, settings.tpl_rate_window_s, bulk_share=settings.tpl_bulk_share
+            ),
+            max_budget_wait_s=settings.tpl_max_budget_wait_s,
         )
         stack.push_async_callback(api.aclose)
         mailbox = None

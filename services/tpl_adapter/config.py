@@ -2,7 +2,7 @@
 
 from typing import Literal
 
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 
 from libs.config import Port, ServiceSettings
 
@@ -24,6 +24,14 @@ class TplAdapterSettings(ServiceSettings):
         tpl_api_token: 3PL bearer token (`TPL_API_TOKEN` or `_FILE`).
         tpl_channel_id: 3PL channel id sent with every order (`shipbob_channel_id`; the sandbox's is 1001).
         tpl_timeout_s: Timeout of one 3PL API call.
+        tpl_rate_limit: Requests per `tpl_rate_window_s` the adapter keeps to (M5): under ShipBob's
+            150 a minute, because the adapter counts a request when it sends it and the 3PL when
+            it arrives.
+        tpl_rate_window_s: The 3PL's rate-limit window.
+        tpl_bulk_share: Share of the window that bulk work (stock snapshots, receiving polls,
+            location look-ups) may use; order flow may use all of it and goes first.
+        tpl_max_budget_wait_s: Longest wait for a slot of the window before a call fails as a 429
+            would (its message is retried after the time until a slot frees).
         tpl_mode: How orders reach the 3PL: its JSON API or EDI X12 drop folders.
         tpl_edi_dir: EDI mailbox folder (`inbound/`, `outbound/`); `<DATA_DIR>/edi` when unset.
         tpl_edi_poll_s: How often `outbound/` is read for 997, 945, 846 and 944 files.
@@ -51,6 +59,10 @@ class TplAdapterSettings(ServiceSettings):
     tpl_api_token: SecretStr | None = None
     tpl_channel_id: str = "1001"
     tpl_timeout_s: float = 10.0
+    tpl_rate_limit: int = Field(default=140, ge=1)
+    tpl_rate_window_s: float = Field(default=60.0, gt=0)
+    tpl_bulk_share: float = Field(default=0.8, gt=0, le=1)
+    tpl_max_budget_wait_s: float = Field(default=5.0, ge=0)
     tpl_mode: Literal["api", "edi"] = "api"
     tpl_edi_dir: str | None = None
     tpl_edi_poll_s: float = 5.0

@@ -1,6 +1,6 @@
 """HTTP clients of the erp-adapter: Business Central API v2.0 and the request budget in front of it."""
 
-from services.erp_adapter.clients.budget import BudgetExhausted, Lane, RequestBudget
+from libs.http.budget import BudgetExhausted, Lane, RequestBudget
 from services.erp_adapter.clients.business_central import (
     BcBusinessError,
     BcConflict,

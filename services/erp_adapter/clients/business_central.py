@@ -20,8 +20,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from libs.http.budget import BudgetExhausted, Lane, RequestBudget
 from libs.http.client import async_client
-from services.erp_adapter.clients.budget import BudgetExhausted, Lane, RequestBudget
 
 API_ROOT = "/api/v2.0"
 #: Refresh a token this long before Entra ID says it expires.

@@ -1,6 +1,14 @@
 """HTTP client of the 3PL's ShipBob-like JSON API (date-versioned paths, bearer token, channel
 header on writes), telling transient failures (timeouts, 429 with Retry-After, 5xx) from business
-refusals (422 and other 4xx)."""
+refusals (422 and other 4xx).
+
+Every call takes a slot of the adapter's request budget first (M5, `libs.http.budget`): the 3PL
+allows 150 requests a minute, order flow (creates, look-ups, cancellations, address changes, and
+the webhook subscriptions shipment notices ride on) goes before bulk work (stock snapshots,
+receiving polls, location look-ups), and bulk may use only part of the window. A call that finds
+no slot within `max_budget_wait_s` fails as a 429 would, with the time until one frees as its
+Retry-After; a 429 from the 3PL pauses the budget for the 3PL's Retry-After.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +18,7 @@ from typing import Any
 
 import httpx
 
+from libs.http.budget import BudgetExhausted, Lane, RequestBudget
 from libs.http.client import async_client
 
 RATE_LIMIT_PER_MINUTE = 150
@@ -65,6 +74,8 @@ class TplApi:
         version: Date version in the paths (`2026-07`).
         timeout_s: Per-call timeout.
         transport: An httpx transport (tests).
+        budget: the request budget shared by every caller of this 3PL; None: no client-side budget.
+        max_budget_wait_s: longest wait for a budget slot before failing as a 429.
     """
 
     def __init__(
@@ -76,11 +87,15 @@ class TplApi:
         version: str = "2026-07",
         timeout_s: float = 10.0,
         transport: httpx.AsyncBaseTransport | None = None,
+        budget: RequestBudget | None = None,
+        max_budget_wait_s: float | None = 5.0,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.health = ConnectionHealth()
         self._prefix = f"/{version}"
         self._channel_id = channel_id
+        self.budget = budget
+        self._max_budget_wait_s = max_budget_wait_s
         self._http = async_client(
             base_url=self.base_url,
             headers={"Authorization": f"Bearer {token}"},
@@ -92,8 +107,15 @@ class TplApi:
         """Close the connection pool."""
         await self._http.aclose()
 
-    async def _call(self, method: str, path: str, *, write: bool = False, **kwargs: Any) -> Any:
+    async def _call(
+        self, method: str, path: str, *, write: bool = False, lane: Lane = Lane.ORDERS, **kwargs: Any
+    ) -> Any:
         headers = {"shipbob_channel_id": self._channel_id} if write else {}
+        if self.budget is not None:
+            try:
+                await self.budget.acquire(lane, self._max_budget_wait_s)
+            except BudgetExhausted as exhausted:
+                raise TplError(429, "ClientBudgetExhausted", str(exhausted), exhausted.retry_after) from None
         try:
             response = await self._http.request(method, self._prefix + path, headers=headers, **kwargs)
         except httpx.HTTPError as exc:
@@ -108,7 +130,10 @@ class TplApi:
         code, message = _error_of(response)
         self._failed(f"{response.status_code} {code} on {method} {path}")
         retry_after = response.headers.get("Retry-After") or response.headers.get("x-retry-after")
-        raise TplError(response.status_code, code, message, float(retry_after) if retry_after else None)
+        after = float(retry_after) if retry_after else None
+        if response.status_code == 429 and self.budget is not None:
+            self.budget.pause(after if after is not None else 1.0)
+        raise TplError(response.status_code, code, message, after)
 
     def _failed(self, reason: str) -> None:
         self.health.last_failure_at = datetime.now(UTC)
@@ -136,11 +161,11 @@ class TplApi:
 
     async def locations(self) -> list[dict[str, Any]]:
         """GET /location: the fulfillment centers."""
-        return await self._call("GET", "/location")
+        return await self._call("GET", "/location", lane=Lane.BULK)
 
     async def inventory_levels(self) -> list[dict[str, Any]]:
         """GET /inventory-level: every item with per-center quantities."""
-        return await self._call("GET", "/inventory-level")
+        return await self._call("GET", "/inventory-level", lane=Lane.BULK)
 
     async def webhooks(self) -> list[dict[str, Any]]:
         """GET /webhook: the registered subscriptions."""
@@ -163,11 +188,13 @@ class TplApi:
         params = {"Statuses": statuses}
         if synced is not None:
             params["ExternalSync"] = "true" if synced else "false"
-        return await self._call("GET", "/receiving", params=params)
+        return await self._call("GET", "/receiving", params=params, lane=Lane.BULK)
 
     async def mark_receiving_synced(self, ids: list[int]) -> None:
         """POST /receiving:setExternalSync: the WROs were applied, leave them out of the next poll."""
-        await self._call("POST", "/receiving:setExternalSync", json={"ids": ids, "is_external_sync": True})
+        await self._call(
+            "POST", "/receiving:setExternalSync", json={"ids": ids, "is_external_sync": True}, lane=Lane.BULK
+        )
 
 
 def _error_of(response: httpx.Response) -> tuple[str, str]:

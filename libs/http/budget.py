@@ -1,11 +1,12 @@
-"""The ERP request budget (M5): a client-side sliding window with priority lanes.
+"""A request budget (M5): a client-side sliding window with priority lanes, for an API that allows
+a fixed number of requests per window and answers 429 beyond it.
 
-Business Central allows a fixed number of requests per window per user (6,000 per 5 minutes) and
-answers 429 beyond it. The adapter counts its own requests against the same window, so it never
-provokes the 429 storm in the first place, and decides who goes first when the window is full:
-customer-facing order creation before shipment postings before bulk work (catalog, reconciliation).
-Bulk lanes may use only `bulk_share` of the window, so order creation always finds headroom even
-while a reconciliation runs flat out.
+Business Central allows 6,000 requests per 5 minutes per user, ShipBob 150 a minute per user and
+app. An adapter counts its own requests against the same window, so it never provokes the 429
+storm in the first place, and decides who goes first when the window is full: customer-facing
+order flow before postings before bulk work (catalog, reconciliation, stock snapshots). Lanes
+other than ORDERS may use only `bulk_share` of the window, so order flow always finds headroom
+even while a reconciliation runs flat out. Used by the erp-adapter and the tpl-adapter.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ class BudgetExhausted(Exception):
     """
 
     def __init__(self, lane: Lane, retry_after: float) -> None:
-        super().__init__(f"ERP request budget exhausted for lane {lane.name}; free in {retry_after:.1f}s")
+        super().__init__(f"request budget exhausted for lane {lane.name}; free in {retry_after:.1f}s")
         self.lane = lane
         self.retry_after = retry_after
 

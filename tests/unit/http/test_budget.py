@@ -1,4 +1,4 @@
-"""The ERP request budget (M5): window, bulk share, priority lanes, 429 pauses."""
+"""libs.http.budget (M5): window, bulk share, priority lanes, 429 pauses."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from services.erp_adapter.clients import BudgetExhausted, Lane, RequestBudget
+from libs.http.budget import BudgetExhausted, Lane, RequestBudget
 
 
 class Clock:
