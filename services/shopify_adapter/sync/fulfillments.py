@@ -13,10 +13,12 @@ from __future__ import annotations
 import logging
 import time
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 from sqlalchemy import bindparam, select, update
 
+from libs.lifecycle.lanes import in_lanes
 from libs.store import Compiled, Database
 from libs.telemetry import record_outcome
 from retail.common.v1 import common_pb2
@@ -45,7 +47,7 @@ BATCH = 20
 # times its execution (decision 0029).
 _JOB = tables.FulfillmentJob.__table__
 _DUE = Compiled(
-    select(_JOB.c.shipment_id)
+    select(_JOB.c.shipment_id, _JOB.c.order_id)
     .where(_JOB.c.status == tables.PENDING, _JOB.c.next_attempt_at <= bindparam("b_now"))
     .order_by(_JOB.c.created_at)
     .limit(BATCH)
@@ -84,6 +86,7 @@ class FulfillmentWorker:
         orders: the orders service (to find the Shopify order of an order not ingested here).
         outbox_add: `bus.outbox.add`.
         retry_max_s: back-off ceiling.
+        concurrency: jobs (of different orders) worked at once.
     """
 
     def __init__(
@@ -94,19 +97,29 @@ class FulfillmentWorker:
         outbox_add: Any,
         *,
         retry_max_s: float = 300.0,
+        concurrency: int = 8,
     ) -> None:
         self.db = db
+        self.concurrency = concurrency
         self.admin = admin
         self.orders = orders
         self.outbox_add = outbox_add
         self.retry_max_s = retry_max_s
 
     async def step(self) -> bool:
-        """Work the jobs that are due; True when more may wait."""
-        ids = (await self.db.fetch(_DUE, {"b_now": datetime.now(UTC)})).scalars().all()
-        for shipment_id in ids:
-            await self.work(shipment_id)
-        return len(ids) == BATCH
+        """Work the jobs that are due; True when more may wait.
+
+        Jobs of different orders run at once: a flash sale's shipments arrive in batches, and
+        each job waits on two Admin API round trips. Jobs of one order run one after another, so
+        two shipments never read the same open fulfillment order lines at the same time.
+        """
+        due = (await self.db.fetch(_DUE, {"b_now": datetime.now(UTC)})).all()
+        await in_lanes(
+            ((order_id, partial(self.work, shipment_id)) for shipment_id, order_id in due),
+            concurrency=self.concurrency,
+            name="shopify-fulfillments",
+        )
+        return len(due) == BATCH
 
     async def _order_gid(self, order_id: str, ingested_gid: str | None) -> str:
         if ingested_gid:

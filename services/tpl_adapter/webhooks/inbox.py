@@ -1,6 +1,10 @@
 """The webhook inbox: a verified delivery is stored (deduplicated by its id and body) before the
 3PL gets its 2xx; a processor then reports it to the shipments service, retrying transient
-failures with back-off and keeping permanent ones as `failed` for inspection."""
+failures with back-off and keeping permanent ones as `failed` for inspection.
+
+The warehouse ships in waves, so deliveries come in batches: those of different 3PL orders are
+reported at once (`concurrency`), those of one order one after another, oldest first, so a
+shipment's "delivered" never overtakes its "shipped"."""
 
 from __future__ import annotations
 
@@ -10,11 +14,13 @@ import hashlib
 import json
 import logging
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 from sqlalchemy import Row, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from libs.lifecycle.lanes import in_lanes
 from libs.store import Compiled, Database
 from services.tpl_adapter.receipts import ReceiptReporter
 from services.tpl_adapter.store import WebhookDeliveryRow
@@ -45,6 +51,18 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def _lane(row: Row[Any]) -> str:
+    """Deliveries about one 3PL order (its shipments' "shipped" and "delivered") share a lane; a
+    return, or a body that cannot be read, has a lane of its own."""
+    try:
+        payload = json.loads(row.body)
+        if row.topic.startswith("order.") and payload.get("order_id") is not None:
+            return f"order:{payload['order_id']}"
+    except (ValueError, AttributeError):
+        pass
+    return f"delivery:{row.delivery_key}"
+
+
 class WebhookInbox:
     """Stores deliveries and processes them in a background task.
 
@@ -53,6 +71,7 @@ class WebhookInbox:
         reporter: Reports shipments and deliveries to the shipments service.
         retry_interval_s: Base back-off of a transient failure (doubles per attempt).
         receipts: Records completed returns with the inventory service.
+        concurrency: Deliveries (of different 3PL orders) reported at once.
     """
 
     def __init__(
@@ -62,8 +81,10 @@ class WebhookInbox:
         *,
         retry_interval_s: float = 5.0,
         receipts: ReceiptReporter | None = None,
+        concurrency: int = 8,
     ) -> None:
         self._db = db
+        self._concurrency = concurrency
         self._reporter = reporter
         self._receipts = receipts
         self._retry_s = retry_interval_s
@@ -124,6 +145,7 @@ class WebhookInbox:
             rows = (await session.execute(_PENDING)).all()
         now = _now()
         next_due = self._retry_s
+        work = []
         for row in rows:
             due = (
                 row.next_attempt_at if row.next_attempt_at.tzinfo else row.next_attempt_at.replace(tzinfo=UTC)
@@ -131,7 +153,8 @@ class WebhookInbox:
             if due > now:
                 next_due = min(next_due, (due - now).total_seconds())
                 continue
-            await self._process(row)
+            work.append((_lane(row), partial(self._process, row)))
+        await in_lanes(work, concurrency=self._concurrency, name="tpl-webhook-inbox")
         return max(0.05, next_due)
 
     async def _process(self, row: Row[Any]) -> None:
