@@ -185,7 +185,12 @@ class System:
     async def copy_stock(self) -> None:
         """Copy the 3PL's stock to Shopify once, as the peers' sync does: a receiver floor moves
         no stock itself, and the burst's checkouts must meet the same stock as every system's."""
-        await asyncio.to_thread(Systems(self.mesh._base_env() | self._peer_env()).sync_inventory)
+
+        def copy() -> None:
+            with Systems(self.mesh._base_env() | self._peer_env()) as systems:
+                systems.sync_inventory()
+
+        await asyncio.to_thread(copy)
 
     async def ready(self, http: httpx.AsyncClient) -> None:
         """Stock known (mesh) and the system's orders/create subscription registered at Shopify."""

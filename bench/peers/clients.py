@@ -342,6 +342,17 @@ class Systems:
         self.callback_url = env.get("PEER_CALLBACK_URL", "")
         self.inventory_every_s = float(env.get("PEER_INVENTORY_EVERY_S", "2"))
 
+    def close(self) -> None:
+        """Close the three clients' connections (a peer process keeps its own until it exits)."""
+        for client in (self.shopify, self.bc, self.tpl):
+            client._http.close()
+
+    def __enter__(self) -> Systems:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
     def sync_inventory(self) -> None:
         """Copy the 3PL's fulfillable units to Shopify's `available`, SKU by SKU."""
         for sku, by_center in sorted(self.tpl.stock().items()):

@@ -33,8 +33,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from libs.actors.actor import Actor, ConflictError, Reminder, RuntimeStoppedError, StateCodec, Turn
 from libs.actors.metrics import ActorMetrics
-from libs.actors.table import REMINDER, STATE, UTCDateTime
-from libs.store import Compiled, Database
+from libs.actors.table import REMINDER, STATE
+from libs.store import Compiled, Database, UTCDateTime
 
 logger = logging.getLogger(__name__)
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, DateTime, Index, Integer, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Index, Integer, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from libs.store import Base
+from libs.store import Base, UTCDateTime
 
 # Outbox row states (eShop's IntegrationEventLog: NotPublished, InProgress, Published, PublishedFailed).
 PENDING = "pending"
@@ -35,9 +35,9 @@ class OutboxRow(Base):
     status: Mapped[str] = mapped_column(String(16), default=PENDING)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    available_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    available_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    published_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     stream: Mapped[str | None] = mapped_column(String(64))
     stream_seq: Mapped[int | None] = mapped_column(BigInteger)
 
@@ -54,7 +54,7 @@ class InboxRow(Base):
 
     consumer: Mapped[str] = mapped_column(String(128), primary_key=True)
     event_id: Mapped[str] = mapped_column(String(128), primary_key=True)
-    processed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    processed_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
 
 
 class DeadLetterRow(Base):
@@ -73,8 +73,8 @@ class DeadLetterRow(Base):
     headers: Mapped[dict[str, Any]] = mapped_column(JSON)
     reason: Mapped[str] = mapped_column(Text)
     deliveries: Mapped[int] = mapped_column(Integer)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
-    replayed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    replayed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     replay_count: Mapped[int] = mapped_column(Integer, default=0)
 
     # One row per stream message and consumer: the consumer's own dead-lettering and the
@@ -96,4 +96,4 @@ class HopRow(Base):
     latency_ms: Mapped[float] = mapped_column()
     detail: Mapped[str | None] = mapped_column(Text)
     payload_snapshot: Mapped[Any | None] = mapped_column(JSON)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)

@@ -10,6 +10,7 @@ from contextlib import AsyncExitStack
 
 from libs import bus
 from libs.config import read_secret
+from libs.http.budget import RequestBudget
 from libs.lifecycle import Loop, shutdown_requested
 from libs.rpc import RpcServer, channel
 from libs.store import migrated
@@ -18,7 +19,7 @@ from retail.integration.v1 import integration_service_pb2, integration_service_p
 from retail.inventory.v1 import inventory_service_pb2_grpc
 from services.erp_adapter import store
 from services.erp_adapter.api.servicer import IntegrationServiceServicer
-from services.erp_adapter.clients import BusinessCentralClient, RequestBudget
+from services.erp_adapter.clients import BusinessCentralClient
 from services.erp_adapter.config import ErpAdapterSettings
 from services.erp_adapter.events import ErpHandlers, subscriptions
 from services.erp_adapter.inbound import PurchaseOrderPoller

@@ -23,9 +23,10 @@ from datetime import UTC, datetime
 import grpc
 from sqlalchemy import func, select
 
+from libs.http.budget import Lane
 from libs.store import Database
 from retail.inventory.v1 import inventory_service_pb2, inventory_service_pb2_grpc
-from services.erp_adapter.clients import BcError, BusinessCentralClient, Lane
+from services.erp_adapter.clients import BcError, BusinessCentralClient
 from services.erp_adapter.store.inbound import ErpInboundDocumentRow
 from services.erp_adapter.translate.purchase_order import (
     closed_purchase_order,

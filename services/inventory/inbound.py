@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import func, select
 
@@ -180,7 +180,7 @@ async def record_receipt(
         start = unit.position(*key)
         touched.setdefault(key, start)
         counted_at = unit.rows[key].last_snapshot_at
-        if counted_at is not None and moment <= _aware(counted_at):
+        if counted_at is not None and moment <= counted_at:
             pass  # the warehouse counted after receiving: the units are in on_hand already
         else:
             unit.put(stock.adjust(start, {"on_hand": line.quantity, "damaged": line.damaged}))
@@ -329,7 +329,3 @@ def _reason(kind: str, line: ReceivedLine) -> str:
 
 def _event_reason(kind: str) -> str:
     return "RETURN_RESTOCK" if kind == "RETURN" else "RECEIPT"
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

@@ -852,7 +852,7 @@ class Ledger:
         current = unit.after[key]
         moment = latest_moment(occurred_at) if occurred_at else now()
         counted_at = unit.rows[key].last_snapshot_at
-        absorbed = absorb and counted_at is not None and moment <= _aware(counted_at)
+        absorbed = absorb and counted_at is not None and moment <= counted_at
         if absorbed and current.on_hand != start.on_hand:
             current = replace(current, on_hand=start.on_hand)
             unit.put(current)
@@ -944,7 +944,7 @@ class Ledger:
                     select(SnapshotRow).where(SnapshotRow.location_id == location_id).with_for_update()
                 )
             ).scalar_one()
-        elif _aware(watermark.as_of) >= as_of:
+        elif watermark.as_of >= as_of:
             return SnapshotResult(applied=False)
         watermark.as_of, watermark.request_id, watermark.applied_at = as_of, request_id, now()
         reported = {count.sku: count for count in counts}
@@ -1178,7 +1178,3 @@ def _transient(error: DBAPIError) -> bool:
     return any(
         word in text for word in ("deadlock", "serializ", "could not obtain lock", "database is locked")
     )
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

@@ -79,11 +79,6 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
-def _aware(value: datetime) -> datetime:
-    # SQLite hands back naive datetimes; every time stored here is UTC.
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-
-
 class Worklists:
     """The exceptions of every worklist in the ops database.
 
@@ -116,7 +111,7 @@ class Worklists:
         self, session: AsyncSession, finding: Finding, *, event_id: str, correlation_id: str, emit: Emit
     ) -> Case | None:
         cleared = await session.get(ClearanceRow, (finding.kind.value, finding.subject))
-        if is_stale(finding, _aware(cleared.cleared_at) if cleared is not None else None):
+        if is_stale(finding, cleared.cleared_at if cleared is not None else None):
             return None
         row = await self._open_row(session, finding.kind, finding.subject)
         at = now()
@@ -148,7 +143,7 @@ class Worklists:
                     event_id=event_id,
                 )
             )
-        elif _aware(remembered.cleared_at) < clearance.at:
+        elif remembered.cleared_at < clearance.at:
             remembered.cleared_at, remembered.event_id = clearance.at, event_id
         row = await self._open_row(session, clearance.kind, clearance.subject)
         if row is None:
@@ -301,7 +296,7 @@ class Worklists:
             query = query.where(ExceptionRow.worklist == worklist.value)
         async with self.db.read() as session:
             rows = (await session.execute(query)).all()
-        groups = [Group(Worklist(w), code, n, _aware(first)) for w, code, n, first in rows]
+        groups = [Group(Worklist(w), code, n, first) for w, code, n, first in rows]
         return sorted(groups, key=lambda g: (-g.open_count, g.oldest_opened_at, g.worklist, g.reason_code))
 
     async def for_order(self, order_id: str) -> list[Case]:
@@ -333,12 +328,12 @@ def to_case(row: ExceptionRow) -> Case:
         evidence=row.evidence,
         correlation_id=row.correlation_id,
         source_event_id=row.source_event_id,
-        opened_at=_aware(row.opened_at),
-        updated_at=_aware(row.updated_at),
+        opened_at=row.opened_at,
+        updated_at=row.updated_at,
         state=State(row.state),
         assignee=row.assignee,
         occurrences=row.occurrences,
-        resolved_at=_aware(row.resolved_at) if row.resolved_at is not None else None,
+        resolved_at=row.resolved_at,
         resolution=Resolution(row.resolution) if row.resolution else None,
         resolution_note=row.resolution_note,
         resolved_by=row.resolved_by,
@@ -365,7 +360,8 @@ def _encode_token(last: Case) -> str:
 def _decode_token(token: str) -> tuple[datetime, str]:
     try:
         opened_at, exception_id = base64.urlsafe_b64decode(token.encode()).decode().split("|", 1)
-        return _aware(datetime.fromisoformat(opened_at)), exception_id
+        at = datetime.fromisoformat(opened_at)
+        return (at if at.tzinfo else at.replace(tzinfo=UTC)), exception_id
     except (ValueError, binascii.Error, UnicodeDecodeError) as error:
         raise BadPageToken(token) from error
 

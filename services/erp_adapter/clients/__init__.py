@@ -1,6 +1,6 @@
-"""HTTP clients of the erp-adapter: Business Central API v2.0 and the request budget in front of it."""
+"""The erp-adapter's HTTP client of Business Central API v2.0 (its request budget is
+`libs.http.budget`)."""
 
-from libs.http.budget import BudgetExhausted, Lane, RequestBudget
 from services.erp_adapter.clients.business_central import (
     BcBusinessError,
     BcConflict,
@@ -16,8 +16,5 @@ __all__ = [
     "BcError",
     "BcNotFound",
     "BcTransientError",
-    "BudgetExhausted",
     "BusinessCentralClient",
-    "Lane",
-    "RequestBudget",
 ]

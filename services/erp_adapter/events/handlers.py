@@ -36,6 +36,7 @@ from sqlalchemy import Row, bindparam, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from libs.bus import KeyedLocks, MessageContext, Permanent, PrepareContext, Retryable, Subscription
+from libs.http.budget import Lane
 from libs.store import Compiled
 from libs.telemetry import record_outcome
 from retail.common.v1 import common_pb2
@@ -48,7 +49,6 @@ from services.erp_adapter.clients import (
     BcNotFound,
     BcTransientError,
     BusinessCentralClient,
-    Lane,
 )
 from services.erp_adapter.clients.business_central import odata_string
 from services.erp_adapter.store.tables import (

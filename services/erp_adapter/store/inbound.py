@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, DateTime, String
+from sqlalchemy import Boolean, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from libs.store import Base
+from libs.store import Base, UTCDateTime
 
 
 class ErpInboundDocumentRow(Base):
@@ -25,4 +25,4 @@ class ErpInboundDocumentRow(Base):
     last_modified: Mapped[str] = mapped_column(String(32))
     digest: Mapped[str] = mapped_column(String(64))
     closed: Mapped[bool] = mapped_column(Boolean)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, Index, String
+from sqlalchemy import JSON, Boolean, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from libs.store import Base
+from libs.store import Base, UTCDateTime
 
 #: Values of ErpSalesOrderRow.status.
 CREATED = "created"
@@ -46,8 +46,8 @@ class ErpSalesOrderRow(Base):
     currency: Mapped[str] = mapped_column(String(3))
     status: Mapped[str] = mapped_column(String(16))
     lines: Mapped[dict[str, Any]] = mapped_column(JSON)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
     ship_to: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
@@ -68,4 +68,4 @@ class ErpShipmentPostingRow(Base):
     bc_invoice_id: Mapped[str | None] = mapped_column(String(64))
     bc_invoice_number: Mapped[str | None] = mapped_column(String(32))
     final: Mapped[bool] = mapped_column(Boolean)
-    posted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    posted_at: Mapped[datetime] = mapped_column(UTCDateTime())

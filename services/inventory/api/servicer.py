@@ -333,7 +333,7 @@ class InventoryServiceServicer(inventory_service_pb2_grpc.InventoryServiceServic
         response = pb.ListDriftsResponse(drifts=[_drift(r) for r in rows[:size]])
         if len(rows) > size:
             last = rows[size - 1]
-            response.page.next_page_token = _encode_token(_aware(last.detected_at).isoformat(), last.drift_id)
+            response.page.next_page_token = _encode_token(last.detected_at.isoformat(), last.drift_id)
         return response
 
     async def GetPosition(self, request, context):
@@ -509,7 +509,7 @@ def _drift(row: DriftRow) -> pb.DriftRecord:
         bucket=DRIFT_BUCKETS[row.bucket],
         compared_system=common_pb2.SourceSystem.Value(f"SOURCE_SYSTEM_{row.source_system}"),
         snapshot_id=row.snapshot_id,
-        as_of=timestamp(_aware(row.as_of)),
+        as_of=timestamp(row.as_of),
         mesh=row.mesh,
         in_flight=row.in_flight,
         expected=row.expected,
@@ -523,7 +523,7 @@ def _drift(row: DriftRow) -> pb.DriftRecord:
         result=row.result,
         evidence=row.evidence,
         event_id=row.event_id,
-        detected_at=timestamp(_aware(row.detected_at)),
+        detected_at=timestamp(row.detected_at),
     )
 
 
@@ -533,7 +533,3 @@ def _decode_drift_token(token: str) -> tuple[datetime, str]:
         return datetime.fromisoformat(stamp), drift_id
     except ValueError as error:
         raise InvalidArgument("page.page_token", "not a token this service issued") from error
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

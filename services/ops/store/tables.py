@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import DateTime, Index, Integer, LargeBinary, String, Text, text
+from sqlalchemy import Index, Integer, LargeBinary, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from libs.store import Base
+from libs.store import Base, UTCDateTime
 
-TS = DateTime(timezone=True)
+TS = UTCDateTime()
 
 
 class ExceptionRow(Base):

@@ -67,11 +67,6 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _aware(value: datetime) -> datetime:
-    """SQLite hands timestamps back naive; they were written in UTC."""
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-
-
 def _notice(stored: bytes) -> shipments_pb2.ShipmentNotice:
     return shipments_pb2.ShipmentNotice.FromString(stored)
 
@@ -197,7 +192,7 @@ class ShipmentsServiceServicer(shipments_service_pb2_grpc.ShipmentsServiceServic
                     status=Status(row.status),
                     package_ids=package_ids,
                     delivered_packages=frozenset(row.delivered_packages),
-                    applied_at=_aware(row.tracking_applied_at) if row.tracking_applied_at else None,
+                    applied_at=row.tracking_applied_at if row.tracking_applied_at else None,
                 ),
                 status=Status(request.status),
                 package_id=request.package_id,

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, BigInteger, DateTime, LargeBinary, String, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, LargeBinary, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from libs.store import Base
+from libs.store import Base, UTCDateTime
 
 
 class ShipmentRow(Base):
@@ -27,12 +27,12 @@ class ShipmentRow(Base):
     warehouse_system: Mapped[int] = mapped_column()
     warehouse_shipment_id: Mapped[str] = mapped_column(String(255))
     status: Mapped[int] = mapped_column()
-    shipped_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
-    tracking_applied_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    shipped_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    tracking_applied_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     delivered_packages: Mapped[list[str]] = mapped_column(JSON)
     version: Mapped[int] = mapped_column(BigInteger)
     notice: Mapped[bytes] = mapped_column(LargeBinary)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class ShipmentRequestRow(Base):
@@ -44,4 +44,4 @@ class ShipmentRequestRow(Base):
     kind: Mapped[str] = mapped_column(String(32))
     shipment_id: Mapped[str] = mapped_column(String(64))
     created: Mapped[bool] = mapped_column()
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())

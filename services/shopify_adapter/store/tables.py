@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, DateTime, Index, Integer, LargeBinary, String, Text
+from sqlalchemy import BigInteger, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from libs.store import Base
+from libs.store import Base, UTCDateTime
 
 # Delivery and job states. A row is written `pending` (or `rejected`) and changes once it is worked.
 PENDING = "pending"
@@ -40,9 +40,9 @@ class WebhookDelivery(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
     order_gid: Mapped[str | None] = mapped_column(String(255))
-    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    processed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     __table_args__ = (Index("ix_webhook_delivery_status_next_attempt_at", "status", "next_attempt_at"),)
 
@@ -56,7 +56,7 @@ class ChannelOrder(Base):
     order_id: Mapped[str] = mapped_column(String(64), index=True)
     name: Mapped[str | None] = mapped_column(String(64))
     channel_updated_at: Mapped[str | None] = mapped_column(String(64))
-    ingested_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    ingested_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class FulfillmentJob(Base):
@@ -77,9 +77,9 @@ class FulfillmentJob(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
     fulfillment_gid: Mapped[str | None] = mapped_column(String(255))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    done_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    done_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     __table_args__ = (Index("ix_fulfillment_job_status_next_attempt_at", "status", "next_attempt_at"),)
 
@@ -92,7 +92,7 @@ class Watermark(Base):
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     updated_at: Mapped[str] = mapped_column(String(64))
     last_id: Mapped[str] = mapped_column(String(255))
-    saved_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    saved_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class ReconciliationRunRow(Base):
@@ -102,7 +102,7 @@ class ReconciliationRunRow(Base):
 
     request_id: Mapped[str] = mapped_column(String(128), primary_key=True)
     run: Mapped[bytes] = mapped_column(LargeBinary)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class InventoryPush(Base):
@@ -135,22 +135,22 @@ class InventoryPush(Base):
     location_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     wanted_quantity: Mapped[int] = mapped_column(Integer)
     wanted_version: Mapped[int] = mapped_column(BigInteger)
-    wanted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    pending_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    wanted_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    pending_since: Mapped[datetime | None] = mapped_column(UTCDateTime())
     correlation_id: Mapped[str] = mapped_column(String(128))
     pushed_quantity: Mapped[int | None] = mapped_column(Integer)
     pushed_version: Mapped[int] = mapped_column(BigInteger, default=0)
-    pushed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    pushed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     shopify_available: Mapped[int | None] = mapped_column(Integer)
     item_gid: Mapped[str | None] = mapped_column(String(255))
     location_gid: Mapped[str | None] = mapped_column(String(255))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
-    next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime())
     held_quantity: Mapped[int | None] = mapped_column(Integer)
     base_quantity: Mapped[int | None] = mapped_column(Integer)
     lower_quantity: Mapped[int | None] = mapped_column(Integer)
-    lower_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    lower_since: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     __table_args__ = (
         Index("ix_inventory_push_next_attempt_at", "next_attempt_at"),
@@ -166,4 +166,4 @@ class InventoryItemMap(Base):
 
     sku: Mapped[str] = mapped_column(String(64), primary_key=True)
     item_gid: Mapped[str] = mapped_column(String(255))
-    resolved_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    resolved_at: Mapped[datetime] = mapped_column(UTCDateTime())

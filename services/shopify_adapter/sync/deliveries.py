@@ -141,8 +141,6 @@ class DeliveryWorker:
         rows = [row for row in found if row.id not in self._working][: self.batch]
         if rows and self._ingress_quiet is not None:
             received = rows[0].received_at  # the oldest: rows come in the order they were stored
-            if received.tzinfo is None:  # SQLite hands back naive UTC
-                received = received.replace(tzinfo=UTC)
             await self._ingress_quiet(self.ingress_first_s - (now - received).total_seconds())
         for delivery_id, topic, body, _received in rows:
             key = order_key(topic, body) or f"delivery:{delivery_id}"

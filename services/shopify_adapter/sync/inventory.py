@@ -377,7 +377,6 @@ class InventoryPusher:
         """Whether `current` is the lower figure first seen at `since`, `lower_grace_s` ago or more."""
         if lower != current or since is None:
             return False
-        since = since if since.tzinfo else since.replace(tzinfo=UTC)  # SQLite hands back naive UTC
         return (now - since).total_seconds() >= self.lower_grace_s
 
     async def _report(self, item: _Item, observed_at: datetime) -> str:
@@ -421,7 +420,7 @@ class InventoryPusher:
         since = [i.pending_since for i in items if i.pending_since is not None]
         if self.urgent_after_s <= 0 or not since:
             return None
-        oldest = min(s if s.tzinfo else s.replace(tzinfo=UTC) for s in since)
+        oldest = min(since)
         waited = (datetime.now(UTC) - oldest).total_seconds()
         return time.monotonic() + self.urgent_after_s - waited
 
@@ -565,10 +564,7 @@ class InventoryPusher:
             )
         for item in items:
             if item.pending_since is not None:
-                since = item.pending_since
-                if since.tzinfo is None:  # SQLite hands back naive UTC
-                    since = since.replace(tzinfo=UTC)
-                UPDATE_LAG.observe(max(0.0, (now - since).total_seconds()))
+                UPDATE_LAG.observe(max(0.0, (now - item.pending_since).total_seconds()))
 
     async def _defer(self, items: list[_Item], reason: str, *, forget_item: bool = False) -> None:
         """Keep these items due, later (back-off by their attempts), with the reason."""

@@ -51,7 +51,7 @@ class IntegrationServiceServicer(integration_service_pb2_grpc.IntegrationService
             system=common_pb2.SOURCE_SYSTEM_TPL,
             base_url=self._api.base_url,
             last_failure=health.last_failure,
-            budget_available=health.budget_available,
+            budget_available=self._api.budget_available(),
         )
         if health.last_success_at:
             connection.last_success_at.FromDatetime(health.last_success_at)

@@ -103,6 +103,15 @@ class TplApi:
             transport=transport,
         )
 
+    def budget_available(self) -> float:
+        """Share of the 3PL's window free now (GetConnection's `budget_available`): the lower of
+        the client-side budget's and the 3PL's own count (`x-remaining-calls`), which also sees
+        what other users of the same API token spent."""
+        share = self.health.budget_available
+        if self.budget is not None:
+            share = min(share, self.budget.available())
+        return share
+
     async def aclose(self) -> None:
         """Close the connection pool."""
         await self._http.aclose()

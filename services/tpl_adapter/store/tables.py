@@ -10,7 +10,6 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
-    DateTime,
     Integer,
     LargeBinary,
     String,
@@ -22,9 +21,9 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
-from libs.store import Base, Compiled
+from libs.store import Base, Compiled, UTCDateTime
 
-TS = DateTime(timezone=True)
+TS = UTCDateTime()
 
 
 class ReleaseRow(Base):

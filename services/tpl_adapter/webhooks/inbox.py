@@ -147,9 +147,7 @@ class WebhookInbox:
         next_due = self._retry_s
         work = []
         for row in rows:
-            due = (
-                row.next_attempt_at if row.next_attempt_at.tzinfo else row.next_attempt_at.replace(tzinfo=UTC)
-            )
+            due = row.next_attempt_at
             if due > now:
                 next_due = min(next_due, (due - now).total_seconds())
                 continue

@@ -11,11 +11,11 @@ from typing import Any
 
 import httpx
 
+from libs.http.budget import Lane
 from retail.common.v1 import common_pb2
 from retail.orders.v1 import events_pb2 as order_events
 from retail.shipments.v1 import events_pb2 as shipment_events
 from services.erp_adapter.app import business_central
-from services.erp_adapter.clients import Lane
 from services.erp_adapter.config import ErpAdapterSettings
 from services.erp_adapter.store.tables import ErpSalesOrderRow
 from tests.integration.erp_adapter.conftest import Erp, accepted, sales_order, shipment_confirmed

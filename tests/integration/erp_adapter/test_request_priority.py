@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
+from libs.http.budget import Lane
 from retail.orders.v1 import events_pb2 as order_events
-from services.erp_adapter.clients import Lane
 from tests.integration.erp_adapter.conftest import Erp, Exchange, accepted, sales_order
 
 #: Requests per window, at Business Central and in the adapter's budget.

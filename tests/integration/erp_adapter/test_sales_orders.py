@@ -9,9 +9,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from libs.http.budget import Lane
 from retail.orders.v1 import events_pb2 as order_events
 from retail.orders.v1 import orders_pb2
-from services.erp_adapter.clients import Lane
 from tests.integration.erp_adapter.conftest import Erp, accepted, sales_order
 
 R = orders_pb2.RejectionReason

@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError, StatementError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from libs.store import Compiled, Database
+from tests.integration.store.helpers import with_tables
 
 
 class Colour(enum.StrEnum):
@@ -74,12 +75,8 @@ ROW = {
 
 @pytest.fixture
 async def db(database_url: str) -> AsyncIterator[Database]:
-    database = Database(database_url)
-    async with database.engine.begin() as connection:
-        await connection.run_sync(_Base.metadata.drop_all)
-        await connection.run_sync(_Base.metadata.create_all)
-    yield database
-    await database.dispose()
+    async with with_tables(database_url, _Base) as database:
+        yield database
 
 
 class _Statements:

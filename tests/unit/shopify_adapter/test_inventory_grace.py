@@ -15,7 +15,7 @@ def _pusher(grace_s: float = 30.0) -> InventoryPusher:
 
 
 def _item(current: int, *, lower: int | None = None, seen_s_ago: float | None = None) -> _Item:
-    since = None if seen_s_ago is None else (NOW - timedelta(seconds=seen_s_ago)).replace(tzinfo=None)
+    since = None if seen_s_ago is None else NOW - timedelta(seconds=seen_s_ago)
     return _Item("SKU-1", "EAST", 40, 7, None, 0, current=current, lower=lower, lower_since=since)
 
 
@@ -24,7 +24,7 @@ def test_a_lower_figure_is_explained_by_sales_until_it_has_stood_the_grace_perio
 
     assert pusher._sales_may_explain(_item(30), NOW)  # first seen now
     assert pusher._sales_may_explain(_item(30, lower=30, seen_s_ago=29), NOW)
-    assert not pusher._sales_may_explain(_item(30, lower=30, seen_s_ago=31), NOW)  # SQLite's naive UTC
+    assert not pusher._sales_may_explain(_item(30, lower=30, seen_s_ago=31), NOW)
     # Shopify moved again since (another sale): the clock starts over.
     assert pusher._sales_may_explain(_item(28, lower=30, seen_s_ago=120), NOW)
 

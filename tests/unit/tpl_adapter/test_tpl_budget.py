@@ -68,3 +68,22 @@ async def test_a_429_from_the_3pl_pauses_every_caller_for_its_retry_after():
     assert (told.value.status, told.value.retry_after) == (429, 30.0)
     assert paused.value.code == "ClientBudgetExhausted" and 29 < (paused.value.retry_after or 0) <= 30
     assert sent == ["/2026-07/order"]  # the paused call never reached the 3PL
+
+
+async def test_the_free_share_reported_is_the_lower_of_the_budget_s_and_the_3pl_s_count():
+    remaining = "140"
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"id": 1}, headers={"x-remaining-calls": remaining})
+
+    budget = RequestBudget(4, 60.0)
+    api = _api(handler, budget)
+    assert api.budget_available() == 1.0  # nothing spent, nothing heard
+
+    await api.create_order({"reference_id": "A"})
+    assert api.budget_available() == 0.75  # our own budget: 1 of 4 spent; the 3PL says 140 free
+
+    remaining = "15"  # another user of the token spent the 3PL's window
+    await api.create_order({"reference_id": "B"})
+    await api.aclose()
+    assert api.budget_available() == 0.1  # 15 of the 3PL's 150
