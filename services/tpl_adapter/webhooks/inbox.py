@@ -51,6 +51,10 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+#: The order a round works topics in (`process_due`); others after these.
+_TOPIC_RANK = {"order.shipped": 0, "order.shipment.delivered": 1}
+
+
 def _lane(row: Row[Any]) -> str:
     """Deliveries about one 3PL order (its shipments' "shipped" and "delivered") share a lane; a
     return, or a body that cannot be read, has a lane of its own."""
@@ -130,29 +134,39 @@ class WebhookInbox:
 
     async def _run(self) -> None:
         while True:
+            # Cleared before the pass, so a delivery stored during it starts the next one at once.
+            self._wake.clear()
             try:
                 delay = await self.process_due()
             except Exception:  # a database hiccup must not end the processor
                 log.exception("webhook inbox pass failed")
                 delay = self._retry_s
-            self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=delay)
 
     async def process_due(self) -> float:
-        """Process every delivery that is due; returns seconds until the next one is."""
+        """Process every delivery that is due; returns seconds until the next one is.
+
+        A shipment's "shipped" goes before any "delivered" of the same round: the 3PL sends its
+        webhooks at once and they may arrive the other way round, and a delivery reported before
+        its shipment is recorded would wait a back-off for nothing."""
         async with self._db.read() as session:
             rows = (await session.execute(_PENDING)).all()
         now = _now()
         next_due = self._retry_s
-        work = []
+        due = []
         for row in rows:
-            due = row.next_attempt_at
-            if due > now:
-                next_due = min(next_due, (due - now).total_seconds())
-                continue
-            work.append((_lane(row), partial(self._process, row)))
-        await in_lanes(work, concurrency=self._concurrency, name="tpl-webhook-inbox")
+            if row.next_attempt_at > now:
+                next_due = min(next_due, (row.next_attempt_at - now).total_seconds())
+            else:
+                due.append(row)
+        # A stable sort: within a topic, oldest first still.
+        due.sort(key=lambda row: _TOPIC_RANK.get(row.topic, len(_TOPIC_RANK)))
+        await in_lanes(
+            ((_lane(row), partial(self._process, row)) for row in due),
+            concurrency=self._concurrency,
+            name="tpl-webhook-inbox",
+        )
         return max(0.05, next_due)
 
     async def _process(self, row: Row[Any]) -> None:

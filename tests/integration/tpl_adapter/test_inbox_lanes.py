@@ -1,10 +1,13 @@
 """The webhook inbox reports a wave of shipments at once, on SQLite and PostgreSQL: deliveries of
-different 3PL orders are reported together, those of one order one after another, oldest first."""
+different 3PL orders are reported together, those of one order one after another, oldest first,
+a shipment's "shipped" before its "delivered" whichever came first; and a delivery stored while a
+round is being worked starts the next round at once."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import time
 from datetime import datetime
 from typing import Any
 
@@ -12,6 +15,7 @@ from sqlalchemy import select
 
 from libs.store import migrated
 from services.tpl_adapter.store import MIGRATIONS, WebhookDeliveryRow
+from services.tpl_adapter.translate.release import Release
 from services.tpl_adapter.webhooks.inbox import WebhookInbox
 
 WITHIN_S = 5.0
@@ -65,3 +69,71 @@ async def test_deliveries_of_two_orders_are_reported_at_once_and_one_orders_in_o
     order_1 = [entry for entry in reporter.log if entry.endswith(("11", "12"))]
     assert order_1 == ["start 11", "end 11", "start 12", "end 12"]
     assert reporter.log.index("start 21") < reporter.log.index("end 11")
+
+
+class Recording:
+    """The shipments service as the inbox sees it, recording the order of reports; `gate` holds
+    the first report until the test opens it."""
+
+    def __init__(self) -> None:
+        self.reported: list[str] = []
+        self.gate = asyncio.Event()
+        self.gate.set()
+        self.first_started = asyncio.Event()
+
+    async def release(self, release_id: str) -> Release:
+        return Release.from_json(release_id, "ord-2", "EAST", [])
+
+    async def shipped(self, request_id: str, notice: Any) -> None:
+        await self._report(f"shipped {notice.warehouse_shipment.id}")
+
+    async def delivered(self, request_id: str, warehouse_shipment_id: str, at: datetime) -> None:
+        await self._report(f"delivered {warehouse_shipment_id}")
+
+    async def _report(self, what: str) -> None:
+        self.first_started.set()
+        await asyncio.wait_for(self.gate.wait(), WITHIN_S)
+        self.reported.append(what)
+
+
+def _shipped(shipment_id: int, order_id: int) -> bytes:
+    body = {
+        "topic": "order.shipped",
+        "id": shipment_id,
+        "order_id": order_id,
+        "reference_id": f"rel-{order_id}",
+        "tracking": {"carrier": "UPS", "tracking_number": f"1Z{shipment_id}"},
+    }
+    return json.dumps(body).encode()
+
+
+async def test_a_shipment_s_delivered_that_arrived_first_is_reported_after_its_shipped(database_url):
+    reporter = Recording()
+    async with migrated(database_url, [MIGRATIONS]) as db:
+        inbox = WebhookInbox(db, reporter)  # type: ignore[arg-type]
+        assert await inbox.store("w1", "order.shipment.delivered", _delivered(21, 2))
+        assert await inbox.store("w2", "order.shipped", _shipped(21, 2))
+        await inbox.process_due()
+
+    assert reporter.reported == ["shipped 21", "delivered 21"]
+
+
+async def test_a_delivery_stored_during_a_round_is_worked_without_waiting_for_the_timer(database_url):
+    reporter = Recording()
+    reporter.gate.clear()
+    async with migrated(database_url, [MIGRATIONS]) as db:
+        inbox = WebhookInbox(db, reporter, retry_interval_s=60.0)  # type: ignore[arg-type]
+        inbox.start()
+        try:
+            assert await inbox.store("w1", "order.shipment.delivered", _delivered(11, 1))
+            await asyncio.wait_for(reporter.first_started.wait(), WITHIN_S)  # the round is under way
+            assert await inbox.store("w2", "order.shipment.delivered", _delivered(21, 2))
+            reporter.gate.set()
+            deadline = time.monotonic() + WITHIN_S  # the timer would wake the inbox in 60 s
+            while len(reporter.reported) < 2:
+                assert time.monotonic() < deadline, "the delivery stored during the round waited"
+                await asyncio.sleep(0.02)
+        finally:
+            await inbox.stop()
+
+    assert reporter.reported == ["delivered 11", "delivered 21"]
