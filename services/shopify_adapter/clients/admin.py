@@ -135,6 +135,8 @@ class ConnectionState:
     currently_available: float = 0.0
     restore_rate: float = 0.0
     observed_at: float = field(default_factory=time.monotonic)
+    #: Points of the calls sent and not answered yet: the last answer cannot know them.
+    in_flight: float = 0.0
 
     def budget_available(self) -> float:
         """Share of the bucket free now (0..1), estimated from the last answer and the restore rate."""
@@ -144,11 +146,13 @@ class ConnectionState:
         return max(0.0, min(1.0, refilled / self.maximum_available))
 
     def wait_for(self, cost: float) -> float:
-        """Seconds to wait until the bucket holds `cost` points (0 when it already does)."""
+        """Seconds to wait until the bucket holds `cost` points besides the calls in flight (0 when
+        it already does)."""
         if self.maximum_available <= 0 or self.restore_rate <= 0:
             return 0.0
         refilled = self.currently_available + self.restore_rate * (time.monotonic() - self.observed_at)
-        missing = min(cost, self.maximum_available) - refilled
+        free = min(refilled, self.maximum_available) - self.in_flight
+        missing = min(cost, self.maximum_available) - free
         return max(0.0, missing / self.restore_rate)
 
 
@@ -200,6 +204,30 @@ class ShopifyAdmin:
             self.state.observed_at = time.monotonic()
         return cost
 
+    async def _affordable(self, query: str, keep_free: float, urgent_at: float | None) -> float:
+        """Wait until the bucket holds this query's last seen cost (plus `keep_free` of the bucket
+        until `urgent_at`) besides the calls in flight, then return the cost.
+
+        Waiting callers look again when they wake, so those that wake together go one by one as
+        points come back instead of all at once into a throttle; after `max_wait_s` a call goes
+        anyway, and Shopify's THROTTLED answer paces it from there.
+        """
+        waited = 0.0
+        while True:
+            cost = self._last_cost.get(query, 0.0)
+            wait = self.state.wait_for(cost + keep_free * self.state.maximum_available)
+            if urgent_at is not None and wait > 0:
+                until_urgent = urgent_at - time.monotonic()
+                if wait > until_urgent:
+                    wait = max(until_urgent, self.state.wait_for(cost))
+            if wait <= 0 or waited >= self.max_wait_s:
+                return cost
+            if not waited:
+                THROTTLE_WAITS.inc()
+            step = min(wait, self.max_wait_s - waited)
+            await asyncio.sleep(step)
+            waited += step
+
     async def execute(
         self,
         query: str,
@@ -224,25 +252,20 @@ class ShopifyAdmin:
         """
         delay = 0.5
         for attempt in range(1, self.max_attempts + 1):
-            reserve = keep_free * self.state.maximum_available
-            cost = self._last_cost.get(query, 0.0)
-            wait = self.state.wait_for(cost + reserve)
-            if urgent_at is not None and wait > 0:
-                until_urgent = urgent_at - time.monotonic()
-                if wait > until_urgent:
-                    wait = max(until_urgent, self.state.wait_for(cost))
-            if wait > 0:
-                THROTTLE_WAITS.inc()
-                await asyncio.sleep(min(wait, self.max_wait_s))
+            points = await self._affordable(query, keep_free, urgent_at)
             try:
-                response = await self._http.post(
-                    self.endpoint,
-                    json={"query": query, "variables": variables or {}},
-                    headers={
-                        "X-Shopify-Access-Token": self._token() or "",
-                        "Content-Type": "application/json",
-                    },
-                )
+                self.state.in_flight += points
+                try:
+                    response = await self._http.post(
+                        self.endpoint,
+                        json={"query": query, "variables": variables or {}},
+                        headers={
+                            "X-Shopify-Access-Token": self._token() or "",
+                            "Content-Type": "application/json",
+                        },
+                    )
+                finally:
+                    self.state.in_flight -= points
             except httpx.HTTPError as exc:
                 self._failed(f"{type(exc).__name__}")
                 if attempt == self.max_attempts:
