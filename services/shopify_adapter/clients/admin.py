@@ -10,6 +10,7 @@ connection errors retry with back-off (honouring `Retry-After`) a few times, the
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
@@ -185,6 +186,7 @@ class ShopifyAdmin:
         self.max_wait_s = max_wait_s
         self.state = ConnectionState(base_url=base_url.rstrip("/"))
         self._last_cost: dict[str, float] = {}
+        self._answered = asyncio.Event()
 
     async def close(self) -> None:
         """Close the HTTP connection pool."""
@@ -209,10 +211,13 @@ class ShopifyAdmin:
         until `urgent_at`) besides the calls in flight, then return the cost.
 
         Waiting callers look again when they wake, so those that wake together go one by one as
-        points come back instead of all at once into a throttle; after `max_wait_s` a call goes
-        anyway, and Shopify's THROTTLED answer paces it from there.
+        points come back instead of all at once into a throttle. While calls are in flight, a
+        waiter also looks again as soon as one of them is answered (its points are then known):
+        a read's requested cost, which Shopify must find free to start it, is often many times
+        what it is finally charged. After `max_wait_s` a call goes anyway, and Shopify's
+        THROTTLED answer paces it from there.
         """
-        waited = 0.0
+        started, counted = time.monotonic(), False
         while True:
             cost = self._last_cost.get(query, 0.0)
             wait = self.state.wait_for(cost + keep_free * self.state.maximum_available)
@@ -220,13 +225,42 @@ class ShopifyAdmin:
                 until_urgent = urgent_at - time.monotonic()
                 if wait > until_urgent:
                     wait = max(until_urgent, self.state.wait_for(cost))
+            waited = time.monotonic() - started
             if wait <= 0 or waited >= self.max_wait_s:
                 return cost
-            if not waited:
+            if not counted:
                 THROTTLE_WAITS.inc()
+                counted = True
             step = min(wait, self.max_wait_s - waited)
-            await asyncio.sleep(step)
-            waited += step
+            if self.state.in_flight > 0:
+                answered = self._answered
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(answered.wait(), step)
+            else:
+                await asyncio.sleep(step)
+
+    async def _send(
+        self, query: str, variables: dict[str, Any] | None, points: float
+    ) -> tuple[httpx.Response, dict[str, Any] | None, dict[str, Any]]:
+        """POST one call with its `points` counted in flight; returns the answer, its JSON body
+        (None when it has none) and its cost. The answer's throttle status is read before the
+        points leave `in_flight` and the waiters look again."""
+        self.state.in_flight += points
+        try:
+            response = await self._http.post(
+                self.endpoint,
+                json={"query": query, "variables": variables or {}},
+                headers={"X-Shopify-Access-Token": self._token() or "", "Content-Type": "application/json"},
+            )
+            body: dict[str, Any] | None = None
+            if response.status_code < 400:
+                with contextlib.suppress(ValueError):
+                    body = response.json()
+            return response, body, self._observe(body) if body is not None else {}
+        finally:
+            self.state.in_flight -= points
+            answered, self._answered = self._answered, asyncio.Event()
+            answered.set()
 
     async def execute(
         self,
@@ -254,18 +288,7 @@ class ShopifyAdmin:
         for attempt in range(1, self.max_attempts + 1):
             points = await self._affordable(query, keep_free, urgent_at)
             try:
-                self.state.in_flight += points
-                try:
-                    response = await self._http.post(
-                        self.endpoint,
-                        json={"query": query, "variables": variables or {}},
-                        headers={
-                            "X-Shopify-Access-Token": self._token() or "",
-                            "Content-Type": "application/json",
-                        },
-                    )
-                finally:
-                    self.state.in_flight -= points
+                response, body, cost = await self._send(query, variables, points)
             except httpx.HTTPError as exc:
                 self._failed(f"{type(exc).__name__}")
                 if attempt == self.max_attempts:
@@ -284,12 +307,9 @@ class ShopifyAdmin:
             if response.status_code >= 400:
                 self._failed(f"HTTP {response.status_code}")
                 raise ShopifyError(f"Shopify answered HTTP {response.status_code}")
-            try:
-                body = response.json()
-            except ValueError:
+            if body is None:
                 self._failed("answer is not JSON")
-                raise ShopifyTransient("Shopify answered a body that is not JSON") from None
-            cost = self._observe(body)
+                raise ShopifyTransient("Shopify answered a body that is not JSON")
             if cost.get("requestedQueryCost") is not None:
                 self._last_cost[query] = float(cost["requestedQueryCost"])
             errors = body.get("errors") or []
