@@ -170,12 +170,13 @@ class WebhookInbox:
         return max(0.05, next_due)
 
     async def _process(self, row: Row[Any]) -> None:
-        status, error = "done", None
+        status, error, retry_s = "done", None, self._retry_s
         try:
             await self.apply(row.topic, json.loads(row.body))
         except ReportFailed as failure:
             status = "pending" if failure.transient else "failed"
             error = str(failure)
+            retry_s = failure.retry_s or retry_s
         except (ValueError, KeyError, TypeError) as bad:
             status, error = "failed", f"unusable body: {bad!r}"
         async with self._db.transaction() as session:
@@ -183,7 +184,7 @@ class WebhookInbox:
             attempts = (await session.execute(_ATTEMPTS, key)).scalar_one() + 1
             settled: dict[str, Any] = {"attempts": attempts, "status": status, "last_error": error}
             if status == "pending":
-                backoff = min(MAX_BACKOFF_S, self._retry_s * 2 ** (attempts - 1))
+                backoff = min(MAX_BACKOFF_S, retry_s * 2 ** (attempts - 1))
                 settled["next_attempt_at"] = _now() + timedelta(seconds=backoff)
             else:
                 settled["processed_at"] = _now()

@@ -19,13 +19,18 @@ from services.tpl_adapter.translate.release import Release
 
 log = logging.getLogger(__name__)
 
+#: First back-off of a delivery reported before its shipment (doubling from there).
+OVERTAKEN_RETRY_S = 1.0
+
 
 class ReportFailed(Exception):
-    """A report that could not be made; `transient` says whether trying later can help."""
+    """A report that could not be made; `transient` says whether trying later can help, and
+    `retry_s` (when given) how soon: the first back-off step instead of the inbox's own."""
 
-    def __init__(self, message: str, *, transient: bool) -> None:
+    def __init__(self, message: str, *, transient: bool, retry_s: float | None = None) -> None:
         super().__init__(message)
         self.transient = transient
+        self.retry_s = retry_s
 
 
 class ShipmentReporter:
@@ -102,8 +107,11 @@ class ShipmentReporter:
             update.occurred_at.FromDatetime(at)
             await self._shipments.RecordTrackingUpdate(update, timeout=self._timeout_s)
         except grpc.aio.AioRpcError as error:
-            # NOT_FOUND: the delivery overtook its shipment's report; it will be there later.
-            transient = is_transient(error) or error.code() == grpc.StatusCode.NOT_FOUND
+            # NOT_FOUND: the delivery overtook its shipment's report, which the 3PL sent at the same
+            # moment: look again soon rather than after the inbox's back-off.
+            overtook = error.code() == grpc.StatusCode.NOT_FOUND
             raise ReportFailed(
-                f"tracking: {error.code().name} {error.details()}", transient=transient
+                f"tracking: {error.code().name} {error.details()}",
+                transient=is_transient(error) or overtook,
+                retry_s=OVERTAKEN_RETRY_S if overtook else None,
             ) from error

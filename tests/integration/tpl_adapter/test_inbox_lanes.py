@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -17,6 +17,7 @@ from libs.store import migrated
 from services.tpl_adapter.store import MIGRATIONS, WebhookDeliveryRow
 from services.tpl_adapter.translate.release import Release
 from services.tpl_adapter.webhooks.inbox import WebhookInbox
+from services.tpl_adapter.webhooks.reporter import ReportFailed
 
 WITHIN_S = 5.0
 
@@ -137,3 +138,38 @@ async def test_a_delivery_stored_during_a_round_is_worked_without_waiting_for_th
             await inbox.stop()
 
     assert reporter.reported == ["delivered 11", "delivered 21"]
+
+
+class Overtaken:
+    """The shipments service refusing every "delivered": shipment 11 is not recorded yet (the
+    report asks to be tried again in 1 s), shipment 21 fails without a hint."""
+
+    async def delivered(self, request_id: str, warehouse_shipment_id: str, at: datetime) -> None:
+        if warehouse_shipment_id == "11":
+            raise ReportFailed("tracking: NOT_FOUND", transient=True, retry_s=1.0)
+        raise ReportFailed("tracking: UNAVAILABLE", transient=True)
+
+
+async def test_a_failed_report_is_tried_again_after_its_own_hint_or_the_inbox_s_back_off(database_url):
+    async with migrated(database_url, [MIGRATIONS]) as db:
+        inbox = WebhookInbox(db, Overtaken(), retry_interval_s=5.0)  # type: ignore[arg-type]
+        assert await inbox.store("w1", "order.shipment.delivered", _delivered(11, 1))
+        assert await inbox.store("w2", "order.shipment.delivered", _delivered(21, 2))
+        before = datetime.now(UTC)
+        next_due = await inbox.process_due()
+        async with db.read() as session:
+            rows = (
+                await session.execute(
+                    select(
+                        WebhookDeliveryRow.webhook_id,
+                        WebhookDeliveryRow.status,
+                        WebhookDeliveryRow.next_attempt_at,
+                    )
+                )
+            ).all()
+
+    retry = {webhook_id: (status, (at - before).total_seconds()) for webhook_id, status, at in rows}
+    assert retry["w1"][0] == retry["w2"][0] == "pending"
+    assert 0.9 <= retry["w1"][1] <= 2.0  # the hint: 1 s
+    assert 4.9 <= retry["w2"][1] <= 6.0  # the inbox's own: 5 s
+    assert next_due <= 5.0
