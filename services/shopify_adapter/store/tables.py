@@ -55,8 +55,13 @@ class ChannelOrder(Base):
     order_gid: Mapped[str] = mapped_column(String(255), primary_key=True)
     order_id: Mapped[str] = mapped_column(String(64), index=True)
     name: Mapped[str | None] = mapped_column(String(64))
+    #: The newest version seen: ingested, or skipped as an echo of the one ingested (`sync.ingest`).
     channel_updated_at: Mapped[str | None] = mapped_column(String(64))
     ingested_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    #: SHA-256 of the version last ingested, its `channel_updated_at` left out.
+    content_digest: Mapped[str | None] = mapped_column(String(64))
+    #: The newest version the orders service was given.
+    ingested_updated_at: Mapped[str | None] = mapped_column(String(64))
 
 
 class FulfillmentJob(Base):
