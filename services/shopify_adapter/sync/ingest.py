@@ -35,9 +35,6 @@ from services.shopify_adapter.translate.order import utc_text, version_key
 # parameters: every ingested order runs them, and an ORM statement built per call costs several
 # times its execution (decision 0029).
 _CHANNEL_ORDER = tables.ChannelOrder.__table__
-_INGESTED_VERSION = Compiled(
-    select(_CHANNEL_ORDER.c.channel_updated_at).where(_CHANNEL_ORDER.c.order_gid == bindparam("b_order_gid"))
-)
 _KNOWN = Compiled(
     select(
         _CHANNEL_ORDER.c.order_id,
@@ -92,7 +89,7 @@ _REMEMBER = {"sqlite": _remember(sqlite), "postgresql": _remember(postgresql)}
 INGEST_SKIPPED = Counter(
     "shopify_order_versions_skipped_total",
     "Order versions not sent to the orders service: echo (only updated_at moved since the version "
-    "last ingested) or stale (older than the newest version seen).",
+    "last ingested) or stale (older than an echo skipped, newer than the version last ingested).",
     ["kind"],
 )
 
@@ -141,9 +138,7 @@ class OrderIngestor:
         reply = await self.orders.ingest(order, version_key(gid, updated))
 
         async def remember(session: AsyncSession) -> None:
-            known = (
-                await session.execute(_INGESTED_VERSION, {"b_order_gid": order.channel_order.id})
-            ).first()
+            known = (await session.execute(_KNOWN, {"b_order_gid": gid})).first()
             if known is not None and (known.channel_updated_at or "") >= updated:
                 return  # a stale or repeated version; keep the newest
             await session.execute(

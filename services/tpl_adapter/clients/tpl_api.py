@@ -57,8 +57,8 @@ class ConnectionHealth:
     remaining_calls: int | None = None
 
     @property
-    def budget_available(self) -> float:
-        """Share of the per-minute budget still free, from the 3PL's `x-remaining-calls`."""
+    def reported_share(self) -> float:
+        """Share of the 3PL's per-minute limit still free by its own count (`x-remaining-calls`)."""
         if self.remaining_calls is None:
             return 1.0
         return max(0.0, min(1.0, self.remaining_calls / RATE_LIMIT_PER_MINUTE))
@@ -107,7 +107,7 @@ class TplApi:
         """Share of the 3PL's window free now (GetConnection's `budget_available`): the lower of
         the client-side budget's and the 3PL's own count (`x-remaining-calls`), which also sees
         what other users of the same API token spent."""
-        share = self.health.budget_available
+        share = self.health.reported_share
         if self.budget is not None:
             share = min(share, self.budget.available())
         return share

@@ -3,8 +3,8 @@
 failures with back-off and keeping permanent ones as `failed` for inspection.
 
 The warehouse ships in waves, so deliveries come in batches: those of different 3PL orders are
-reported at once (`concurrency`), those of one order one after another, oldest first, so a
-shipment's "delivered" never overtakes its "shipped"."""
+reported at once (`concurrency`), those of one order one after another, a round's "shipped"
+before its "delivered" (`process_due`)."""
 
 from __future__ import annotations
 
@@ -55,16 +55,20 @@ def _now() -> datetime:
 _TOPIC_RANK = {"order.shipped": 0, "order.shipment.delivered": 1}
 
 
-def _lane(row: Row[Any]) -> str:
+def _lane(row: Row[Any], payload: Any) -> str:
     """Deliveries about one 3PL order (its shipments' "shipped" and "delivered") share a lane; a
     return, or a body that cannot be read, has a lane of its own."""
-    try:
-        payload = json.loads(row.body)
-        if row.topic.startswith("order.") and payload.get("order_id") is not None:
-            return f"order:{payload['order_id']}"
-    except (ValueError, AttributeError):
-        pass
+    if row.topic.startswith("order.") and isinstance(payload, dict) and payload.get("order_id") is not None:
+        return f"order:{payload['order_id']}"
     return f"delivery:{row.delivery_key}"
+
+
+def _parsed(body: bytes) -> Any:
+    """The JSON body, or the error that reading it raised (the delivery then fails as unusable)."""
+    try:
+        return json.loads(body)
+    except ValueError as bad:
+        return bad
 
 
 class WebhookInbox:
@@ -162,17 +166,20 @@ class WebhookInbox:
                 due.append(row)
         # A stable sort: within a topic, oldest first still.
         due.sort(key=lambda row: _TOPIC_RANK.get(row.topic, len(_TOPIC_RANK)))
+        parsed = ((row, _parsed(row.body)) for row in due)
         await in_lanes(
-            ((_lane(row), partial(self._process, row)) for row in due),
+            ((_lane(row, payload), partial(self._process, row, payload)) for row, payload in parsed),
             concurrency=self._concurrency,
             name="tpl-webhook-inbox",
         )
         return max(0.05, next_due)
 
-    async def _process(self, row: Row[Any]) -> None:
+    async def _process(self, row: Row[Any], payload: Any) -> None:
         status, error, retry_s = "done", None, self._retry_s
         try:
-            await self.apply(row.topic, json.loads(row.body))
+            if isinstance(payload, ValueError):
+                raise payload
+            await self.apply(row.topic, payload)
         except ReportFailed as failure:
             status = "pending" if failure.transient else "failed"
             error = str(failure)
