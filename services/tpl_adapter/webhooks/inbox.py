@@ -37,7 +37,13 @@ MAX_BACKOFF_S = 300.0
 _DELIVERY = WebhookDeliveryRow.__table__
 _STORE = Compiled(insert(_DELIVERY))
 _PENDING = Compiled(
-    select(_DELIVERY.c.delivery_key, _DELIVERY.c.topic, _DELIVERY.c.body, _DELIVERY.c.next_attempt_at)
+    select(
+        _DELIVERY.c.delivery_key,
+        _DELIVERY.c.topic,
+        _DELIVERY.c.body,
+        _DELIVERY.c.received_at,
+        _DELIVERY.c.next_attempt_at,
+    )
     .where(_DELIVERY.c.status == "pending")
     .order_by(_DELIVERY.c.received_at)
     .limit(100)
@@ -184,6 +190,10 @@ class WebhookInbox:
             status = "pending" if failure.transient else "failed"
             error = str(failure)
             retry_s = failure.retry_s or retry_s
+            if failure.transient and failure.patience_s is not None:
+                waited = (_now() - row.received_at).total_seconds()
+                if waited > failure.patience_s:
+                    status, error = "failed", f"{failure} (still after {waited:.0f} s)"
         except (ValueError, KeyError, TypeError) as bad:
             status, error = "failed", f"unusable body: {bad!r}"
         async with self._db.transaction() as session:

@@ -19,18 +19,27 @@ from services.tpl_adapter.translate.release import Release
 
 log = logging.getLogger(__name__)
 
-#: First back-off of a delivery reported before its shipment (doubling from there).
+#: First back-off of a report that overtook what it depends on (doubling from there).
 OVERTAKEN_RETRY_S = 1.0
+#: How long a report may wait for the release it names to be recorded. The 3PL can ship, and
+#: say so, before the adapter has committed the order it has just created (the 3PL answered
+#: and the commit is still on its way); after a crash between the 3PL call and the commit, the
+#: release is recorded only when its event is delivered again (ack_wait, 60 s).
+UNKNOWN_RELEASE_PATIENCE_S = 600.0
 
 
 class ReportFailed(Exception):
-    """A report that could not be made; `transient` says whether trying later can help, and
-    `retry_s` (when given) how soon: the first back-off step instead of the inbox's own."""
+    """A report that could not be made; `transient` says whether trying later can help,
+    `retry_s` (when given) how soon: the first back-off step instead of the inbox's own, and
+    `patience_s` (when given) for how long: a delivery older than that fails instead."""
 
-    def __init__(self, message: str, *, transient: bool, retry_s: float | None = None) -> None:
+    def __init__(
+        self, message: str, *, transient: bool, retry_s: float | None = None, patience_s: float | None = None
+    ) -> None:
         super().__init__(message)
         self.transient = transient
         self.retry_s = retry_s
+        self.patience_s = patience_s
 
 
 class ShipmentReporter:
@@ -56,11 +65,17 @@ class ShipmentReporter:
         """The stored release a warehouse report refers to.
 
         Raises:
-            ReportFailed: not ours (permanent).
+            ReportFailed: not recorded (yet): tried again for UNKNOWN_RELEASE_PATIENCE_S, then
+                taken as not ours.
         """
         row = await releases.read(self._db, release_id)
         if row is None:
-            raise ReportFailed(f"no release {release_id!r} was sent by this adapter", transient=False)
+            raise ReportFailed(
+                f"no release {release_id!r} was sent by this adapter",
+                transient=True,
+                retry_s=OVERTAKEN_RETRY_S,
+                patience_s=UNKNOWN_RELEASE_PATIENCE_S,
+            )
         return Release.from_json(row.release_id, row.order_id, row.location_id, row.lines)
 
     async def shipped(
