@@ -1,5 +1,5 @@
-"""Idempotent JetStream consumers: pull fetch loops, an optional prepare step outside the transaction,
-inbox + effects in one transaction, dead letters."""
+"""Idempotent JetStream consumers: pull requests (libs.bus.pull), an optional prepare step outside
+the transaction, inbox + effects in one transaction, dead letters."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import contextlib
 import json
 import logging
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from dataclasses import dataclass, field
@@ -34,6 +35,7 @@ from libs.bus.envelope import (
 )
 from libs.bus.errors import Permanent, Retryable
 from libs.bus.outbox import Outbox
+from libs.bus.pull import PullRequests
 from libs.bus.streams import ConsumerSpec, subject_for
 from libs.store import Database
 from libs.telemetry.correlation import correlation_id as current_correlation_id
@@ -188,7 +190,7 @@ class Subscription:
         max_deliver: deliveries before the message is dead-lettered.
         backoff: retry delays after failed deliveries; the last repeats.
         max_ack_pending: deliveries in flight across replicas.
-        batch: messages per fetch.
+        batch: messages asked for at once when one at a time (received ones queue up in order).
         concurrency: handlers running at once in this process; 1 keeps stream order.
         hop: name in the hop log; defaults to `durable`.
         snapshot: store a redacted payload snapshot in the hop log.
@@ -266,7 +268,7 @@ class ConsumerStats:
 
 
 class Consumer:
-    """Runs one Subscription: fetch in batches, handle with bounded concurrency, ack after commit.
+    """Runs one Subscription: pull, handle with bounded concurrency, ack after commit.
 
     For each message: trace context and correlation id are extracted; the event is decoded by
     its type header and validated (poison is dead-lettered at once); the subscription's
@@ -282,7 +284,7 @@ class Consumer:
         subscription: what to consume and how.
         stream: the stream name (overrides `subscription.stream`).
         outbox: lets handlers `ctx.emit` events in their transaction.
-        fetch_timeout: seconds one fetch waits for messages (bounds shutdown latency).
+        request_expires: seconds each pull request waits on the server (libs.bus.pull).
     """
 
     def __init__(
@@ -293,7 +295,7 @@ class Consumer:
         *,
         stream: str | None = None,
         outbox: Outbox | None = None,
-        fetch_timeout: float = 2.0,
+        request_expires: float = 2.0,
     ) -> None:
         self.db = db
         self.nc = nc
@@ -301,15 +303,17 @@ class Consumer:
         self.subscription = subscription
         self.spec = subscription.spec(stream)
         self.outbox = outbox
-        self.fetch_timeout = fetch_timeout
+        self.request_expires = request_expires
         self.hop = subscription.hop or subscription.durable
         self.stats = ConsumerStats()
         self._inbox = inbox.Inbox(db)
         self._inflight: set[asyncio.Task[None]] = set()
-        self._slot_freed = asyncio.Event()
+        self._queue: deque[Msg] = deque()  # one at a time: received, not yet handled
+        self._queued = asyncio.Event()
+        self._wake = asyncio.Event()  # a handler finished or a pull request ended
         self._stopping = False
-        self._loop_task: asyncio.Task[None] | None = None
-        self._psub: Any = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._pull: PullRequests | None = None
         self.watcher = MaxDeliveriesWatcher(
             db,
             nc,
@@ -324,79 +328,118 @@ class Consumer:
         """The durable consumer name."""
         return self.spec.durable
 
+    @property
+    def _in_order(self) -> bool:
+        return self.subscription.concurrency == 1
+
     async def start(self) -> None:
-        """Bind to the (provisioned) durable consumer, watch its advisories and start fetching."""
+        """Bind to the (provisioned) durable consumer, watch its advisories and start pulling."""
         self._stopping = False
-        self._psub = await self.js.pull_subscribe_bind(durable=self.durable, stream=self.spec.stream)
+        self._pull = PullRequests(
+            self.nc,
+            stream=self.spec.stream,
+            durable=self.durable,
+            on_message=self._received,
+            on_credit=self._wake.set,
+            expires=self.request_expires,
+        )
+        await self._pull.start()
         await self.watcher.start()
-        self._loop_task = asyncio.create_task(self._fetch_loop(), name=f"consumer:{self.durable}")
+        self._tasks = [asyncio.create_task(self._request_loop(), name=f"consumer:{self.durable}")]
+        if self._in_order:
+            self._tasks.append(asyncio.create_task(self._work_in_order(), name=f"in-order:{self.durable}"))
 
     async def stop(self, grace: float = 30.0) -> None:
-        """Stop fetching, let in-flight handlers finish (up to `grace` seconds), then unsubscribe."""
+        """Stop pulling, let in-flight handlers finish (up to `grace` seconds), then unsubscribe.
+
+        Messages received and not yet handled are left unacknowledged: the server delivers them
+        again after ack_wait, and the inbox absorbs any repeat.
+        """
         self._stopping = True
-        if self._loop_task is not None:
-            self._loop_task.cancel()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
-                await self._loop_task
-            self._loop_task = None
+                await task
+        self._tasks = []
+        self._queue.clear()
         if self._inflight:
             _done, late = await asyncio.wait(set(self._inflight), timeout=grace)
             for task in late:
                 task.cancel()  # not acked: redelivered after ack_wait, the inbox absorbs a repeat
         await self.watcher.stop()
-        if self._psub is not None:
+        if self._pull is not None:
             with contextlib.suppress(Exception):
-                await self._psub.unsubscribe()
-            self._psub = None
+                await self._pull.stop()
+            self._pull = None
 
-    async def _fetch_loop(self) -> None:
+    async def _request_loop(self) -> None:
+        """Keep enough credit out that every free handler slot can get a message at once.
+
+        The capacity is the concurrency, or, one at a time, the batch (received messages queue up
+        in order, so a burst costs one pull request, not one per message). More is asked for
+        once a quarter of the capacity is free, or at once when nothing is asked for.
+        """
+        pull = self._pull
+        assert pull is not None
+        capacity = self.subscription.batch if self._in_order else self.subscription.concurrency
+        threshold = max(1, capacity // 4)
         failures = 0
-        # One at a time (an ordered consumer) still fetches a whole batch and handles it in order:
-        # a fetch per message would cost a pull request and its answer each.
-        in_order = self.subscription.concurrency == 1
         while not self._stopping:
-            free = self.subscription.concurrency - len(self._inflight)
-            if free <= 0:
-                self._slot_freed.clear()
-                await self._slot_freed.wait()
+            self._wake.clear()  # before looking, so a wake-up while deciding is not lost
+            pull.take_back_expired()
+            held = len(self._inflight) + len(self._queue)
+            free = capacity - held - pull.outstanding
+            wait = pull.refused_until - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
                 continue
-            want = self.subscription.batch if in_order else min(free, self.subscription.batch)
-            try:
-                msgs = await self._psub.fetch(want, timeout=self.fetch_timeout)
-            except TimeoutError:
+            if free >= threshold or (free > 0 and not pull.outstanding):
+                try:
+                    await pull.request(free)
+                except Exception as error:
+                    # Disconnected, closing: wait and ask again.
+                    failures += 1
+                    log.warning("pull request for %s failed (%s); retrying", self.durable, error)
+                    await asyncio.sleep(min(5.0, 0.1 * 2 ** min(failures, 6)))
+                    continue
                 failures = 0
                 continue
-            except Exception as error:
-                # Disconnected, server restarting, consumer briefly unknown: wait and fetch again.
-                failures += 1
-                log.warning("fetch for %s failed (%s); retrying", self.durable, error)
-                await asyncio.sleep(min(5.0, 0.1 * 2 ** min(failures, 6)))
-                continue
-            failures = 0
-            if in_order:
-                task = asyncio.create_task(self._handle_in_order(msgs))
-                self._inflight.add(task)
-                task.add_done_callback(self._handled)
-                continue
-            for msg in msgs:
-                task = asyncio.create_task(self._handle(msg))
-                self._inflight.add(task)
-                task.add_done_callback(self._handled)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), pull.expiry_due_in())
 
-    async def _handle_in_order(self, msgs: list[Msg]) -> None:
-        """Handle a fetched batch one message after the other; once stopping, leave the rest.
+    def _received(self, msg: Msg) -> None:
+        """A message from any of this process's pull requests: handle it now, or queue it in order."""
+        if self._stopping:
+            return  # not acked: redelivered after ack_wait
+        if self._in_order:
+            self._queue.append(msg)
+            self._queued.set()
+            return
+        self._start_handling(msg)
+
+    def _start_handling(self, msg: Msg) -> asyncio.Task[None]:
+        task = asyncio.create_task(self._handle(msg))
+        self._inflight.add(task)
+        task.add_done_callback(self._handled)
+        return task
+
+    async def _work_in_order(self) -> None:
+        """Handle queued messages one after the other, in the order received (stream order).
 
         Each message gets its own task, as in the concurrent case, so its context (correlation id,
-        span) is its own; what is left unacked when stopping is delivered again after ack_wait.
+        span) is its own.
         """
-        for msg in msgs:
-            if self._stopping:
-                return
-            await asyncio.create_task(self._handle(msg))
+        while not self._stopping:
+            if not self._queue:
+                self._queued.clear()
+                await self._queued.wait()
+                continue
+            await asyncio.wait([self._start_handling(self._queue.popleft())])
 
     def _handled(self, task: asyncio.Task[None]) -> None:
         self._inflight.discard(task)
-        self._slot_freed.set()
+        self._wake.set()
         if not task.cancelled() and task.exception() is not None:
             log.error("consumer %s: unhandled error", self.durable, exc_info=task.exception())
 

@@ -81,7 +81,10 @@ async def test_a_failed_attempt_rolls_back_and_the_redelivery_is_applied_once(db
         outcomes = [hop.outcome for hop in await hops(db, hop="thing-worker")]
 
     assert await effects(db, "flaky-1") == 1  # the first attempt's effect rolled back with it
-    assert [ctx.delivery for ctx in recorder.contexts] == [1, 2]
+    # Delivery 1 may run twice: when it shared a group commit (with the relay's own bookkeeping,
+    # say), the failed unit runs again alone (libs.store.group).
+    assert sorted({ctx.delivery for ctx in recorder.contexts}) == [1, 2]
+    assert recorder.contexts[-1].delivery == 2
     assert outcomes == ["retry", "ok"]
 
 
@@ -296,7 +299,7 @@ async def test_an_event_the_relevance_check_declines_is_acked_without_a_transact
     assert stats == {"ok": 1, "irrelevant": 2}
 
 
-async def test_one_at_a_time_fetches_a_batch_and_handles_it_in_stream_order(db, nats_server):
+async def test_one_at_a_time_asks_for_a_batch_and_handles_it_in_stream_order(db, nats_server):
     """concurrency=1 keeps stream order without a pull request per message; contexts stay apart."""
     recorder = Recorder("thing-worker")
     gate = asyncio.Event()
@@ -304,7 +307,7 @@ async def test_one_at_a_time_fetches_a_batch_and_handles_it_in_stream_order(db, 
 
     async def relevant(event: ThingHappened) -> bool:
         if event.thing_id == "t-00":
-            await gate.wait()  # before its transaction: the others queue up in the stream meanwhile
+            await gate.wait()  # before its transaction: the others arrive and queue up meanwhile
         return True
 
     async def on_call(event: ThingHappened, ctx) -> None:
@@ -314,26 +317,15 @@ async def test_one_at_a_time_fetches_a_batch_and_handles_it_in_stream_order(db, 
     waiting = subscription(recorder, concurrency=1, relevant=relevant)
     async with bus_for(db, nats_server, waiting) as bus:
         consumer = bus.consumers[0]
-        fetched: list[int] = []
-        real_fetch = consumer._psub.fetch
-
-        async def counting_fetch(batch: int, timeout: float | None = None):
-            msgs = await real_fetch(batch, timeout=timeout)
-            fetched.append(len(msgs))
-            return msgs
-
-        consumer._psub.fetch = counting_fetch
         await emit(bus, "t-00", correlation_id="c-00")
-        await wait_until(lambda: asyncio.sleep(0, fetched), what="the first event fetched")
+        await wait_until(lambda: asyncio.sleep(0, bool(consumer._inflight)), what="the first event received")
+        requests = consumer._pull.requests
         for i in range(1, 20):
             await emit(bus, f"t-{i:02d}", correlation_id=f"c-{i:02d}")
-
-        async def published() -> bool:
-            return not (await bus.relay.counts()).get("pending")
-
-        await wait_until(published, what="all published")
+        await wait_until(lambda: asyncio.sleep(0, len(consumer._queue) == 19), what="the others received")
         gate.set()
         await wait_until(lambda: drained(bus), what="handled")
+        asked_meanwhile = consumer._pull.requests - requests
 
     assert seen == [(f"t-{i:02d}", f"c-{i:02d}") for i in range(20)]
-    assert max(fetched) > 1, fetched
+    assert asked_meanwhile <= 2, asked_meanwhile  # one request's credit covered the 19
