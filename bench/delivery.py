@@ -1,0 +1,72 @@
+"""How long each consumer took to receive the events of a kept run (`--keep`, SQLite services).
+
+    python -m bench.delivery /tmp/retail-mesh-bench-sustained-mesh-XXXX
+
+For every event a consumer handled, the delay from its PubAck (the producer's outbox
+`published_at`) to the start of its handling (the consumer's hop-log row, written at the end,
+less the latency it records). It is the part of a hop that is neither the producer's nor the
+handler's work: NATS, the pull request and the consumer's queue. Decision 0039 is why it exists.
+Clocks are the same machine's, so a delay can come out a fraction of a millisecond negative.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+SLOW_S = 0.2
+
+
+def _seconds(text: str) -> float:
+    at = datetime.fromisoformat(text.replace(" ", "T"))
+    return (at if at.tzinfo else at.replace(tzinfo=UTC)).timestamp()
+
+
+def _rows(db: Path, query: str) -> list[tuple]:
+    connection = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        return connection.execute(query).fetchall()
+    except sqlite3.OperationalError:  # a database without the bus tables
+        return []
+    finally:
+        connection.close()
+
+
+def delays(mesh_dir: Path) -> dict[str, list[float]]:
+    """`service/hop` → the delivery delays (seconds) of the events it handled, sorted."""
+    published = {
+        event_id: _seconds(at)
+        for db in mesh_dir.glob("*.db")
+        for event_id, at in _rows(db, "SELECT id, published_at FROM outbox WHERE published_at IS NOT NULL")
+    }
+    found: dict[str, list[float]] = {}
+    for db in sorted(mesh_dir.glob("*.db")):
+        query = "SELECT hop, event_id, created_at, latency_ms FROM hop_log WHERE outcome = 'ok'"
+        for hop, event_id, at, latency_ms in _rows(db, query):
+            if event_id in published:
+                started = _seconds(at) - latency_ms / 1000
+                found.setdefault(f"{db.stem}/{hop}", []).append(started - published[event_id])
+    return {name: sorted(values) for name, values in found.items()}
+
+
+def _line(name: str, values: list[float]) -> str:
+    p50, p99 = values[len(values) // 2], values[int(len(values) * 0.99)]
+    slow = sum(v > SLOW_S for v in values)
+    return f"{name:45} {len(values):5} {p50 * 1000:8.1f} {p99 * 1000:8.1f} {values[-1] * 1000:8.1f} {slow:6}"
+
+
+def main() -> None:
+    mesh_dir = Path(sys.argv[1]) / "mesh"
+    found = delays(mesh_dir)
+    if not found:
+        raise SystemExit(f"no handled events with a known publish time under {mesh_dir}")
+    print(f"{'consumer':45} {'n':>5} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'>0.2 s':>6}")
+    for name, values in found.items():
+        print(_line(name, values))
+    print(_line("all", sorted(v for values in found.values() for v in values)))
+
+
+if __name__ == "__main__":
+    main()
