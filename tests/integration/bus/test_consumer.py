@@ -329,3 +329,22 @@ async def test_one_at_a_time_asks_for_a_batch_and_handles_it_in_stream_order(db,
 
     assert seen == [(f"t-{i:02d}", f"c-{i:02d}") for i in range(20)]
     assert asked_meanwhile <= 2, asked_meanwhile  # one request's credit covered the 19
+
+
+async def test_a_consumer_goes_on_after_nats_server_crashes_and_restarts(db, nats_server):
+    """The pull requests die with the server; the consumer asks again once they have certainly
+    expired (libs.bus.pull), and what was published before and after the crash is applied once."""
+    recorder = Recorder("thing-worker")
+    async with bus_for(db, nats_server, subscription(recorder)) as bus:
+        await emit(bus, "before-1")
+        await wait_until(lambda: drained(bus), what="the first event handled")
+        nats_server.kill()
+        await asyncio.to_thread(nats_server.start)  # same port, same store
+        await emit(bus, "after-1", "after-2")
+
+        async def applied() -> bool:
+            return all([await effects(db, thing) == 1 for thing in ("after-1", "after-2")])
+
+        await wait_until(applied, within=20, what="the events after the restart applied")
+
+    assert [await effects(db, thing) for thing in ("before-1", "after-1", "after-2")] == [1, 1, 1]
