@@ -21,6 +21,19 @@ async def _consumer(nc) -> None:
     )
 
 
+async def _started(nc, received: Received, expires: float) -> PullRequests:
+    pull = PullRequests(
+        nc,
+        stream=STREAM,
+        durable=DURABLE,
+        on_message=received.message,
+        on_credit=received.credit,
+        expires=expires,
+    )
+    await pull.start()
+    return pull
+
+
 class Received:
     def __init__(self) -> None:
         self.messages: list[Msg] = []
@@ -41,8 +54,7 @@ async def test_a_message_is_handed_over_at_once_even_when_an_older_request_answe
     the older one. Each message still arrives at once, long before either request expires."""
     await _consumer(nc)
     received = Received()
-    pull = PullRequests(nc, stream=STREAM, durable=DURABLE, on_message=received.message, expires=30.0)
-    await pull.start()
+    pull = await _started(nc, received, expires=30.0)
     try:
         await pull.request(1)  # left from an earlier round, say
         await pull.request(4)
@@ -62,15 +74,7 @@ async def test_a_message_is_handed_over_at_once_even_when_an_older_request_answe
 async def test_the_unused_part_of_an_expired_request_comes_back_as_credit(nc):
     await _consumer(nc)
     received = Received()
-    pull = PullRequests(
-        nc,
-        stream=STREAM,
-        durable=DURABLE,
-        on_message=received.message,
-        on_credit=received.credit,
-        expires=0.3,
-    )
-    await pull.start()
+    pull = await _started(nc, received, expires=0.3)
     try:
         js = nc.jetstream()
         await js.publish("pulltest.a", b"one")
@@ -88,32 +92,25 @@ async def test_the_unused_part_of_an_expired_request_comes_back_as_credit(nc):
 async def test_credit_of_a_request_whose_end_never_came_is_taken_back_after_its_expiry(nc):
     """A request lost with its connection never sends a 408; its credit must not stay out forever."""
     await _consumer(nc)
-    received = Received()
-    pull = PullRequests(nc, stream=STREAM, durable=DURABLE, on_message=received.message, expires=0.2)
-    await pull.start()
+    pull = await _started(nc, Received(), expires=0.2)
     await pull.stop()  # nobody listens: the server's 408 is never read
     await pull.request(3)
     pull.take_back_expired()
     assert pull.outstanding == 3  # not yet: it may still be answered
     due = pull.expiry_due_in()
     assert due is not None and 0 < due <= 0.2 + GRACE_S
-    await asyncio.sleep(due)
-    pull.take_back_expired()
-    assert pull.outstanding == 0
+
+    async def taken_back() -> bool:
+        pull.take_back_expired()
+        return pull.outstanding == 0
+
+    await wait_until(taken_back, within=due + 3, what="the credit taken back")
 
 
 async def test_a_refusal_takes_all_credit_back_and_backs_off(nc):
     await _consumer(nc)
     received = Received()
-    pull = PullRequests(
-        nc,
-        stream=STREAM,
-        durable=DURABLE,
-        on_message=received.message,
-        on_credit=received.credit,
-        expires=30.0,
-    )
-    await pull.start()
+    pull = await _started(nc, received, expires=30.0)
     try:
         await pull.request(4)
         js = nc.jetstream()
