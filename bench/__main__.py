@@ -46,7 +46,7 @@ import httpx
 import nats
 import psutil
 
-from bench import hop
+from bench import delivery, hop
 from bench.figures import collect, compute
 from bench.positions import availability_changes, position_lag
 from bench.profile import Profiler
@@ -427,6 +427,11 @@ async def run_one(
     finally:
         log.info("%s/%s: stopping", scenario, name)
         result["exit_codes"] = await system.stop()
+        if name == "mesh" and args.mesh_db == "sqlite":
+            try:  # the services have stopped: their SQLite files are complete
+                result.update(delivery.summary(data_dir / "mesh"))
+            except Exception:  # a figure missing must not lose the run's other figures
+                log.exception("%s/%s: could not read the delivery delays", scenario, name)
         if args.keep:
             result["data_dir"] = str(data_dir)
         else:
@@ -493,6 +498,7 @@ ROWS = (
     ("inventory lag p50 / p99 (ms)", lambda r: _triple(r, "inventory_lag", ("p50", "p99"))),
     ("position → Shopify lag p50 / p99 (ms)", lambda r: _triple(r, "position_lag", ("p50", "p99"))),
     ("position changes measured (coalesced) / already shown / unshown", lambda r: _position_counts(r)),
+    ("event delivery p50 / p99 / max (ms)", lambda r: _triple(r, "event_delivery", ("p50", "p99", "max"))),
     ("lost orders (not done)", lambda r: _fmt(r["lost_orders"])),
     ("duplicate ERP sales orders", lambda r: _fmt(r["duplicate_erp_sales_orders"])),
     ("duplicate 3PL orders", lambda r: _fmt(r["duplicate_tpl_orders"])),

@@ -6,6 +6,7 @@ For every event a consumer handled, the delay from its PubAck (the producer's ou
 `published_at`) to the start of its handling (the consumer's hop-log row, written at the end,
 less the latency it records). It is the part of a hop that is neither the producer's nor the
 handler's work: NATS, the pull request and the consumer's queue. Decision 0039 is why it exists.
+A mesh run on SQLite also records these figures in its result (`event_delivery_*`).
 Clocks are the same machine's, so a delay can come out a fraction of a millisecond negative.
 """
 
@@ -15,6 +16,7 @@ import sqlite3
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 SLOW_S = 0.2
 
@@ -49,6 +51,20 @@ def delays(mesh_dir: Path) -> dict[str, list[float]]:
                 started = _seconds(at) - latency_ms / 1000
                 found.setdefault(f"{db.stem}/{hop}", []).append(started - published[event_id])
     return {name: sorted(values) for name, values in found.items()}
+
+
+def summary(mesh_dir: Path) -> dict[str, Any]:
+    """The run's figures over every consumer's deliveries (empty when none could be read)."""
+    every = sorted(v for values in delays(mesh_dir).values() for v in values)
+    if not every:
+        return {}
+    return {
+        "event_deliveries": len(every),
+        "event_delivery_p50_s": every[len(every) // 2],
+        "event_delivery_p99_s": every[int(len(every) * 0.99)],
+        "event_delivery_max_s": every[-1],
+        "event_deliveries_over_200ms": sum(v > SLOW_S for v in every),
+    }
 
 
 def _line(name: str, values: list[float]) -> str:

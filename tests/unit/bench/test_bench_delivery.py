@@ -6,7 +6,7 @@ import sqlite3
 
 import pytest
 
-from bench.delivery import delays
+from bench.delivery import delays, summary
 
 
 def _db(path, outbox=(), hops=()):
@@ -42,3 +42,20 @@ def test_a_delay_runs_from_the_producer_s_puback_to_the_start_of_handling(tmp_pa
 
     assert list(found) == ["erp-adapter/erp-adapter"]
     assert found["erp-adapter/erp-adapter"] == pytest.approx([0.010, 0.500], abs=1e-6)
+
+
+def test_the_run_s_figures_cover_every_consumer(tmp_path):
+    _db(
+        tmp_path / "orders.db",
+        outbox=[("e1", "2026-11-29 15:00:00.000000"), ("e2", "2026-11-29 15:00:01.000000")],
+    )
+    _db(tmp_path / "erp-adapter.db", hops=[("erp-adapter", "e1", "2026-11-29 15:00:00.040000", 30.0, "ok")])
+    _db(tmp_path / "ops.db", hops=[("ops.orders", "e2", "2026-11-29 15:00:01.400000", 100.0, "ok")])
+
+    figures = summary(tmp_path)
+
+    assert figures["event_deliveries"] == 2
+    assert figures["event_delivery_p50_s"] == pytest.approx(0.300, abs=1e-6)
+    assert figures["event_delivery_max_s"] == pytest.approx(0.300, abs=1e-6)
+    assert figures["event_deliveries_over_200ms"] == 1
+    assert summary(tmp_path / "nothing-here") == {}
