@@ -2,12 +2,12 @@
 
 nats-py's `PullSubscription.fetch` is not used: a fetch waits until *its own* pull request has
 ended before it returns. A request from an earlier fetch can still be alive on the server (the
-client timed out a moment before the server's 408 and sent a second request, nats-io/nats.py#933,
-still open as #986 in 2.16). The server gives the next message to the oldest request, so the fetch
-that receives it waits for its own request to fill or expire. The message then sits in the
-client until the next message or the fetch timeout. In the bench at 2 orders a second, half of the
-erp-adapter's and tpl-adapter's deliveries waited for the next order's event, about 0.5 s each
-(docs/decisions/0039-pull-requests-without-fetch.md).
+client timed out a moment before the server's 408 and sent a second request: nats-io/nats.py#933,
+reported again as #986 and open in 2.16). The server gives the next message to the oldest request,
+so the fetch that receives it waits for its own request to fill or expire. The message then sits
+in the client until the next message or the fetch timeout. In the bench at 2 orders a second, one
+order in three waited about 0.5 s at the erp-adapter and as long again at the tpl-adapter for the
+next order's event (docs/decisions/0039-pull-requests-without-fetch.md).
 
 Here a message is tied to no request. Every message on the inbox goes to `on_message` at once,
 whichever request it answers. The requests only carry credit: how many more messages the process
