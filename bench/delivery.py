@@ -26,30 +26,34 @@ def _seconds(text: str) -> float:
     return (at if at.tzinfo else at.replace(tzinfo=UTC)).timestamp()
 
 
-def _rows(db: Path, query: str) -> list[tuple]:
+_PUBLISHED = "SELECT id, published_at FROM outbox WHERE published_at IS NOT NULL"
+_HANDLED = "SELECT hop, event_id, created_at, latency_ms FROM hop_log WHERE outcome = 'ok'"
+
+
+def _read(db: Path) -> tuple[list[tuple], list[tuple]]:
+    """The database's published events and handled ones (none where it has no bus tables)."""
     connection = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     try:
-        return connection.execute(query).fetchall()
+        return connection.execute(_PUBLISHED).fetchall(), connection.execute(_HANDLED).fetchall()
     except sqlite3.OperationalError:  # a database without the bus tables
-        return []
+        return [], []
     finally:
         connection.close()
 
 
 def delays(mesh_dir: Path) -> dict[str, list[float]]:
     """`service/hop` → the delivery delays (seconds) of the events it handled, sorted."""
-    published = {
-        event_id: _seconds(at)
-        for db in mesh_dir.glob("*.db")
-        for event_id, at in _rows(db, "SELECT id, published_at FROM outbox WHERE published_at IS NOT NULL")
-    }
-    found: dict[str, list[float]] = {}
+    published: dict[str, float] = {}
+    handled: list[tuple[str, tuple]] = []
     for db in sorted(mesh_dir.glob("*.db")):
-        query = "SELECT hop, event_id, created_at, latency_ms FROM hop_log WHERE outcome = 'ok'"
-        for hop, event_id, at, latency_ms in _rows(db, query):
-            if event_id in published:
-                started = _seconds(at) - latency_ms / 1000
-                found.setdefault(f"{db.stem}/{hop}", []).append(started - published[event_id])
+        sent, hops = _read(db)
+        published.update((event_id, _seconds(at)) for event_id, at in sent)
+        handled.extend((db.stem, row) for row in hops)
+    found: dict[str, list[float]] = {}
+    for service, (hop, event_id, at, latency_ms) in handled:
+        if event_id in published:
+            started = _seconds(at) - latency_ms / 1000
+            found.setdefault(f"{service}/{hop}", []).append(started - published[event_id])
     return {name: sorted(values) for name, values in found.items()}
 
 

@@ -384,7 +384,6 @@ class Consumer:
         assert pull is not None
         capacity = self.subscription.batch if self._in_order else self.subscription.concurrency
         threshold = max(1, capacity // 4)
-        failures = 0
         while not self._stopping:
             self._wake.clear()  # before looking, so a wake-up while deciding is not lost
             pull.take_back_expired()
@@ -397,13 +396,8 @@ class Consumer:
             if free >= threshold or (free > 0 and not pull.outstanding):
                 try:
                     await pull.request(free)
-                except Exception as error:
-                    # Disconnected, closing: wait and ask again.
-                    failures += 1
+                except Exception as error:  # disconnected, closing: asked again after its back-off
                     log.warning("pull request for %s failed (%s); retrying", self.durable, error)
-                    await asyncio.sleep(min(5.0, 0.1 * 2 ** min(failures, 6)))
-                    continue
-                failures = 0
                 continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), pull.expiry_due_in())

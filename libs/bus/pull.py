@@ -76,7 +76,7 @@ class PullRequests:
         self.requests = 0
         #: Answers that were neither a message nor a request's end (consumer deleted, no responders).
         self.refusals = 0
-        #: Monotonic time before which no request should be sent (back-off after refusals).
+        #: Monotonic time before which no request should be sent (`back_off`).
         self.refused_until = 0.0
         self._refused_in_a_row = 0
         self._live_until = 0.0
@@ -95,12 +95,23 @@ class PullRequests:
             self._sub = None
 
     async def request(self, batch: int) -> None:
-        """Ask for up to `batch` more messages, for `expires` seconds."""
+        """Ask for up to `batch` more messages, for `expires` seconds; a request that cannot be
+        sent (disconnected, closing) raises and holds the next one back (`back_off`)."""
         body = json.dumps({"batch": batch, "expires": int(self.expires * 1_000_000_000)}).encode()
-        await self._nc.publish(self._subject, body, reply=self._inbox)
+        try:
+            await self._nc.publish(self._subject, body, reply=self._inbox)
+        except Exception:
+            self.back_off()
+            raise
         self.outstanding += batch
         self.requests += 1
         self._live_until = time.monotonic() + self.expires
+
+    def back_off(self) -> None:
+        """Hold the next request back after a refusal or a failed send: 0.2 s, doubling up to 5 s,
+        until a message or a request's end comes."""
+        self._refused_in_a_row += 1
+        self.refused_until = time.monotonic() + min(5.0, 0.1 * 2 ** min(self._refused_in_a_row, 6))
 
     def expiry_due_in(self) -> float | None:
         """Seconds until every request sent has certainly expired; None with no credit out."""
@@ -135,6 +146,5 @@ class PullRequests:
             description = msg.headers.get("Description", "") if msg.headers else ""
             log.warning("pull request of %s answered %s %s", self.durable, status, description)
             self.outstanding = 0
-            self._refused_in_a_row += 1
-            self.refused_until = time.monotonic() + min(5.0, 0.1 * 2 ** min(self._refused_in_a_row, 6))
+            self.back_off()
         self._on_credit()

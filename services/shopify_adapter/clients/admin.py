@@ -76,8 +76,8 @@ query($id: ID!) {{
 #: must find a query's *requested* cost free in the bucket before it starts it: 108 points for
 #: this one, against 338 for the larger, though both are charged about 11. At the end of a sale,
 #: with the bucket drained, that decides how many fulfillments can start at once.
-FULFILLMENT_ORDERS_FEW = (5, 3, 10)
-FULFILLMENT_ORDERS = _fulfillment_orders_query(*FULFILLMENT_ORDERS_FEW)
+FEW_FULFILLMENTS = 5
+FULFILLMENT_ORDERS = _fulfillment_orders_query(FEW_FULFILLMENTS, 3, 10)
 #: Read when the first read may have left something out (a page was full).
 FULFILLMENT_ORDERS_MORE = _fulfillment_orders_query(10, 5, 25)
 
@@ -373,7 +373,7 @@ class ShopifyAdmin:
         """The order's fulfillments (with tracking) and fulfillment orders (with open lines).
 
         Read with the small query first, and again with the larger one when a page of the first
-        was full (`FULFILLMENT_ORDERS_FEW`).
+        was full (`FULFILLMENT_ORDERS`).
         """
         order = (await self.execute(FULFILLMENT_ORDERS, {"id": order_gid})).get("order")
         if order is not None and _may_hold_more(order):
@@ -486,8 +486,7 @@ def _retry_after(value: str | None) -> float | None:
 
 def _may_hold_more(order: dict[str, Any]) -> bool:
     """Whether the small fulfillment read may have left fulfillments, orders or lines out."""
-    most_fulfillments, _orders, _lines = FULFILLMENT_ORDERS_FEW
-    if len(order.get("fulfillments") or []) >= most_fulfillments:
+    if len(order.get("fulfillments") or []) >= FEW_FULFILLMENTS:
         return True
     orders = order.get("fulfillmentOrders") or {}
     if (orders.get("pageInfo") or {}).get("hasNextPage"):
