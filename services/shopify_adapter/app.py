@@ -104,6 +104,7 @@ async def running(settings: ShopifyAdapterSettings) -> AsyncIterator[Adapter]:
         fulfillments = FulfillmentWorker(
             db, admin, orders, event_bus.outbox.add, retry_max_s=settings.webhook_retry_max_s
         )
+        stack.push_async_callback(fulfillments.close)  # after the loop below has stopped
         fulfillment_loop = await stack.enter_async_context(
             Loop("shopify-fulfillments", fulfillments.step, settings.webhook_worker_poll_s)
         )

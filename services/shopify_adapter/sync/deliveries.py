@@ -30,18 +30,18 @@ the reason, to be inspected and replayed (`replay`).
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import time
-from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from libs.lifecycle.lanes import Lanes
 from libs.store import Compiled, Database
 from libs.telemetry import record_outcome
 from services.shopify_adapter.clients.admin import ShopifyAdmin, ShopifyError, ShopifyTransient
@@ -117,11 +117,7 @@ class DeliveryWorker:
         ingress_first_s: float = 0.5,
     ) -> None:
         self.db = db
-        self._slots = asyncio.Semaphore(concurrency)
-        self._working: set[int] = set()
-        self._lanes: dict[str, asyncio.Lock] = {}
-        self._lane_users: defaultdict[str, int] = defaultdict(int)
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._lanes = Lanes(concurrency=concurrency, name="shopify-deliveries")
         self.ingestor = ingestor
         self.orders = orders
         self.admin = admin
@@ -136,45 +132,22 @@ class DeliveryWorker:
         (more may wait). The work runs in tasks, so a slow delivery never holds back the next
         webhook; `close` waits for them."""
         now = datetime.now(UTC)
-        due = {"b_now": now, "b_limit": self.batch + len(self._working)}
+        due = {"b_now": now, "b_limit": self.batch + len(self._lanes)}
         found = (await self.db.fetch(_DUE, due)).all()
-        rows = [row for row in found if row.id not in self._working][: self.batch]
+        rows = [row for row in found if row.id not in self._lanes][: self.batch]
         if rows and self._ingress_quiet is not None:
             received = rows[0].received_at  # the oldest: rows come in the order they were stored
             await self._ingress_quiet(self.ingress_first_s - (now - received).total_seconds())
         for delivery_id, topic, body, _received in rows:
-            key = order_key(topic, body) or f"delivery:{delivery_id}"
-            self._working.add(delivery_id)
-            self._lane_users[key] += 1
-            task = asyncio.create_task(self._work_in_lane(delivery_id, key), name=f"delivery-{delivery_id}")
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            # One order's deliveries in their lane, in the order they were stored.
+            lane = order_key(topic, body) or f"delivery:{delivery_id}"
+            self._lanes.start(delivery_id, lane, partial(self.work, delivery_id))
         return len(rows) == self.batch
-
-    async def _work_in_lane(self, delivery_id: int, key: str) -> None:
-        lane = self._lanes.setdefault(key, asyncio.Lock())
-        try:
-            # The order's lane first (FIFO, so its deliveries keep their order), then a slot.
-            async with lane, self._slots:
-                await self.work(delivery_id)
-        except Exception:
-            log.exception("delivery worker failed", extra={"delivery_id": delivery_id})
-        finally:
-            self._working.discard(delivery_id)
-            self._lane_users[key] -= 1
-            if not self._lane_users[key]:
-                del self._lane_users[key]
-                self._lanes.pop(key, None)
 
     async def close(self, grace: float = 5.0) -> None:
         """Let the deliveries in progress finish for `grace` seconds, then cancel the rest (they
         stay pending and are worked again after the restart; every call they make is idempotent)."""
-        if not self._tasks:
-            return
-        _done, pending = await asyncio.wait(set(self._tasks), timeout=grace)
-        for task in pending:
-            task.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
+        await self._lanes.close(grace)
 
     async def work(self, delivery_id: int) -> str:
         """Work one delivery; return its new status."""

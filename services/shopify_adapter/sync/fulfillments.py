@@ -18,7 +18,7 @@ from typing import Any
 
 from sqlalchemy import bindparam, select, update
 
-from libs.lifecycle.lanes import in_lanes
+from libs.lifecycle.lanes import Lanes
 from libs.store import Compiled, Database
 from libs.telemetry import record_outcome
 from retail.common.v1 import common_pb2
@@ -50,7 +50,7 @@ _DUE = Compiled(
     select(_JOB.c.shipment_id, _JOB.c.order_id)
     .where(_JOB.c.status == tables.PENDING, _JOB.c.next_attempt_at <= bindparam("b_now"))
     .order_by(_JOB.c.created_at)
-    .limit(BATCH)
+    .limit(bindparam("b_limit"))
 )
 _CHANNEL_ORDER = tables.ChannelOrder.__table__
 _JOB_ROW = Compiled(
@@ -100,26 +100,37 @@ class FulfillmentWorker:
         concurrency: int = 8,
     ) -> None:
         self.db = db
-        self.concurrency = concurrency
+        self._lanes = Lanes(concurrency=concurrency, name="shopify-fulfillments")
         self.admin = admin
         self.orders = orders
         self.outbox_add = outbox_add
         self.retry_max_s = retry_max_s
 
     async def step(self) -> bool:
-        """Work the jobs that are due; True when more may wait.
+        """Start the due jobs not already being worked; True when a full batch was started (more
+        may wait).
 
-        Jobs of different orders run at once: a flash sale's shipments arrive in batches, and
-        each job waits on two Admin API round trips. Jobs of one order run one after another, so
-        two shipments never read the same open fulfillment order lines at the same time.
+        Jobs run in tasks as soon as they are found (`libs.lifecycle.lanes.Lanes`): a flash sale's
+        shipments arrive in waves, each job waits on two Admin API round trips, and a job found
+        while others are in flight starts at once instead of after them. Jobs of different orders
+        run at once; jobs of one order one after another, so two shipments never read the same
+        open fulfillment order lines at the same time. `close` waits for them.
         """
-        due = (await self.db.fetch(_DUE, {"b_now": datetime.now(UTC)})).all()
-        await in_lanes(
-            ((order_id, partial(self.work, shipment_id)) for shipment_id, order_id in due),
-            concurrency=self.concurrency,
-            name="shopify-fulfillments",
-        )
-        return len(due) == BATCH
+        limit = BATCH + len(self._lanes)  # the jobs in progress are still pending
+        found = (await self.db.fetch(_DUE, {"b_now": datetime.now(UTC), "b_limit": limit})).all()
+        due = [(shipment_id, order_id) for shipment_id, order_id in found if shipment_id not in self._lanes]
+        for shipment_id, order_id in due[:BATCH]:
+            self._lanes.start(shipment_id, order_id, partial(self.work, shipment_id))
+        return len(due) >= BATCH
+
+    async def idle(self) -> None:
+        """Wait until the jobs started so far are worked."""
+        await self._lanes.idle()
+
+    async def close(self, grace: float = 5.0) -> None:
+        """Let the jobs in progress finish for `grace` seconds, then cancel the rest (they stay
+        pending; the look-up before `fulfillmentCreate` makes working one again safe)."""
+        await self._lanes.close(grace)
 
     async def _order_gid(self, order_id: str, ingested_gid: str | None) -> str:
         if ingested_gid:

@@ -2,9 +2,10 @@
 3PL gets its 2xx; a processor then reports it to the shipments service, retrying transient
 failures with back-off and keeping permanent ones as `failed` for inspection.
 
-The warehouse ships in waves, so deliveries come in batches: those of different 3PL orders are
-reported at once (`concurrency`), those of one order one after another, a round's "shipped"
-before its "delivered" (`process_due`)."""
+The warehouse ships in waves, so deliveries come in batches: each is started as soon as it is
+found (`libs.lifecycle.lanes.Lanes`), those of different 3PL orders at once (`concurrency`),
+those of one order one after another, "shipped" before "delivered" when both are found together
+(`process_due`)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from typing import Any
 from sqlalchemy import Row, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from libs.lifecycle.lanes import in_lanes
+from libs.lifecycle.lanes import Lanes
 from libs.store import Compiled, Database
 from services.tpl_adapter.receipts import ReceiptReporter
 from services.tpl_adapter.store import WebhookDeliveryRow
@@ -46,8 +47,10 @@ _PENDING = Compiled(
     )
     .where(_DELIVERY.c.status == "pending")
     .order_by(_DELIVERY.c.received_at)
-    .limit(100)
+    .limit(bindparam("b_limit"))
 )
+#: Deliveries looked at per pass, besides those in progress.
+_BATCH = 100
 _KEY = _DELIVERY.c.delivery_key == bindparam("b_delivery_key")
 _ATTEMPTS = Compiled(select(_DELIVERY.c.attempts).where(_KEY))
 _SETTLE = Compiled(update(_DELIVERY).where(_KEY))
@@ -98,7 +101,7 @@ class WebhookInbox:
         concurrency: int = 8,
     ) -> None:
         self._db = db
-        self._concurrency = concurrency
+        self._lanes = Lanes(concurrency=concurrency, name="tpl-webhook-inbox")
         self._reporter = reporter
         self._receipts = receipts
         self._retry_s = retry_interval_s
@@ -134,13 +137,19 @@ class WebhookInbox:
         """Start processing stored deliveries."""
         self._task = asyncio.create_task(self._run(), name="tpl-webhook-inbox")
 
-    async def stop(self) -> None:
-        """Stop processing (pending deliveries stay stored for the next start)."""
+    async def stop(self, grace: float = 5.0) -> None:
+        """Stop processing: the deliveries in progress get `grace` seconds, the rest stay stored
+        for the next start."""
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        await self._lanes.close(grace)
+
+    async def idle(self) -> None:
+        """Wait until the deliveries started so far are processed."""
+        await self._lanes.idle()
 
     async def _run(self) -> None:
         while True:
@@ -155,29 +164,29 @@ class WebhookInbox:
                 await asyncio.wait_for(self._wake.wait(), timeout=delay)
 
     async def process_due(self) -> float:
-        """Process every delivery that is due; returns seconds until the next one is.
+        """Start every delivery that is due and not in progress; returns seconds until the next
+        one is.
 
-        A shipment's "shipped" goes before any "delivered" of the same round: the 3PL sends its
+        A shipment's "shipped" goes before any "delivered" found with it: the 3PL sends its
         webhooks at once and they may arrive the other way round, and a delivery reported before
         its shipment is recorded would wait a back-off for nothing."""
         async with self._db.read() as session:
-            rows = (await session.execute(_PENDING)).all()
+            rows = (await session.execute(_PENDING, {"b_limit": _BATCH + len(self._lanes)})).all()
         now = _now()
         next_due = self._retry_s
         due = []
         for row in rows:
+            if row.delivery_key in self._lanes:
+                continue
             if row.next_attempt_at > now:
                 next_due = min(next_due, (row.next_attempt_at - now).total_seconds())
             else:
                 due.append(row)
         # A stable sort: within a topic, oldest first still.
         due.sort(key=lambda row: _TOPIC_RANK.get(row.topic, len(_TOPIC_RANK)))
-        parsed = ((row, _parsed(row.body)) for row in due)
-        await in_lanes(
-            ((_lane(row, payload), partial(self._process, row, payload)) for row, payload in parsed),
-            concurrency=self._concurrency,
-            name="tpl-webhook-inbox",
-        )
+        for row in due:
+            payload = _parsed(row.body)
+            self._lanes.start(row.delivery_key, _lane(row, payload), partial(self._process, row, payload))
         return max(0.05, next_due)
 
     async def _process(self, row: Row[Any], payload: Any) -> None:
@@ -206,6 +215,8 @@ class WebhookInbox:
             else:
                 settled["processed_at"] = _now()
             await session.execute(_SETTLE, {**key, **settled})
+        if status == "pending":
+            self._wake.set()  # the loop's next wait is until this retry, not its default
         if error:
             log.warning(
                 "3PL webhook not applied", extra={"topic": row.topic, "status": status, "error": error}

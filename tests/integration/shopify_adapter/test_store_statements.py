@@ -197,6 +197,7 @@ async def test_a_confirmed_shipment_becomes_a_job_once_and_is_done_with_its_even
             )
         worker = FulfillmentWorker(db, Admin(), Orders(), Outbox(producer="shopify-adapter").add)
         more = await worker.step()
+        await asyncio.wait_for(worker.idle(), 10)
         job = await _one(db, tables.FulfillmentJob)
         published = await _one(db, OutboxRow)
 

@@ -1,13 +1,16 @@
 """The webhook inbox reports a wave of shipments at once, on SQLite and PostgreSQL: deliveries of
 different 3PL orders are reported together, those of one order one after another, oldest first,
-a shipment's "shipped" before its "delivered" whichever came first; and a delivery stored while a
-round is being worked starts the next round at once."""
+a shipment's "shipped" before its "delivered" whichever came first; a delivery stored while
+another is being reported starts at once, without waiting for it or for the timer; and a retry
+asked for sooner than the timer is made then (decision 0040)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -63,6 +66,7 @@ async def test_deliveries_of_two_orders_are_reported_at_once_and_one_orders_in_o
         for webhook_id, shipment, order in (("w1", 11, 1), ("w2", 12, 1), ("w3", 21, 2)):
             assert await inbox.store(webhook_id, "order.shipment.delivered", _delivered(shipment, order))
         await inbox.process_due()
+        await asyncio.wait_for(inbox.idle(), WITHIN_S)
         async with db.read() as session:
             statuses = (await session.execute(select(WebhookDeliveryRow.status))).scalars().all()
 
@@ -115,6 +119,7 @@ async def test_a_shipment_s_delivered_that_arrived_first_is_reported_after_its_s
         assert await inbox.store("w1", "order.shipment.delivered", _delivered(21, 2))
         assert await inbox.store("w2", "order.shipped", _shipped(21, 2))
         await inbox.process_due()
+        await asyncio.wait_for(inbox.idle(), WITHIN_S)
 
     assert reporter.reported == ["shipped 21", "delivered 21"]
 
@@ -140,6 +145,84 @@ async def test_a_delivery_stored_during_a_round_is_worked_without_waiting_for_th
     assert reporter.reported == ["delivered 11", "delivered 21"]
 
 
+class HoldsTheFirst:
+    """The shipments service holding the report of shipment 11 (order 1) until the test opens it."""
+
+    def __init__(self) -> None:
+        self.reported: list[str] = []
+        self.gate = asyncio.Event()
+        self.first_started = asyncio.Event()
+        self.second_reported = asyncio.Event()
+
+    async def delivered(self, request_id: str, warehouse_shipment_id: str, at: datetime) -> None:
+        if warehouse_shipment_id == "11":
+            self.first_started.set()
+            await asyncio.wait_for(self.gate.wait(), WITHIN_S)
+        self.reported.append(warehouse_shipment_id)
+        if warehouse_shipment_id == "21":
+            self.second_reported.set()
+
+
+async def test_a_delivery_stored_while_another_is_reported_does_not_wait_for_it(database_url):
+    reporter = HoldsTheFirst()
+    async with migrated(database_url, [MIGRATIONS]) as db:
+        async with _running(db, reporter) as inbox:
+            assert await inbox.store("w1", "order.shipment.delivered", _delivered(11, 1))
+            await asyncio.wait_for(reporter.first_started.wait(), WITHIN_S)
+            assert await inbox.store("w2", "order.shipment.delivered", _delivered(21, 2))
+            # In rounds, this would wait for shipment 11's report, which waits for the gate.
+            await asyncio.wait_for(reporter.second_reported.wait(), WITHIN_S)
+            reported_while_held = list(reporter.reported)
+            reporter.gate.set()
+            await _until(lambda: len(reporter.reported) == 2)
+
+    assert reported_while_held == ["21"]
+    assert reporter.reported == ["21", "11"]
+
+
+@contextlib.asynccontextmanager
+async def _running(db: Any, reporter: Any) -> AsyncIterator[WebhookInbox]:
+    """The inbox's own loop, with a timer of 60 s: anything sooner is its wake-up's doing."""
+    inbox = WebhookInbox(db, reporter, retry_interval_s=60.0)
+    inbox.start()
+    try:
+        yield inbox
+    finally:
+        await inbox.stop()
+
+
+async def _until(condition: Any) -> None:
+    deadline = time.monotonic() + WITHIN_S
+    while not condition():
+        assert time.monotonic() < deadline, "not reported in time"
+        await asyncio.sleep(0.02)
+
+
+class FailsOnce:
+    """The shipments service refusing the first report of shipment 11, asking for a retry in
+    0.2 s, and taking it then."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.reported: list[str] = []
+
+    async def delivered(self, request_id: str, warehouse_shipment_id: str, at: datetime) -> None:
+        self.calls += 1
+        if self.calls == 1:
+            raise ReportFailed("tracking: NOT_FOUND", transient=True, retry_s=0.2)
+        self.reported.append(warehouse_shipment_id)
+
+
+async def test_a_retry_sooner_than_the_timer_is_made_when_asked(database_url):
+    reporter = FailsOnce()
+    async with migrated(database_url, [MIGRATIONS]) as db:
+        async with _running(db, reporter) as inbox:
+            assert await inbox.store("w1", "order.shipment.delivered", _delivered(11, 1))
+            await _until(lambda: reporter.reported == ["11"])
+
+    assert reporter.calls == 2
+
+
 class Overtaken:
     """The shipments service refusing every "delivered": shipment 11 is not recorded yet (the
     report asks to be tried again in 1 s), shipment 21 fails without a hint."""
@@ -157,6 +240,7 @@ async def test_a_failed_report_is_tried_again_after_its_own_hint_or_the_inbox_s_
         assert await inbox.store("w2", "order.shipment.delivered", _delivered(21, 2))
         before = datetime.now(UTC)
         next_due = await inbox.process_due()
+        await asyncio.wait_for(inbox.idle(), WITHIN_S)
         async with db.read() as session:
             rows = (
                 await session.execute(

@@ -8,6 +8,7 @@ again soon, and taken as not ours only once it has waited UNKNOWN_RELEASE_PATIEN
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -25,6 +26,7 @@ from services.tpl_adapter.webhooks.reporter import (
 )
 
 RELEASE_ID = "ord-1:EAST:1"
+WITHIN_S = 5.0
 
 
 class Shipments:
@@ -77,6 +79,7 @@ async def test_a_shipment_that_overtook_its_release_s_record_is_reported_once_th
         assert await inbox.store("w1", "order.shipped", _shipped())
         before = datetime.now(UTC)
         await inbox.process_due()
+        await asyncio.wait_for(inbox.idle(), WITHIN_S)
         first = await _delivery(db)
 
         now = datetime.now(UTC)
@@ -99,6 +102,7 @@ async def test_a_shipment_that_overtook_its_release_s_record_is_reported_once_th
             # Due now rather than in a second: the test does not sleep through the back-off.
             await session.execute(update(WebhookDeliveryRow).values(next_attempt_at=now))
         await inbox.process_due()
+        await asyncio.wait_for(inbox.idle(), WITHIN_S)
         second = await _delivery(db)
 
     assert first.status == "pending"
@@ -120,6 +124,7 @@ async def test_a_shipment_of_a_release_never_recorded_fails_once_it_has_waited_l
                 update(WebhookDeliveryRow).values(received_at=long_ago, next_attempt_at=long_ago)
             )
         await inbox.process_due()
+        await asyncio.wait_for(inbox.idle(), WITHIN_S)
         settled = await _delivery(db)
 
     assert settled.status == "failed"
