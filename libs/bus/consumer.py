@@ -48,6 +48,11 @@ ADVISORY_MAX_DELIVERIES = "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{stream}.{
 ACK_TIMEOUT_REASON = "max deliveries (ack timeout)"
 #: Consumer stats outcome of a delivery its subscription's `relevant` check skipped.
 IRRELEVANT = "irrelevant"
+#: The delay of the nak that hands a message back on stop. A plain nak puts the message on the
+#: server's redelivery queue at once, and of several handed back together the server may deliver
+#: the first after the others (nats-server 2.15: naks of 1-4 redelivered as 2, 3, 4, 1); after a
+#: short delay its pending check hands them back together, in stream order (decision 0041).
+HAND_BACK_DELAY_S = 0.05
 
 
 @dataclass
@@ -307,8 +312,9 @@ class Consumer:
         self.hop = subscription.hop or subscription.durable
         self.stats = ConsumerStats()
         self._inbox = inbox.Inbox(db)
-        self._inflight: set[asyncio.Task[None]] = set()
+        self._inflight: dict[asyncio.Task[None], Msg] = {}  # handler task -> its message
         self._queue: deque[Msg] = deque()  # one at a time: received, not yet handled
+        self._unhandled: list[Msg] = []  # received while stopping: handed back by `stop`
         self._queued = asyncio.Event()
         self._wake = asyncio.Event()  # a handler finished or a pull request ended
         self._stopping = False
@@ -352,8 +358,12 @@ class Consumer:
     async def stop(self, grace: float = 30.0) -> None:
         """Stop pulling, let in-flight handlers finish (up to `grace` seconds), then unsubscribe.
 
-        Messages received and not yet handled are left unacknowledged: the server delivers them
-        again after ack_wait, and the inbox absorbs any repeat.
+        What was received and not handled (queued, still arriving, or a handler cancelled after
+        the grace) is handed back with a nak (`HAND_BACK_DELAY_S`): the server delivers it again
+        a moment later, to another replica or to this consumer after its restart, in stream
+        order, instead of after ack_wait behind newer messages. Each nak counts as a delivery
+        (decision 0041); a handler that had committed before it was cancelled is absorbed by the
+        inbox.
         """
         self._stopping = True
         for task in self._tasks:
@@ -362,16 +372,26 @@ class Consumer:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks = []
+        unhandled = [*self._queue]
         self._queue.clear()
         if self._inflight:
             _done, late = await asyncio.wait(set(self._inflight), timeout=grace)
             for task in late:
-                task.cancel()  # not acked: redelivered after ack_wait, the inbox absorbs a repeat
+                unhandled.append(self._inflight[task])
+                task.cancel()
+            if late:  # let them unwind (a commit under way finishes; the inbox absorbs it)
+                await asyncio.wait(late, timeout=1.0)
         await self.watcher.stop()
         if self._pull is not None:
             with contextlib.suppress(Exception):
-                await self._pull.stop()
+                await self._pull.stop()  # no more messages arrive after this
             self._pull = None
+        unhandled += self._unhandled
+        self._unhandled = []
+        for msg in sorted(unhandled, key=lambda msg: msg.metadata.sequence.stream):
+            await _quietly(msg.nak(delay=HAND_BACK_DELAY_S))
+        if unhandled:
+            log.info("consumer %s handed back %d unhandled messages", self.durable, len(unhandled))
 
     async def _request_loop(self) -> None:
         """Keep enough credit out that every free handler slot can get a message at once.
@@ -405,7 +425,8 @@ class Consumer:
     def _received(self, msg: Msg) -> None:
         """A message from any of this process's pull requests: handle it now, or queue it in order."""
         if self._stopping:
-            return  # not acked: redelivered after ack_wait
+            self._unhandled.append(msg)  # handed back by `stop`
+            return
         if self._in_order:
             self._queue.append(msg)
             self._queued.set()
@@ -414,7 +435,7 @@ class Consumer:
 
     def _start_handling(self, msg: Msg) -> asyncio.Task[None]:
         task = asyncio.create_task(self._handle(msg))
-        self._inflight.add(task)
+        self._inflight[task] = msg
         task.add_done_callback(self._handled)
         return task
 
@@ -432,7 +453,7 @@ class Consumer:
             await asyncio.wait([self._start_handling(self._queue.popleft())])
 
     def _handled(self, task: asyncio.Task[None]) -> None:
-        self._inflight.discard(task)
+        self._inflight.pop(task, None)
         self._wake.set()
         if not task.cancelled() and task.exception() is not None:
             log.error("consumer %s: unhandled error", self.durable, exc_info=task.exception())

@@ -18,6 +18,7 @@ request sent has certainly expired.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
@@ -89,10 +90,14 @@ class PullRequests:
         self._sub = await self._nc.subscribe(self._inbox, cb=self._received)
 
     async def stop(self) -> None:
-        """Unsubscribe: a message the server still sends is redelivered after ack_wait."""
+        """Unsubscribe, and wait one round trip so the server has taken it in before the consumer
+        hands anything back (`Consumer.stop`): it then finds no one listening on these requests.
+        A message already on its way is redelivered after ack_wait."""
         if self._sub is not None:
             await self._sub.unsubscribe()
             self._sub = None
+            with contextlib.suppress(Exception):  # closing or disconnected: nothing to wait for
+                await self._nc.flush(timeout=2)
 
     async def request(self, batch: int) -> None:
         """Ask for up to `batch` more messages, for `expires` seconds; a request that cannot be

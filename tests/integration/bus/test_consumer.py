@@ -331,6 +331,43 @@ async def test_one_at_a_time_asks_for_a_batch_and_handles_it_in_stream_order(db,
     assert asked_meanwhile <= 2, asked_meanwhile  # one request's credit covered the 19
 
 
+async def test_a_stopped_consumer_hands_back_what_it_had_not_handled_at_once_and_in_order(db, nats_server):
+    """On stop, the queued messages and a handler cut off by the grace are nak'd: the restarted
+    consumer gets them at once and in stream order, not after ack_wait (60 s here) (decision
+    0041)."""
+    recorder = Recorder("thing-worker")
+    held, forever = asyncio.Event(), asyncio.Event()
+    seen: list[tuple[str, int]] = []
+
+    async def relevant(event: ThingHappened) -> bool:
+        if event.thing_id == "t-00" and not held.is_set():
+            held.set()
+            await forever.wait()  # this process never finishes t-00: the stop's grace cuts it off
+        return True
+
+    async def on_call(event: ThingHappened, ctx) -> None:
+        seen.append((event.thing_id, ctx.delivery))
+
+    recorder.on_call = on_call
+    waiting = subscription(recorder, concurrency=1, relevant=relevant, ack_wait=60)
+    async with bus_for(db, nats_server, waiting) as bus:
+        consumer = bus.consumers[0]
+        await emit(bus, "t-00")
+        await wait_until(lambda: asyncio.sleep(0, held.is_set()), what="t-00 being handled")
+        await emit(bus, "t-01", "t-02", "t-03")
+        await wait_until(lambda: asyncio.sleep(0, len(consumer._queue) == 3), what="the others queued")
+        await consumer.stop(grace=0.2)
+        handled_before_restart = list(seen)
+        await consumer.start()
+        # ack_wait would hand them back after 60 s.
+        await wait_until(lambda: asyncio.sleep(0, len(seen) == 4), within=20, what="the four handed back")
+        await emit(bus, "t-04")
+        await wait_until(lambda: drained(bus), what="a newer one after them")
+
+    assert handled_before_restart == []
+    assert seen == [("t-00", 2), ("t-01", 2), ("t-02", 2), ("t-03", 2), ("t-04", 1)]  # a nak is a delivery
+
+
 async def test_a_consumer_goes_on_after_nats_server_crashes_and_restarts(db, nats_server):
     """The pull requests die with the server; the consumer asks again once they have certainly
     expired (libs.bus.pull), and what was published before and after the crash is applied once."""
