@@ -14,6 +14,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import time
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
@@ -23,6 +24,7 @@ from sqlalchemy.exc import IntegrityError
 
 from libs.lifecycle.lanes import Lanes
 from libs.store import Compiled, Database
+from libs.telemetry import record_outcome
 from services.tpl_adapter.receipts import ReceiptReporter
 from services.tpl_adapter.store import WebhookDeliveryRow
 from services.tpl_adapter.translate.receipt import receipt_from_return
@@ -59,6 +61,11 @@ _SETTLE = Compiled(update(_DELIVERY).where(_KEY))
 def _now() -> datetime:
     return datetime.now(UTC)
 
+
+#: The handler name of the inbox's outcomes (`retail_handler_outcomes_total`): a delivery that
+#: fails for good counts as `business_error`, as the shopify-adapter's do, so one alert sees both.
+HANDLER = "tpl-adapter.webhook"
+_OUTCOMES = {"done": "ok", "pending": "retry", "failed": "business_error"}
 
 #: The order a round works topics in (`process_due`); others after these.
 _TOPIC_RANK = {"order.shipped": 0, "order.shipment.delivered": 1}
@@ -190,6 +197,7 @@ class WebhookInbox:
         return max(0.05, next_due)
 
     async def _process(self, row: Row[Any], payload: Any) -> None:
+        started = time.perf_counter()
         status, error, retry_s = "done", None, self._retry_s
         try:
             if isinstance(payload, ValueError):
@@ -215,6 +223,7 @@ class WebhookInbox:
             else:
                 settled["processed_at"] = _now()
             await session.execute(_SETTLE, {**key, **settled})
+        record_outcome(HANDLER, _OUTCOMES[status], time.perf_counter() - started)
         if status == "pending":
             self._wake.set()  # the loop's next wait is until this retry, not its default
         if error:

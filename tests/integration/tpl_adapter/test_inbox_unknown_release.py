@@ -13,12 +13,13 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from prometheus_client import REGISTRY
 from sqlalchemy import select, update
 
 from libs.store import migrated
 from retail.shipments.v1 import shipments_service_pb2
 from services.tpl_adapter.store import MIGRATIONS, WebhookDeliveryRow, releases
-from services.tpl_adapter.webhooks.inbox import WebhookInbox
+from services.tpl_adapter.webhooks.inbox import HANDLER, WebhookInbox
 from services.tpl_adapter.webhooks.reporter import (
     OVERTAKEN_RETRY_S,
     UNKNOWN_RELEASE_PATIENCE_S,
@@ -26,6 +27,13 @@ from services.tpl_adapter.webhooks.reporter import (
 )
 
 RELEASE_ID = "ord-1:EAST:1"
+
+
+def _outcomes(outcome: str) -> float:
+    labels = {"handler": HANDLER, "outcome": outcome}
+    return REGISTRY.get_sample_value("retail_handler_outcomes_total", labels) or 0.0
+
+
 WITHIN_S = 5.0
 
 
@@ -78,6 +86,7 @@ async def test_a_shipment_that_overtook_its_release_s_record_is_reported_once_th
         inbox = WebhookInbox(db, ShipmentReporter(db, shipments), retry_interval_s=5.0)  # type: ignore[arg-type]
         assert await inbox.store("w1", "order.shipped", _shipped())
         before = datetime.now(UTC)
+        counted = {outcome: _outcomes(outcome) for outcome in ("retry", "ok")}
         await inbox.process_due()
         await asyncio.wait_for(inbox.idle(), WITHIN_S)
         first = await _delivery(db)
@@ -106,6 +115,7 @@ async def test_a_shipment_that_overtook_its_release_s_record_is_reported_once_th
         second = await _delivery(db)
 
     assert first.status == "pending"
+    assert {outcome: _outcomes(outcome) - n for outcome, n in counted.items()} == {"retry": 1, "ok": 1}
     assert "no release 'ord-1:EAST:1'" in first.last_error
     waits = (first.next_attempt_at - before).total_seconds()
     assert OVERTAKEN_RETRY_S - 0.1 <= waits <= OVERTAKEN_RETRY_S + 1.0  # soon, not the inbox's 5 s
@@ -123,10 +133,12 @@ async def test_a_shipment_of_a_release_never_recorded_fails_once_it_has_waited_l
             await session.execute(
                 update(WebhookDeliveryRow).values(received_at=long_ago, next_attempt_at=long_ago)
             )
+        failed_before = _outcomes("business_error")
         await inbox.process_due()
         await asyncio.wait_for(inbox.idle(), WITHIN_S)
         settled = await _delivery(db)
 
+    assert _outcomes("business_error") - failed_before == 1  # seen where ops alerts
     assert settled.status == "failed"
     assert "no release 'ord-1:EAST:1' was sent by this adapter (still after" in settled.last_error
     assert shipments.recorded == []
