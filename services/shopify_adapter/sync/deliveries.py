@@ -93,7 +93,7 @@ class DeliveryWorker:
         ingestor: the order ingest path.
         orders: the orders service client (cancellations).
         admin: the Admin API client (re-fetching edited orders).
-        batch: deliveries per round.
+        batch: deliveries started per look (besides those in progress).
         concurrency: deliveries (of different orders) worked at once.
         retry_max_s: back-off ceiling for transient failures.
         inventory_echo: classifies `inventory_levels/update` bodies (echo of our push or external).

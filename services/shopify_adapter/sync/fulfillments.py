@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 
 #: Attempts while the order is unknown to the adapter and to the orders service, before giving up.
 MAX_UNKNOWN_ORDER_ATTEMPTS = 12
-#: Jobs per round.
+#: Jobs started per look (besides those in progress).
 BATCH = 20
 
 # Built once, on the tables, run as compiled statements (libs.store.Compiled) and given their

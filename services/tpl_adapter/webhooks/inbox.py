@@ -67,7 +67,7 @@ def _now() -> datetime:
 HANDLER = "tpl-adapter.webhook"
 _OUTCOMES = {"done": "ok", "pending": "retry", "failed": "business_error"}
 
-#: The order a round works topics in (`process_due`); others after these.
+#: The order `process_due` starts the topics it finds in; others after these.
 _TOPIC_RANK = {"order.shipped": 0, "order.shipment.delivered": 1}
 
 
