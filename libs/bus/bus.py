@@ -206,7 +206,10 @@ class EventBus:
                 await self.nc.drain()
             except Exception as error:  # already closed by a failed reconnect, or timed out
                 log.warning("NATS drain failed: %s", error)
-                await self.nc.close()
+                try:
+                    await self.nc.close()
+                except Exception as failure:  # nats-py flushes its buffer into a transport already gone
+                    log.warning("NATS close failed: %s", failure)
         self.nc = self.js = None
 
     async def __aenter__(self) -> EventBus:

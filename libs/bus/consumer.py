@@ -388,6 +388,8 @@ class Consumer:
             self._pull = None
         unhandled += self._unhandled
         self._unhandled = []
+        if not self.nc.is_connected:
+            return  # a nak would only wait in the client's buffer: the server redelivers after ack_wait
         for msg in sorted(unhandled, key=lambda msg: msg.metadata.sequence.stream):
             await _quietly(msg.nak(delay=HAND_BACK_DELAY_S))
         if unhandled:

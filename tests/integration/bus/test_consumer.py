@@ -368,6 +368,34 @@ async def test_a_stopped_consumer_hands_back_what_it_had_not_handled_at_once_and
     assert seen == [("t-00", 2), ("t-01", 2), ("t-02", 2), ("t-03", 2), ("t-04", 1)]  # a nak is a delivery
 
 
+async def test_a_bus_holding_messages_closes_quietly_when_nats_server_is_gone(db, nats_server):
+    """A stop while nats-server is down (the whole host shutting down at once): nothing is handed
+    back, the held messages wait for ack_wait on the server, and closing does not raise."""
+    recorder = Recorder("thing-worker")
+    held, forever = asyncio.Event(), asyncio.Event()
+
+    async def relevant(event: ThingHappened) -> bool:
+        if event.thing_id == "t-00":
+            held.set()
+            await forever.wait()
+        return True
+
+    bus = bus_for(db, nats_server, subscription(recorder, concurrency=1, relevant=relevant, ack_wait=60))
+    await bus.start()
+    try:
+        consumer = bus.consumers[0]
+        await emit(bus, "t-00")
+        await wait_until(lambda: asyncio.sleep(0, held.is_set()), what="t-00 being handled")
+        await emit(bus, "t-01", "t-02")
+        await wait_until(lambda: asyncio.sleep(0, len(consumer._queue) == 2), what="the others queued")
+        nats_server.kill()
+        await wait_until(lambda: asyncio.sleep(0, not bus.nc.is_connected), what="the client disconnected")
+    finally:
+        await asyncio.wait_for(bus.close(grace=0.2), 30)
+
+    assert bus.nc is None
+
+
 async def test_a_consumer_goes_on_after_nats_server_crashes_and_restarts(db, nats_server):
     """The pull requests die with the server; the consumer asks again once they have certainly
     expired (libs.bus.pull), and what was published before and after the crash is applied once."""
