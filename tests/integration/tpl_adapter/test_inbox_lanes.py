@@ -128,19 +128,12 @@ async def test_a_delivery_stored_during_a_round_is_worked_without_waiting_for_th
     reporter = Recording()
     reporter.gate.clear()
     async with migrated(database_url, [MIGRATIONS]) as db:
-        inbox = WebhookInbox(db, reporter, retry_interval_s=60.0)  # type: ignore[arg-type]
-        inbox.start()
-        try:
+        async with _running(db, reporter) as inbox:
             assert await inbox.store("w1", "order.shipment.delivered", _delivered(11, 1))
-            await asyncio.wait_for(reporter.first_started.wait(), WITHIN_S)  # the round is under way
+            await asyncio.wait_for(reporter.first_started.wait(), WITHIN_S)  # the first is under way
             assert await inbox.store("w2", "order.shipment.delivered", _delivered(21, 2))
             reporter.gate.set()
-            deadline = time.monotonic() + WITHIN_S  # the timer would wake the inbox in 60 s
-            while len(reporter.reported) < 2:
-                assert time.monotonic() < deadline, "the delivery stored during the round waited"
-                await asyncio.sleep(0.02)
-        finally:
-            await inbox.stop()
+            await _until(lambda: len(reporter.reported) >= 2)
 
     assert reporter.reported == ["delivered 11", "delivered 21"]
 
