@@ -112,12 +112,13 @@ def _change(headers: dict[str, str], payload: bytes) -> dict[str, Any] | None:
 def _shopify_timeline(shopify: dict[str, Any]) -> dict[tuple[str, str], list[tuple[float, int | None]]]:
     """Per (SKU, location): Shopify's `available` after each move, oldest first.
 
-    A move is an inventory adjustment (its `quantity_after_change` of `available`: absolute) or an
+    A move is an inventory adjustment (its `quantity_after_change` of `available`: absolute), an
     order line Shopify routed there (a checkout commits stock: `available` falls by the line's
-    quantity, with no adjustment record). None until the first adjustment: before it the absolute
-    figure is unknown. Cancellation restocks have no time in the records and are not seen (the
-    next adjustment, absolute, corrects the figure); a line split over two locations counts at
-    the one the records name.
+    quantity, with no adjustment record), or a fulfillment-order move (`fulfillmentOrderMove`:
+    the committed units leave one location, `available` rises there and falls at the other).
+    None until the first adjustment: before it the absolute figure is unknown. Cancellation
+    restocks have no time in the records and are not seen (the next adjustment, absolute, corrects
+    the figure); a line split over two locations counts at the one the records name.
     """
     moves: dict[tuple[str, str], list[tuple[float, str, int]]] = defaultdict(list)
     for group in shopify.get("inventory_adjustments", []):
@@ -131,6 +132,12 @@ def _shopify_timeline(shopify: dict[str, Any]) -> dict[tuple[str, str], list[tup
                 moves[(line["sku"], line["location"])].append(
                     (order["created_at"], "sale", -int(line["quantity"]))
                 )
+    for moved in shopify.get("fulfillment_order_moves", []):
+        if moved.get("created_at") is None:
+            continue
+        for sku, units in moved["units"].items():
+            moves[(sku, moved["from"])].append((moved["created_at"], "sale", int(units)))
+            moves[(sku, moved["to"])].append((moved["created_at"], "sale", -int(units)))
     timeline: dict[tuple[str, str], list[tuple[float, int | None]]] = {}
     for key, keyed in moves.items():
         keyed.sort(key=lambda m: m[0])
@@ -184,9 +191,9 @@ def position_lag(changes: list[dict[str, Any]], shopify: dict[str, Any], *, sinc
     Per SKU and location, each AvailabilityChanged of the `online-store` channel that occurred at
     `t >= since` moves the channel's figure from P (the previous event's figure) to X. Shopify
     *shows* it when its `available` there, rebuilt from its records (`_shopify_timeline`:
-    adjustments set it, order lines routed there lower it), is X or less for a fall (less: Shopify's
-    own checkouts took sales the mesh has not reserved yet), X or more for a rise, exactly X when P
-    is unknown or equal. Then:
+    adjustments set it, order lines routed there lower it, fulfillment-order moves shift it), is X
+    or less for a fall (less: Shopify's own checkouts took sales the mesh has not reserved yet), X
+    or more for a rise, exactly X when P is unknown or equal. Then:
 
     - *already shown*: Shopify showed it at `t` (a sale Shopify took itself, which the mesh then
       reserved: nothing to send). Counted apart, not in the lag.

@@ -229,6 +229,23 @@ class FulfillmentOrder(Entity):
 
 
 @dataclass
+class FulfillmentOrderMove:
+    """One ``fulfillmentOrderMove``, kept for the stand-in's records (Shopify has no such object).
+
+    ``lines`` holds ``(line_item_id, quantity)`` of the units moved; ``moved_id`` is the original's
+    own id when the whole fulfillment order changed location.
+    """
+
+    original_id: int
+    moved_id: int
+    order_id: int
+    from_location_id: int
+    to_location_id: int
+    lines: list[tuple[int, int]] = field(default_factory=list)
+    created_at: datetime | None = None
+
+
+@dataclass
 class Tracking:
     """One tracking number of a fulfillment."""
 

@@ -14,8 +14,10 @@ offer); a refused order (no stock) is reported and the rest go on. It answers 20
 The records are what a benchmark reads its figures from, stamped by the stand-in's own clock (Unix
 seconds, microsecond precision, unlike the whole seconds of the webhook bodies): every order with
 its lines and routed location, every fulfillment with its tracking numbers and the units it
-fulfilled, and every inventory adjustment group (``inventorySetQuantities`` and
-``inventoryAdjustQuantities``) with the quantities it set.
+fulfilled, every inventory adjustment group (``inventorySetQuantities`` and
+``inventoryAdjustQuantities``) with the quantities it set, and every fulfillment order move
+(``fulfillmentOrderMove``) with the units it took from one location to another. A line's location
+stays the one checkout routed it to; a move's record says when its committed units changed place.
 """
 
 from __future__ import annotations
@@ -37,7 +39,11 @@ def _stamp(at: Any) -> float | None:
 
 
 def records(store: Store) -> dict[str, Any]:
-    """The timed records of orders, fulfillments and inventory adjustments, JSON-ready."""
+    """The timed records of orders, fulfillments, inventory adjustments and moves, JSON-ready."""
+    routed_from: dict[int, str] = {}
+    for move in store.fulfillment_order_moves:
+        for line_id, _ in move.lines:
+            routed_from.setdefault(line_id, store.locations[move.from_location_id].code)
     orders = []
     for order in store.orders.values():
         location_of: dict[int, str] = {}
@@ -45,6 +51,8 @@ def records(store: Store) -> dict[str, Any]:
             fo = store.fulfillment_orders[fo_id]
             for fo_line in fo.line_items:
                 location_of[fo_line.line_item_id] = store.locations[fo.location_id].code
+        # A move changes the fulfillment orders, not where checkout committed the stock.
+        location_of.update((li.id, routed_from[li.id]) for li in order.line_items if li.id in routed_from)
         fulfillments = []
         for f_id in order.fulfillment_ids:
             fulfillment = store.fulfillments[f_id]
@@ -96,7 +104,26 @@ def records(store: Store) -> dict[str, Any]:
             }
         )
     adjustments.sort(key=lambda g: g["created_at"] or 0.0)
-    return {"orders": orders, "inventory_adjustments": adjustments}
+    moves = []
+    for move in store.fulfillment_order_moves:
+        order = store.orders[move.order_id]
+        units: dict[str, int] = {}
+        for line_id, quantity in move.lines:
+            line = store.line_item(order, line_id)
+            sku = line.sku if line is not None else str(line_id)
+            units[sku] = units.get(sku, 0) + quantity
+        moves.append(
+            {
+                "created_at": _stamp(move.created_at),
+                "order": order.name,
+                "original_fulfillment_order_id": str(move.original_id),
+                "moved_fulfillment_order_id": str(move.moved_id),
+                "from": store.locations[move.from_location_id].code,
+                "to": store.locations[move.to_location_id].code,
+                "units": units,
+            }
+        )
+    return {"orders": orders, "inventory_adjustments": adjustments, "fulfillment_order_moves": moves}
 
 
 def routes(store: Store, faults: FaultInjector, counter: CreateCounter) -> list[Route]:

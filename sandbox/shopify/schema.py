@@ -877,6 +877,13 @@ type FulfillmentOrderReleaseHoldPayload {
   userErrors: [CodedUserError!]!
 }
 
+type FulfillmentOrderMovePayload {
+  movedFulfillmentOrder: FulfillmentOrder
+  originalFulfillmentOrder: FulfillmentOrder
+  remainingFulfillmentOrder: FulfillmentOrder @deprecated(reason: "Always null.")
+  userErrors: [UserError!]!
+}
+
 input InventoryQuantityInput {
   inventoryItemId: ID!
   locationId: ID!
@@ -1097,6 +1104,8 @@ type Mutation {
   fulfillmentCreate(fulfillment: FulfillmentInput!, message: String): FulfillmentCreatePayload
   fulfillmentOrderHold(id: ID!, fulfillmentHold: FulfillmentOrderHoldInput!): FulfillmentOrderHoldPayload
   fulfillmentOrderReleaseHold(id: ID!, holdIds: [ID!], externalId: String): FulfillmentOrderReleaseHoldPayload
+  fulfillmentOrderMove(id: ID!, newLocationId: ID!,
+      fulfillmentOrderLineItems: [FulfillmentOrderLineItemInput!]): FulfillmentOrderMovePayload
   inventorySetQuantities(input: InventorySetQuantitiesInput!): InventorySetQuantitiesPayload
   inventoryAdjustQuantities(input: InventoryAdjustQuantitiesInput!): InventoryAdjustQuantitiesPayload
   productSet(input: ProductSetInput!, identifier: ProductSetIdentifiers,
@@ -2146,6 +2155,38 @@ def _m_release(
     except Rejected as exc:
         return {"fulfillmentOrder": None, "userErrors": _errors(exc)}
     return {"fulfillmentOrder": fo, "userErrors": []}
+
+
+@resolves("Mutation", "fulfillmentOrderMove")
+def _m_move(
+    _: Any,
+    info: GraphQLResolveInfo,
+    id: str,
+    newLocationId: str,
+    fulfillmentOrderLineItems: list[dict[str, Any]] | None = None,
+) -> Any:
+    items = (
+        None
+        if fulfillmentOrderLineItems is None
+        else [(_id(x["id"], "FulfillmentOrderLineItem"), x["quantity"]) for x in fulfillmentOrderLineItems]
+    )
+    try:
+        moved, original = _store(info).move_fulfillment_order(
+            _id(id, "FulfillmentOrder"), _id(newLocationId, "Location"), items
+        )
+    except Rejected as exc:
+        return {
+            "movedFulfillmentOrder": None,
+            "originalFulfillmentOrder": None,
+            "remainingFulfillmentOrder": None,
+            "userErrors": _errors(exc, with_code=False),
+        }
+    return {
+        "movedFulfillmentOrder": moved,
+        "originalFulfillmentOrder": original,
+        "remainingFulfillmentOrder": None,
+        "userErrors": [],
+    }
 
 
 @resolves("Mutation", "inventorySetQuantities")

@@ -29,6 +29,7 @@ from sandbox.shopify.model import (
     FulfillmentLineItem,
     FulfillmentOrder,
     FulfillmentOrderLineItem,
+    FulfillmentOrderMove,
     InventoryItem,
     InventoryLevel,
     Job,
@@ -206,6 +207,7 @@ class Store:
         self.orders: dict[int, Order] = {}
         self.line_owner: dict[int, int] = {}
         self.fulfillment_orders: dict[int, FulfillmentOrder] = {}
+        self.fulfillment_order_moves: list[FulfillmentOrderMove] = []
         self.fulfillments: dict[int, Fulfillment] = {}
         self.refunds: dict[int, Refund] = {}
         self.returns: dict[int, Return] = {}
@@ -1011,6 +1013,130 @@ class Store:
         fo.updated_at = self.now()
         self.emit("fulfillment_orders/hold_released", payloads.fulfillment_order_released(self, fo))
         return fo
+
+    def move_fulfillment_order(
+        self, fo_id: int, location_id: int, items: list[tuple[int, int]] | None = None
+    ) -> tuple[FulfillmentOrder, FulfillmentOrder]:
+        """Assign unfulfilled units of a fulfillment order to another location (``fulfillmentOrderMove``).
+
+        When every remaining unit moves and none of the fulfillment order was fulfilled, the
+        fulfillment order itself changes location. Otherwise a new open fulfillment order at the
+        new location takes the units off the original, which closes if nothing remains to ship.
+        Committed stock follows the units from the old location's level to the new one's, each
+        announced by ``inventory_levels/update``; the order itself does not change.
+
+        Args:
+            fo_id: the fulfillment order to move.
+            location_id: the location to assign the units to.
+            items: ``[(fulfillment_order_line_id, quantity)]``; ``None`` or empty for every
+                remaining unit.
+
+        Returns:
+            ``(moved, original)``: the fulfillment order now holding the units at the new location,
+            and the original's final state (the same fulfillment order when it moved whole).
+
+        Raises:
+            Rejected: unknown fulfillment order or location, one already at the location, closed,
+            cancelled, incomplete, on hold or awaiting a fulfillment service; a line not of it, or a
+            quantity above what remains; an item the new location does not stock.
+        """
+        fo = self.fulfillment_orders.get(fo_id)
+        if fo is None:
+            raise reject("Fulfillment order does not exist.", ["id"])
+        if location_id not in self.locations:
+            raise reject("Location does not exist.", ["newLocationId"])
+        if fo.status in ("CLOSED", "CANCELLED", "INCOMPLETE", "ON_HOLD"):
+            raise reject(
+                f"Fulfillment order is {fo.status.lower().replace('_', ' ')} and cannot be moved.", ["id"]
+            )
+        if fo.request_status in ("SUBMITTED", "ACCEPTED", "CANCELLATION_REQUESTED", "CANCELLATION_REJECTED"):
+            raise reject(
+                f"Fulfillment order has a request status of {fo.request_status} and cannot be moved "
+                "until its fulfillment service accepts a cancellation request.",
+                ["id"],
+            )
+        if fo.location_id == location_id:
+            raise reject("Fulfillment order is already assigned to the location.", ["newLocationId"])
+
+        def stocked(fol: FulfillmentOrderLineItem) -> bool:
+            return fol.inventory_item_id is None or (fol.inventory_item_id, location_id) in self.levels
+
+        unstocked = "The new location does not stock an item of the fulfillment order."
+        taken: dict[int, int] = {}
+        if items:
+            for index, (line_id, qty) in enumerate(items):
+                where = ["fulfillmentOrderLineItems", str(index)]
+                fol = next((x for x in fo.line_items if x.id == line_id), None)
+                if fol is None:
+                    raise reject(
+                        "Fulfillment order line item does not belong to the fulfillment order.",
+                        [*where, "id"],
+                    )
+                left = fol.remaining_quantity - taken.get(fol.id, 0)
+                if qty < 1 or qty > left:
+                    raise reject(
+                        f"Invalid fulfillment order line item quantity requested: {qty} (remaining {left}).",
+                        [*where, "quantity"],
+                    )
+                if not stocked(fol):
+                    raise reject(unstocked, [*where, "id"])
+                taken[fol.id] = taken.get(fol.id, 0) + qty
+        else:
+            for fol in fo.line_items:
+                if fol.remaining_quantity and not stocked(fol):
+                    raise reject(unstocked, ["newLocationId"])
+            taken = {fol.id: fol.remaining_quantity for fol in fo.line_items if fol.remaining_quantity}
+        if not taken:
+            raise reject("Fulfillment order has nothing left to move.", ["id"])
+        moving = [(fol, taken[fol.id]) for fol in fo.line_items if fol.id in taken]
+        whole = all(
+            fol.total_quantity == fol.remaining_quantity == taken.get(fol.id, 0) for fol in fo.line_items
+        )
+
+        at = self.now()
+        from_location_id = fo.location_id
+        if whole:
+            fo.location_id = location_id
+            moved = fo
+        else:
+            order = self.orders[fo.order_id]
+            lines = []
+            for fol, qty in moving:
+                line = self.line_item(order, fol.line_item_id)
+                assert line is not None
+                lines.append((line, qty))
+                fol.total_quantity -= qty
+                fol.remaining_quantity -= qty
+            moved = self._open_fulfillment_order(order, location_id, lines, at)
+            fo.line_items = [fol for fol in fo.line_items if fol.total_quantity]
+            if all(fol.remaining_quantity == 0 for fol in fo.line_items):
+                fo.status = "CLOSED"
+        fo.updated_at = at
+        touched: dict[tuple[int, int], InventoryLevel] = {}
+        for fol, qty in moving:
+            if fol.inventory_item_id is None:
+                continue
+            source = self.levels[(fol.inventory_item_id, from_location_id)]
+            target = self.levels[(fol.inventory_item_id, location_id)]
+            source.committed -= qty
+            target.committed += qty
+            for level in (source, target):
+                level.updated_at = at
+                touched[(level.item_id, level.location_id)] = level
+        self.fulfillment_order_moves.append(
+            FulfillmentOrderMove(
+                original_id=fo.id,
+                moved_id=moved.id,
+                order_id=fo.order_id,
+                from_location_id=from_location_id,
+                to_location_id=location_id,
+                lines=[(fol.line_item_id, qty) for fol, qty in moving],
+                created_at=at,
+            )
+        )
+        for level in touched.values():
+            self.emit("inventory_levels/update", payloads.inventory_level(self, level))
+        return moved, fo
 
     # ----- inventory ---------------------------------------------------------------------------
 

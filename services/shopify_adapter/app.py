@@ -29,6 +29,7 @@ from services.shopify_adapter.clients.admin import ShopifyAdmin
 from services.shopify_adapter.clients.orders import OrdersClient
 from services.shopify_adapter.config import ShopifyAdapterSettings
 from services.shopify_adapter.events.availability import availability_subscription
+from services.shopify_adapter.events.routing import FulfillmentOrderRouter
 from services.shopify_adapter.events.shipments import shipment_subscription
 from services.shopify_adapter.store import MIGRATIONS
 from services.shopify_adapter.sync.deliveries import DeliveryWorker
@@ -84,22 +85,26 @@ async def running(settings: ShopifyAdapterSettings) -> AsyncIterator[Adapter]:
 
         fulfillment_loop_ref: list[Loop] = []
         inventory_loop_ref: list[Loop] = []
-        event_bus = await stack.enter_async_context(
-            bus.EventBus.for_service(
-                db,
-                settings,
-                owns=("INTEGRATION",),
-                subscriptions=[
-                    shipment_subscription(
-                        lambda: fulfillment_loop_ref[0].wake() if fulfillment_loop_ref else None
-                    ),
-                    availability_subscription(
-                        settings.inventory_channel,
-                        coalesce_s=settings.inventory_push_coalesce_s,
-                        on_recorded=lambda: inventory_loop_ref[0].wake() if inventory_loop_ref else None,
-                    ),
-                ],
+
+        def wake_inventory() -> None:
+            if inventory_loop_ref:
+                inventory_loop_ref[0].wake()
+
+        subscriptions = [
+            shipment_subscription(lambda: fulfillment_loop_ref[0].wake() if fulfillment_loop_ref else None),
+            availability_subscription(
+                settings.inventory_channel,
+                coalesce_s=settings.inventory_push_coalesce_s,
+                on_recorded=wake_inventory,
+            ),
+        ]
+        if settings.move_fulfillment_orders:
+            router = FulfillmentOrderRouter(
+                admin, keep_free=settings.inventory_push_keep_free, on_recorded=wake_inventory
             )
+            subscriptions.append(router.subscription())
+        event_bus = await stack.enter_async_context(
+            bus.EventBus.for_service(db, settings, owns=("INTEGRATION",), subscriptions=subscriptions)
         )
         fulfillments = FulfillmentWorker(
             db, admin, orders, event_bus.outbox.add, retry_max_s=settings.webhook_retry_max_s

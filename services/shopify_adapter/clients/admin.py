@@ -57,11 +57,13 @@ query($first: Int!, $after: String, $query: String!) {
 
 
 def _fulfillment_orders_query(fulfillments: int, orders: int, lines: int) -> str:
+    tracking = "trackingInfo(first: 5) { company number url }"
+    made = f"fulfillments(first: {fulfillments}) {{ id name status {tracking} }}" if fulfillments else ""
     return f"""
 query($id: ID!) {{
   order(id: $id) {{
     id name
-    fulfillments(first: {fulfillments}) {{ id name status trackingInfo(first: 5) {{ company number url }} }}
+    {made}
     fulfillmentOrders(first: {orders}) {{ pageInfo {{ hasNextPage }} nodes {{
       id status
       assignedLocation {{ name location {{ id name }} }}
@@ -80,11 +82,22 @@ FEW_FULFILLMENTS = 5
 FULFILLMENT_ORDERS = _fulfillment_orders_query(FEW_FULFILLMENTS, 3, 10)
 #: Read when the first read may have left something out (a page was full).
 FULFILLMENT_ORDERS_MORE = _fulfillment_orders_query(10, 5, 25)
+#: Where Shopify assigned an order's lines, without its fulfillments (a release's routing read).
+ASSIGNMENTS = _fulfillment_orders_query(0, 3, 10)
+ASSIGNMENTS_MORE = _fulfillment_orders_query(0, 5, 25)
 
 FULFILLMENT_CREATE = """
 mutation($fulfillment: FulfillmentInput!) {
   fulfillmentCreate(fulfillment: $fulfillment) {
     fulfillment { id name status trackingInfo(first: 10) { company number url } }
+    userErrors { field message }
+  }
+}"""
+
+FULFILLMENT_ORDER_MOVE = """
+mutation($id: ID!, $location: ID!, $items: [FulfillmentOrderLineItemInput!]) {
+  fulfillmentOrderMove(id: $id, newLocationId: $location, fulfillmentOrderLineItems: $items) {
+    movedFulfillmentOrder { id }
     userErrors { field message }
   }
 }"""
@@ -380,6 +393,16 @@ class ShopifyAdmin:
             order = (await self.execute(FULFILLMENT_ORDERS_MORE, {"id": order_gid})).get("order")
         return order
 
+    async def assignments(self, order_gid: str, *, keep_free: float = 0.0) -> dict[str, Any] | None:
+        """The order's fulfillment orders with their assigned locations and open lines (the small
+        read first, the larger one when a page was full)."""
+        order = (await self.execute(ASSIGNMENTS, {"id": order_gid}, keep_free=keep_free)).get("order")
+        if order is not None and _may_hold_more(order):
+            order = (await self.execute(ASSIGNMENTS_MORE, {"id": order_gid}, keep_free=keep_free)).get(
+                "order"
+            )
+        return order
+
     async def create_fulfillment(self, fulfillment: dict[str, Any]) -> dict[str, Any]:
         """`fulfillmentCreate`; returns the fulfillment.
 
@@ -390,6 +413,30 @@ class ShopifyAdmin:
         if payload.get("userErrors"):
             raise ShopifyError("; ".join(e["message"] for e in payload["userErrors"])[:500])
         return payload["fulfillment"]
+
+    async def move_fulfillment_order(
+        self,
+        fulfillment_order_gid: str,
+        location_gid: str,
+        items: list[dict[str, Any]],
+        *,
+        keep_free: float = 0.0,
+    ) -> str:
+        """`fulfillmentOrderMove` of these fulfillment-order line items (`{id, quantity}`) to the
+        location; returns the fulfillment order that now holds them.
+
+        Raises:
+            ShopifyError: userErrors (closed, already there, not stocked there...).
+        """
+        data = await self.execute(
+            FULFILLMENT_ORDER_MOVE,
+            {"id": fulfillment_order_gid, "location": location_gid, "items": items},
+            keep_free=keep_free,
+        )
+        payload = data["fulfillmentOrderMove"]
+        if payload.get("userErrors"):
+            raise ShopifyError("; ".join(e["message"] for e in payload["userErrors"])[:500])
+        return (payload.get("movedFulfillmentOrder") or {}).get("id") or fulfillment_order_gid
 
     async def inventory_items_by_sku(self, skus: list[str], *, keep_free: float = 0.0) -> dict[str, str]:
         """SKU → inventory item GID for the SKUs Shopify knows (exact SKU match), in one call.

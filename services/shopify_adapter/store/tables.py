@@ -163,6 +163,21 @@ class InventoryPush(Base):
     )
 
 
+class InventoryMove(Base):
+    """Units of a SKU Shopify now holds committed at one location because the adapter moved a
+    fulfillment order there (`quantity` > 0), or no longer holds there (< 0): written by the
+    routing consumer in its inbox transaction, applied to `inventory_push` by the inventory pusher
+    before its next round, then deleted (`sync.routing`, decision 0042)."""
+
+    __tablename__ = "inventory_move"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    sku: Mapped[str] = mapped_column(String(64))
+    location_id: Mapped[str] = mapped_column(String(64))
+    quantity: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
 class InventoryItemMap(Base):
     """A SKU's Shopify inventory item, looked up once by SKU and kept (cleared when Shopify says the
     item is invalid)."""

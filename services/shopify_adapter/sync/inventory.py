@@ -58,7 +58,7 @@ from typing import Any
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 from prometheus_client import Counter, Histogram
-from sqlalchemy import Row, bindparam, case, delete, null, select, update
+from sqlalchemy import Row, bindparam, case, delete, func, null, select, update
 
 from libs.store import Compiled, Database
 from libs.telemetry import record_outcome
@@ -176,6 +176,39 @@ _DONE = Compiled(
 )
 #: SET gets the columns given with `b_sku` and `b_location_id`.
 _DEFER = Compiled(update(_PUSH).where(_THIS_ROW))
+_MOVE = tables.InventoryMove.__table__
+_MOVES = Compiled(
+    select(_MOVE.c.id, _MOVE.c.sku, _MOVE.c.location_id, _MOVE.c.quantity)
+    .order_by(_MOVE.c.id)
+    .limit(bindparam("b_limit"))
+)
+# Shopify committed units at this location for an order the mesh had already counted here (the
+# adapter moved its fulfillment order in): Shopify's figure fell by them, so the push may raise it
+# back by as much, and is due (decision 0042). NULLs stay NULL (not known yet: read first).
+_MOVED_IN = Compiled(
+    update(_PUSH)
+    .where(_THIS_ROW)
+    .values(
+        shopify_available=_PUSH.c.shopify_available - bindparam("b_quantity"),
+        base_quantity=_PUSH.c.base_quantity - bindparam("b_quantity"),
+        pushed_version=case(
+            (_PUSH.c.pushed_version >= _PUSH.c.wanted_version, _PUSH.c.wanted_version - 1),
+            else_=_PUSH.c.pushed_version,
+        ),
+        pending_since=func.coalesce(
+            _PUSH.c.pending_since, bindparam("b_now", type_=_PUSH.c.pending_since.type)
+        ),
+        next_attempt_at=bindparam("b_now"),
+    )
+)
+# ...and released them where Shopify had put them: its figure there rose by as much (to the
+# mesh's, which never counted them there).
+_MOVED_OUT = Compiled(
+    update(_PUSH)
+    .where(_THIS_ROW)
+    .values(shopify_available=_PUSH.c.shopify_available + bindparam("b_quantity"))
+)
+_TAKE_MOVES = delete(_MOVE).where(_MOVE.c.id.in_(bindparam("b_ids", expanding=True)))
 _ITEM_MAP = tables.InventoryItemMap.__table__
 _KNOWN_ITEMS = select(_ITEM_MAP.c.sku, _ITEM_MAP.c.item_gid).where(
     _ITEM_MAP.c.sku.in_(bindparam("b_skus", expanding=True))
@@ -284,6 +317,7 @@ class InventoryPusher:
 
     async def step(self) -> bool:
         """Push one batch of due rows; True when a full batch was taken (more may wait)."""
+        await self._apply_moves()
         rows = await self.db.fetch(_DUE, {"b_now": datetime.now(UTC), "b_limit": self.batch})
         items = [_item(r, current=r.shopify_available) for r in rows]
         if not items:
@@ -301,6 +335,29 @@ class InventoryPusher:
             return False
         record_outcome("shopify-adapter.inventory", "ok", time.perf_counter() - started)
         return len(items) == self.batch
+
+    async def _apply_moves(self) -> None:
+        """Account for the fulfillment orders the adapter moved (`inventory_move`, decision 0042):
+        Shopify's committed units went from one location to another, and with them its `available`.
+
+        Applied here, between rounds, so a push in flight never records a figure from before a move
+        over the move's adjustment.
+        """
+        moves = (await self.db.fetch(_MOVES, {"b_limit": 500})).all()
+        if not moves:
+            return
+        totals: dict[tuple[str, str], int] = defaultdict(int)
+        for move in moves:
+            totals[(move.sku, move.location_id)] += move.quantity
+        now = datetime.now(UTC)
+        async with self.db.transaction() as session:
+            for (sku, location_id), quantity in totals.items():
+                row = {"b_sku": sku, "b_location_id": location_id, "b_quantity": abs(quantity)}
+                if quantity > 0:
+                    await session.execute(_MOVED_IN, {**row, "b_now": now})
+                elif quantity < 0:
+                    await session.execute(_MOVED_OUT, row)
+            await session.execute(_TAKE_MOVES, {"b_ids": [move.id for move in moves]})
 
     async def verify(self) -> bool:
         """Re-read Shopify's `available` of every item pushed, and report and repair where it drifted.

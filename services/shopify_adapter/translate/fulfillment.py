@@ -5,6 +5,7 @@ Pure functions over the Admin GraphQL shapes selected by `clients.admin.FULFILLM
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 from retail.shipments.v1 import shipments_pb2
@@ -29,6 +30,21 @@ def location_code(name: str) -> str:
     """
     words = (name or "").strip().split()
     return words[0].upper() if words else ""
+
+
+def assigned_location(fulfillment_order: dict[str, Any]) -> str:
+    """The mesh's location id of the location a fulfillment order is assigned to."""
+    assigned = fulfillment_order.get("assignedLocation") or {}
+    return location_code((assigned.get("location") or {}).get("name") or assigned.get("name") or "")
+
+
+def _line_items_of(fulfillment_order: dict[str, Any], line_id: str) -> list[dict[str, Any]]:
+    """The fulfillment order's lines of the order line `line_id` (a Shopify line item's numeric id)."""
+    return [
+        item
+        for item in (fulfillment_order.get("lineItems") or {}).get("nodes") or []
+        if (((item.get("lineItem") or {}).get("id")) or "").endswith(f"/{line_id}")
+    ]
 
 
 def tracking_numbers(notice: shipments_pb2.ShipmentNotice) -> list[str]:
@@ -98,9 +114,7 @@ def line_items_by_fulfillment_order(
     location = notice.location_id.upper()
 
     def rank(fo: dict[str, Any]) -> int:
-        assigned = fo.get("assignedLocation") or {}
-        name = (assigned.get("location") or {}).get("name") or assigned.get("name") or ""
-        return 0 if location_code(name) == location else 1
+        return 0 if assigned_location(fo) == location else 1
 
     open_orders = [
         fo for fo in fulfillment_orders if fo.get("status") in ("OPEN", "IN_PROGRESS", "SCHEDULED")
@@ -109,9 +123,8 @@ def line_items_by_fulfillment_order(
     for line_id, quantity in wanted.items():
         left = quantity
         for fo in sorted(open_orders, key=rank):
-            for item in (fo.get("lineItems") or {}).get("nodes") or []:
-                line_gid = ((item.get("lineItem") or {}).get("id")) or ""
-                if not line_gid.endswith(f"/{line_id}") or left == 0:
+            for item in _line_items_of(fo, line_id):
+                if left == 0:
                     continue
                 already = chosen.get(fo["id"], {}).get(item["id"], 0)
                 take = min(left, int(item.get("remainingQuantity") or 0) - already)
@@ -143,3 +156,57 @@ def fulfillment_input(
     if info:
         fulfillment["trackingInfo"] = info
     return fulfillment
+
+
+@dataclass
+class Move:
+    """One `fulfillmentOrderMove`: these lines of a fulfillment order to the mesh's location.
+
+    Attributes:
+        fulfillment_order_id: the fulfillment order's GID.
+        from_location: the mesh's id of the location Shopify had assigned it to.
+        items: `FulfillmentOrderLineItemInput`s, `{id, quantity}`.
+        units: units moved per SKU.
+    """
+
+    fulfillment_order_id: str
+    from_location: str
+    items: list[dict[str, Any]] = field(default_factory=list)
+    units: dict[str, int] = field(default_factory=dict)
+
+
+def moves_to(location: str, released: dict[str, int], fulfillment_orders: list[dict[str, Any]]) -> list[Move]:
+    """The moves that bring a release's units to the fulfillment orders of its location.
+
+    Shopify assigns each line of a checkout to a location by its own routing; the mesh reserves
+    and releases it where its routing says (decision 0011). For each released order line (line id
+    → quantity), the units Shopify holds open at `location` count first; the rest is taken from
+    OPEN fulfillment orders assigned elsewhere, in Shopify's order. A fulfillment order already in
+    progress, on hold, or requested from a fulfillment service is left where it is (Shopify
+    refuses to move it), so a release may be moved only in part.
+    """
+    open_here = [
+        fo
+        for fo in fulfillment_orders
+        if fo.get("status") in ("OPEN", "IN_PROGRESS", "SCHEDULED") and assigned_location(fo) == location
+    ]
+    elsewhere = [
+        fo for fo in fulfillment_orders if fo.get("status") == "OPEN" and assigned_location(fo) != location
+    ]
+    moves: dict[str, Move] = {}
+    for line_id, quantity in released.items():
+        here = sum(
+            int(i.get("remainingQuantity") or 0) for fo in open_here for i in _line_items_of(fo, line_id)
+        )
+        left = quantity - here
+        for fo in elsewhere:
+            for item in _line_items_of(fo, line_id):
+                take = min(left, int(item.get("remainingQuantity") or 0))
+                if take <= 0:
+                    continue
+                move = moves.setdefault(fo["id"], Move(fo["id"], assigned_location(fo)))
+                move.items.append({"id": item["id"], "quantity": take})
+                sku = item.get("sku") or ""
+                move.units[sku] = move.units.get(sku, 0) + take
+                left -= take
+    return list(moves.values())

@@ -43,8 +43,17 @@ def _order(at, quantity, sku=SKU, location=WHERE):
     return {"created_at": at, "lines": [{"sku": sku, "quantity": quantity, "location": location}]}
 
 
-def _shopify(adjustments=(), orders=()):
-    return {"inventory_adjustments": list(adjustments), "orders": list(orders)}
+def _shopify(adjustments=(), orders=(), moves=()):
+    return {
+        "inventory_adjustments": list(adjustments),
+        "orders": list(orders),
+        "fulfillment_order_moves": list(moves),
+    }
+
+
+def _move(at, units, source, destination, sku=SKU):
+    """A fulfillmentOrderMove as the Shopify stand-in records it."""
+    return {"created_at": at, "from": source, "to": destination, "units": {sku: units}}
 
 
 def test_a_recount_is_measured_to_the_adjustment_that_shows_its_figure():
@@ -148,3 +157,21 @@ def test_an_event_read_from_the_stream_becomes_a_change_of_the_channel_figure():
         "event_id": "e-1",
     }
     assert _change({}, b"") is None  # no event type: not an AvailabilityChanged
+
+
+def test_a_fulfillment_order_moved_away_gives_its_units_back_to_the_location_it_left():
+    # Shopify routed a sale of 2 to EAST (10 → 8); the mesh reserved it elsewhere, and the adapter
+    # moved the fulfillment order away at 6.5: EAST shows 10 again. The mesh's EAST falls to 9 at
+    # 7.0 (another order), pushed at 7.4. Without the move Shopify's 8 would show the 9 at once.
+    changes = _changes((1.0, 10), (7.0, 9), location="EAST")
+    shopify = _shopify(
+        [_set(1.2, 10, location="EAST"), _set(7.4, 9, location="EAST")],
+        [_order(5.5, 2, location="EAST")],
+        [_move(6.5, 2, "EAST", "WEST")],
+    )
+
+    figures = position_lag(changes, shopify, since=5.0)
+
+    assert figures["position_changes_already_shown"] == 0
+    assert figures["position_changes_measured"] == 1
+    assert figures["position_lag_max_s"] == pytest.approx(0.4)
