@@ -98,10 +98,9 @@ async def running(settings: ShopifyAdapterSettings) -> AsyncIterator[Adapter]:
                 on_recorded=wake_inventory,
             ),
         ]
+        router: FulfillmentOrderRouter | None = None
         if settings.move_fulfillment_orders:
-            router = FulfillmentOrderRouter(
-                admin, keep_free=settings.inventory_push_keep_free, on_recorded=wake_inventory
-            )
+            router = FulfillmentOrderRouter(admin, on_recorded=wake_inventory)
             subscriptions.append(router.subscription())
         event_bus = await stack.enter_async_context(
             bus.EventBus.for_service(db, settings, owns=("INTEGRATION",), subscriptions=subscriptions)
@@ -143,6 +142,9 @@ async def running(settings: ShopifyAdapterSettings) -> AsyncIterator[Adapter]:
             max_body_bytes=settings.webhook_max_body_bytes,
             on_stored=lambda: delivery_loop_ref[0].wake() if delivery_loop_ref else None,
         )
+        if router is not None:
+            router.ingress_quiet = ingress.quiet
+            router.ingress_first_s = settings.webhook_worker_ingress_first_s
         deliveries = DeliveryWorker(
             db,
             ingestor,

@@ -53,7 +53,7 @@ class ShopifyAdapterSettings(ServiceSettings):
             push no longer leaves that share (0: it always does; decision 0034).
         move_fulfillment_orders: Move Shopify's fulfillment orders to the location the mesh
             released each order to (`fulfillmentOrderMove`, decision 0042), so Shopify's committed
-            stock follows the mesh's routing; off leaves Shopify's routing as it is.
+            stock follows the mesh's routing; off (the default) leaves Shopify's routing as it is.
     """
 
     service_name: str = "shopify-adapter"
@@ -87,7 +87,7 @@ class ShopifyAdapterSettings(ServiceSettings):
     inventory_push_coalesce_s: float = Field(default=0.25, ge=0)
     inventory_push_keep_free: float = Field(default=0.25, ge=0, lt=1)
     inventory_push_urgent_after_s: float = Field(default=1.0, ge=0)
-    move_fulfillment_orders: bool = True
+    move_fulfillment_orders: bool = False
 
     def webhook_secrets(self) -> list[str]:
         """The webhook signing secrets, newest first (read again on each call, so a rotated file counts)."""

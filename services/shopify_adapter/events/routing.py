@@ -20,6 +20,9 @@ released to a location, its units that Shopify assigned elsewhere are moved ther
   the destination fell by them for units the mesh had already counted there, so the next push
   may raise it back; at the origin it rose by as much.
 
+Off by default (`MOVE_FULFILLMENT_ORDERS`): on the Standard plan the read per release and the
+moves cost a flash sale more than they gave it (decision 0042 has the measurements).
+
 A crash between a move and the commit loses only that record: the redelivery finds nothing to
 move, and Shopify's figure at the destination stays that many units low until verification
 repairs it (`INVENTORY_LOWER_GRACE_S`): selling less for a while, never more.
@@ -29,7 +32,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -50,6 +53,9 @@ DURABLE = "shopify-adapter-routing"
 HANDLER = "shopify-adapter.routing"
 #: A location not found in Shopify (a warehouse Shopify does not know) is looked for again after this.
 LOCATIONS_MAX_AGE_S = 60.0
+#: Share of Shopify's cost bucket the moves leave to the other calls: fulfillments (customer-facing)
+#: and availability pushes both go first (M5).
+KEEP_FREE = 0.5
 
 _RECORD_MOVE = Compiled(insert(tables.InventoryMove.__table__))
 
@@ -74,16 +80,27 @@ class FulfillmentOrderRouter:
 
     Args:
         admin: the Admin API client.
-        keep_free: share of the cost bucket left to customer-facing calls (the inventory lane's).
+        keep_free: share of the cost bucket left to the other calls.
         on_recorded: runs after moves were recorded (wakes the inventory pusher).
+        ingress_quiet: waits until the webhook ingress receives no burst, at most the seconds given
+            (`WebhookIngress.quiet`): the moves wait for a burst's acknowledgements (decision 0035).
+        ingress_first_s: how long a release waits, at most, for a burst to be answered.
     """
 
     def __init__(
-        self, admin: ShopifyAdmin, *, keep_free: float = 0.25, on_recorded: Callable[[], None] = lambda: None
+        self,
+        admin: ShopifyAdmin,
+        *,
+        keep_free: float = KEEP_FREE,
+        on_recorded: Callable[[], None] = lambda: None,
+        ingress_quiet: Callable[[float], Awaitable[None]] | None = None,
+        ingress_first_s: float = 0.5,
     ) -> None:
         self.admin = admin
         self.keep_free = keep_free
         self.on_recorded = on_recorded
+        self.ingress_quiet = ingress_quiet
+        self.ingress_first_s = ingress_first_s
         self._locks = KeyedLocks()
         self._locations: dict[str, str] = {}
         self._locations_read_at = -LOCATIONS_MAX_AGE_S
@@ -97,6 +114,9 @@ class FulfillmentOrderRouter:
             prepare=self.prepare,
             relevant=self.relevant,
             ack_wait=60.0,
+            # One release at a time: the moves may follow a sale by a few seconds, and during one
+            # they must not take the cores and the bucket from the order flow all at once.
+            concurrency=1,
         )
 
     async def relevant(self, event: order_events.OrderReleasedToWarehouse) -> bool:
@@ -108,6 +128,8 @@ class FulfillmentOrderRouter:
         """Move the release's units that Shopify assigned elsewhere (module docstring)."""
         location = event.location_id.upper()
         await pctx.hold(self._locks.of(event.order_id))
+        if self.ingress_quiet is not None:
+            await self.ingress_quiet(self.ingress_first_s)
         location_gid = await self._location_gid(location)
         if location_gid is None:
             log.warning(

@@ -5,14 +5,17 @@ Shopify stand-in over HTTP, a real nats-server and the adapter's real code."""
 from __future__ import annotations
 
 import itertools
+from collections.abc import AsyncIterator
 
+import pytest
 from sqlalchemy import func, select
 
 from libs.bus.tables import InboxRow
 from retail.common.v1 import common_pb2
 from retail.orders.v1 import events_pb2 as order_events
 from retail.orders.v1 import orders_pb2
-from services.shopify_adapter.app import Adapter
+from services.shopify_adapter.app import Adapter, running
+from services.shopify_adapter.config import ShopifyAdapterSettings
 from services.shopify_adapter.events.routing import DURABLE
 from services.shopify_adapter.store import tables
 from tests.integration.shopify_adapter.conftest import Shop, eventually
@@ -24,6 +27,13 @@ from tests.integration.shopify_adapter.test_inventory_push import (
 )
 
 _event_ids = itertools.count(1)
+
+
+@pytest.fixture
+async def adapter(adapter_settings: ShopifyAdapterSettings) -> AsyncIterator[Adapter]:
+    """The adapter with fulfillment-order moves on (`MOVE_FULFILLMENT_ORDERS`, off by default)."""
+    async with running(adapter_settings.model_copy(update={"move_fulfillment_orders": True})) as parts:
+        yield parts
 
 
 def released(order: dict, location: str, sku: str, quantity: int) -> order_events.OrderReleasedToWarehouse:
@@ -123,3 +133,12 @@ async def test_an_order_released_where_shopify_routed_it_is_left_alone(shop, ada
     assert assigned(shop, order) == [("EAST", "OPEN")]
     assert await moves_waiting(adapter) == 0
     assert (available(shop, sku, "EAST"), available(shop, sku, "WEST")) == (east, west)
+
+
+async def test_with_moves_off_a_release_is_not_consumed(shop, adapter_settings, nats_server):
+    sku = "SKU-1006"
+    order = shop.checkout((sku, 1))
+    async with running(adapter_settings) as parts:
+        await publish(nats_server.url, [released(order, "WEST", sku, 1)])
+        assert DURABLE not in {c.durable for c in parts.bus.consumers}
+    assert assigned(shop, order) == [("EAST", "OPEN")]
