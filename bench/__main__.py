@@ -306,7 +306,13 @@ async def run_one(
     shopify_args = ("--throttle-capacity", f"{args.shopify_bucket:g}")
     shopify_args += ("--throttle-restore-rate", f"{args.shopify_restore_rate:g}")
     system = System(
-        name, data_dir, bc_args, args.inventory_every, database=args.mesh_db, shopify_args=shopify_args
+        name,
+        data_dir,
+        bc_args,
+        args.inventory_every,
+        database=args.mesh_db,
+        shopify_args=shopify_args,
+        mesh_settings=dict(setting.split("=", 1) for setting in args.mesh_setting),
     )
     result: dict[str, Any] = {"system": name, "scenario": scenario}
     try:
@@ -579,6 +585,14 @@ def _machine() -> dict[str, Any]:
     }
 
 
+def _setting(value: str) -> str:
+    """`--mesh-setting`: NAME=VALUE with an upper-case environment name."""
+    name, sep, _ = value.partition("=")
+    if not sep or not name or not name.replace("_", "").isalnum() or name != name.upper():
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE with an upper-case NAME, got {value!r}")
+    return value
+
+
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -638,6 +652,14 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         choices=("sqlite", "postgresql"),
         default="sqlite",
         help="the mesh's store: SQLite per service (embedded default) or one PostgreSQL (production)",
+    )
+    parser.add_argument(
+        "--mesh-setting",
+        action="append",
+        default=[],
+        type=_setting,
+        metavar="NAME=VALUE",
+        help="an environment setting for every mesh service (repeatable), e.g. MOVE_FULFILLMENT_ORDERS=true",
     )
     parser.add_argument("--echo-server", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)

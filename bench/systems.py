@@ -69,6 +69,7 @@ class System:
         shopify_args: extra command-line arguments of the Shopify stand-in (its plan's API budget).
         inventory_every_s: how often the peers copy 3PL stock to Shopify (the mesh verifies its
             stock against the 3PL as often, `INVENTORY_VERIFY_S`).
+        mesh_settings: environment settings given to every service of the mesh (`--mesh-setting`).
     """
 
     def __init__(
@@ -80,6 +81,7 @@ class System:
         *,
         database: str = "sqlite",
         shopify_args: tuple[str, ...] = (),
+        mesh_settings: dict[str, str] | None = None,
     ) -> None:
         self.name = name
         self.data_dir = data_dir
@@ -93,6 +95,7 @@ class System:
         extra = {
             "INVENTORY_VERIFY_S": f"{inventory_every_s:g}",
             "TPL_INVENTORY_INTERVAL_S": f"{inventory_every_s:g}",
+            **(mesh_settings or {}),
         }
         self.postgres: PostgresCluster | None = None
         if name == "mesh":
