@@ -139,7 +139,10 @@ async def test_what_prepare_holds_is_kept_through_the_transaction_and_released_a
         await wait_until(lambda: drained(bus), what="all four settled")
 
     assert [await effects(db, thing) for thing in ("flaky-1", "t1", "t2")] == [1, 1, 1]
-    assert locked_in_handler == [True] * 4  # flaky-1 twice, t1, t2
+    # flaky-1 twice, t1, t2; more when flaky-1's failure shared a group commit with another
+    # delivery, whose unit then ran again (libs.store.group): every run held the lock.
+    assert len(locked_in_handler) >= 4
+    assert all(locked_in_handler)
     assert not lock.locked()
 
 
