@@ -9,8 +9,9 @@ released to a location, its units that Shopify assigned elsewhere are moved ther
 `fulfillmentOrderMove`, and Shopify's committed stock follows the mesh's reservation
 (decision 0042).
 
-- prepare (outside any transaction, one release of an order at a time in this process): read
-  where Shopify assigned the order's lines, work out the moves (`translate.fulfillment.moves_to`)
+- prepare (outside any transaction; one release at a time, after a burst's webhooks are
+  answered, leaving half of the cost bucket to the other calls): read where Shopify assigned the
+  order's lines, work out the moves (`translate.fulfillment.moves_to`)
   and send them. Safe to repeat: a redelivery reads again and finds the units where they were
   moved. A move Shopify refuses (the fulfillment order closed or started meanwhile, the item not
   stocked at the location) is skipped and logged: it changes nothing, and verification finds the
@@ -38,7 +39,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import insert
 
-from libs.bus import KeyedLocks, MessageContext, PrepareContext, Subscription
+from libs.bus import MessageContext, PrepareContext, Subscription
 from libs.store import Compiled, after_commit
 from libs.telemetry import record_outcome
 from retail.common.v1 import common_pb2
@@ -101,7 +102,6 @@ class FulfillmentOrderRouter:
         self.on_recorded = on_recorded
         self.ingress_quiet = ingress_quiet
         self.ingress_first_s = ingress_first_s
-        self._locks = KeyedLocks()
         self._locations: dict[str, str] = {}
         self._locations_read_at = -LOCATIONS_MAX_AGE_S
 
@@ -127,7 +127,6 @@ class FulfillmentOrderRouter:
     async def prepare(self, event: order_events.OrderReleasedToWarehouse, pctx: PrepareContext) -> _Moved:
         """Move the release's units that Shopify assigned elsewhere (module docstring)."""
         location = event.location_id.upper()
-        await pctx.hold(self._locks.of(event.order_id))
         if self.ingress_quiet is not None:
             await self.ingress_quiet(self.ingress_first_s)
         location_gid = await self._location_gid(location)
