@@ -346,16 +346,15 @@ class InventoryPusher:
         moves = (await self.db.fetch(_MOVES, {"b_limit": 500})).all()
         if not moves:
             return
-        totals: dict[tuple[str, str], int] = defaultdict(int)
-        for move in moves:
-            totals[(move.sku, move.location_id)] += move.quantity
         now = datetime.now(UTC)
         async with self.db.transaction() as session:
-            for (sku, location_id), quantity in totals.items():
-                row = {"b_sku": sku, "b_location_id": location_id, "b_quantity": abs(quantity)}
-                if quantity > 0:
+            # One by one, in the order recorded: a move in and a move out of one location are not
+            # the same as neither (only the move in lets the push raise Shopify back).
+            for move in moves:
+                row = {"b_sku": move.sku, "b_location_id": move.location_id, "b_quantity": abs(move.quantity)}
+                if move.quantity > 0:
                     await session.execute(_MOVED_IN, {**row, "b_now": now})
-                elif quantity < 0:
+                elif move.quantity < 0:
                     await session.execute(_MOVED_OUT, row)
             await session.execute(_TAKE_MOVES, {"b_ids": [move.id for move in moves]})
 
