@@ -1,7 +1,9 @@
 """Wiring of the shopify-adapter service, in order: metrics, database, Admin API client, orders
-and inventory channels, event bus (ShipmentConfirmed and AvailabilityChanged consumers), workers
-(fulfillments, inventory pusher and its verification, deliveries), webhook subscriptions and
-reconciliation loops, the webhook HTTP listener, and last the gRPC server.
+and inventory channels, the inventory pusher and the webhook ingress (built before the consumers
+that call them), event bus (ShipmentConfirmed and AvailabilityChanged consumers, and
+OrderReleasedToWarehouse with MOVE_FULFILLMENT_ORDERS), worker loops (fulfillments, inventory
+pusher and its verification, deliveries), webhook subscriptions and reconciliation loops, the
+webhook HTTP listener, and last the gRPC server.
 
 Torn down in reverse on SIGTERM or SIGINT: gRPC goes NOT_SERVING and drains, the HTTP listener
 stops accepting and finishes in-flight webhooks, the loops stop, NATS drains, the database closes.
@@ -90,29 +92,6 @@ async def running(settings: ShopifyAdapterSettings) -> AsyncIterator[Adapter]:
             if inventory_loop_ref:
                 inventory_loop_ref[0].wake()
 
-        subscriptions = [
-            shipment_subscription(lambda: fulfillment_loop_ref[0].wake() if fulfillment_loop_ref else None),
-            availability_subscription(
-                settings.inventory_channel,
-                coalesce_s=settings.inventory_push_coalesce_s,
-                on_recorded=wake_inventory,
-            ),
-        ]
-        router: FulfillmentOrderRouter | None = None
-        if settings.move_fulfillment_orders:
-            router = FulfillmentOrderRouter(admin, on_recorded=wake_inventory)
-            subscriptions.append(router.subscription())
-        event_bus = await stack.enter_async_context(
-            bus.EventBus.for_service(db, settings, owns=("INTEGRATION",), subscriptions=subscriptions)
-        )
-        fulfillments = FulfillmentWorker(
-            db, admin, orders, event_bus.outbox.add, retry_max_s=settings.webhook_retry_max_s
-        )
-        stack.push_async_callback(fulfillments.close)  # after the loop below has stopped
-        fulfillment_loop = await stack.enter_async_context(
-            Loop("shopify-fulfillments", fulfillments.step, settings.webhook_worker_poll_s)
-        )
-        fulfillment_loop_ref.append(fulfillment_loop)
         inventory = InventoryPusher(
             db,
             admin,
@@ -125,6 +104,46 @@ async def running(settings: ShopifyAdapterSettings) -> AsyncIterator[Adapter]:
             timeout_s=settings.grpc_client_timeout_s,
             lower_grace_s=settings.inventory_lower_grace_s,
         )
+        delivery_loop_ref: list[Loop] = []
+        ingress = WebhookIngress(
+            db,
+            secrets=settings.webhook_secrets,
+            shop_domains=settings.shop_domains,
+            max_body_bytes=settings.webhook_max_body_bytes,
+            on_stored=lambda: delivery_loop_ref[0].wake() if delivery_loop_ref else None,
+        )
+
+        def moves_recorded() -> None:
+            inventory.moves_recorded()
+            wake_inventory()
+
+        subscriptions = [
+            shipment_subscription(lambda: fulfillment_loop_ref[0].wake() if fulfillment_loop_ref else None),
+            availability_subscription(
+                settings.inventory_channel,
+                coalesce_s=settings.inventory_push_coalesce_s,
+                on_recorded=wake_inventory,
+            ),
+        ]
+        if settings.move_fulfillment_orders:
+            router = FulfillmentOrderRouter(
+                admin,
+                on_recorded=moves_recorded,
+                ingress_quiet=ingress.quiet,
+                ingress_first_s=settings.webhook_worker_ingress_first_s,
+            )
+            subscriptions.append(router.subscription())
+        event_bus = await stack.enter_async_context(
+            bus.EventBus.for_service(db, settings, owns=("INTEGRATION",), subscriptions=subscriptions)
+        )
+        fulfillments = FulfillmentWorker(
+            db, admin, orders, event_bus.outbox.add, retry_max_s=settings.webhook_retry_max_s
+        )
+        stack.push_async_callback(fulfillments.close)  # after the loop below has stopped
+        fulfillment_loop = await stack.enter_async_context(
+            Loop("shopify-fulfillments", fulfillments.step, settings.webhook_worker_poll_s)
+        )
+        fulfillment_loop_ref.append(fulfillment_loop)
         inventory_loop = await stack.enter_async_context(
             Loop("shopify-inventory", inventory.step, settings.inventory_push_poll_s)
         )
@@ -134,17 +153,6 @@ async def running(settings: ShopifyAdapterSettings) -> AsyncIterator[Adapter]:
                 "shopify-inventory-verify", inventory.verify, settings.inventory_verify_s, run_at_start=False
             ),
         )
-        delivery_loop_ref: list[Loop] = []
-        ingress = WebhookIngress(
-            db,
-            secrets=settings.webhook_secrets,
-            shop_domains=settings.shop_domains,
-            max_body_bytes=settings.webhook_max_body_bytes,
-            on_stored=lambda: delivery_loop_ref[0].wake() if delivery_loop_ref else None,
-        )
-        if router is not None:
-            router.ingress_quiet = ingress.quiet
-            router.ingress_first_s = settings.webhook_worker_ingress_first_s
         deliveries = DeliveryWorker(
             db,
             ingestor,

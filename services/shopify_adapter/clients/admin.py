@@ -388,19 +388,20 @@ class ShopifyAdmin:
         Read with the small query first, and again with the larger one when a page of the first
         was full (`FULFILLMENT_ORDERS`).
         """
-        order = (await self.execute(FULFILLMENT_ORDERS, {"id": order_gid})).get("order")
-        if order is not None and _may_hold_more(order):
-            order = (await self.execute(FULFILLMENT_ORDERS_MORE, {"id": order_gid})).get("order")
-        return order
+        return await self._order_read(FULFILLMENT_ORDERS, FULFILLMENT_ORDERS_MORE, order_gid)
 
     async def assignments(self, order_gid: str, *, keep_free: float = 0.0) -> dict[str, Any] | None:
         """The order's fulfillment orders with their assigned locations and open lines (the small
         read first, the larger one when a page was full)."""
-        order = (await self.execute(ASSIGNMENTS, {"id": order_gid}, keep_free=keep_free)).get("order")
+        return await self._order_read(ASSIGNMENTS, ASSIGNMENTS_MORE, order_gid, keep_free=keep_free)
+
+    async def _order_read(
+        self, small: str, large: str, order_gid: str, *, keep_free: float = 0.0
+    ) -> dict[str, Any] | None:
+        """One order read with the small query, and again with the large one when a page was full."""
+        order = (await self.execute(small, {"id": order_gid}, keep_free=keep_free)).get("order")
         if order is not None and _may_hold_more(order):
-            order = (await self.execute(ASSIGNMENTS_MORE, {"id": order_gid}, keep_free=keep_free)).get(
-                "order"
-            )
+            order = (await self.execute(large, {"id": order_gid}, keep_free=keep_free)).get("order")
         return order
 
     async def create_fulfillment(self, fulfillment: dict[str, Any]) -> dict[str, Any]:

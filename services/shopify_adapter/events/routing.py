@@ -34,7 +34,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import insert
@@ -46,7 +45,7 @@ from retail.common.v1 import common_pb2
 from retail.orders.v1 import events_pb2 as order_events
 from services.shopify_adapter.clients.admin import ShopifyAdmin, ShopifyError
 from services.shopify_adapter.store import tables
-from services.shopify_adapter.translate.fulfillment import Move, location_code, moves_to
+from services.shopify_adapter.translate.fulfillment import Move, location_gids, moves_to
 
 log = logging.getLogger(__name__)
 
@@ -59,14 +58,6 @@ LOCATIONS_MAX_AGE_S = 60.0
 KEEP_FREE = 0.5
 
 _RECORD_MOVE = Compiled(insert(tables.InventoryMove.__table__))
-
-
-@dataclass
-class _Moved:
-    """What prepare moved: the release's location and the moves Shopify accepted."""
-
-    location: str
-    moves: list[Move]
 
 
 def _released(event: order_events.OrderReleasedToWarehouse) -> dict[str, int]:
@@ -124,8 +115,9 @@ class FulfillmentOrderRouter:
         ref = event.channel_order
         return ref.system == common_pb2.SOURCE_SYSTEM_SHOPIFY and bool(ref.id)
 
-    async def prepare(self, event: order_events.OrderReleasedToWarehouse, pctx: PrepareContext) -> _Moved:
-        """Move the release's units that Shopify assigned elsewhere (module docstring)."""
+    async def prepare(self, event: order_events.OrderReleasedToWarehouse, pctx: PrepareContext) -> list[Move]:
+        """Move the release's units that Shopify assigned elsewhere (module docstring); returns the
+        moves Shopify accepted."""
         location = event.location_id.upper()
         if self.ingress_quiet is not None:
             await self.ingress_quiet(self.ingress_first_s)
@@ -134,11 +126,11 @@ class FulfillmentOrderRouter:
             log.warning(
                 "no Shopify location for release", extra={"location": location, "order": event.order_id}
             )
-            return _Moved(location, [])
+            return []
         order = await self.admin.assignments(event.channel_order.id, keep_free=self.keep_free)
         if order is None:
             log.warning("Shopify order not found", extra={"order": event.order_id})
-            return _Moved(location, [])
+            return []
         nodes = (order.get("fulfillmentOrders") or {}).get("nodes") or []
         done: list[Move] = []
         for move in moves_to(location, _released(event), nodes):
@@ -155,17 +147,18 @@ class FulfillmentOrderRouter:
                 continue
             record_outcome(HANDLER, "ok")
             done.append(move)
-        return _Moved(location, done)
+        return done
 
     async def on_released(self, event: order_events.OrderReleasedToWarehouse, ctx: MessageContext) -> None:
         """Record the units moved, for the inventory pusher (in the inbox transaction)."""
-        moved: _Moved = ctx.prepared
+        moves: list[Move] = ctx.prepared
         now = datetime.now(UTC)
+        destination = event.location_id.upper()
         rows = [
             {"sku": sku, "location_id": location, "quantity": quantity, "created_at": now}
-            for move in moved.moves
+            for move in moves
             for sku, units in move.units.items()
-            for location, quantity in ((moved.location, units), (move.from_location, -units))
+            for location, quantity in ((destination, units), (move.from_location, -units))
         ]
         if rows:
             await ctx.session.execute(_RECORD_MOVE, rows)
@@ -176,7 +169,6 @@ class FulfillmentOrderRouter:
             location not in self._locations
             and time.monotonic() - self._locations_read_at >= LOCATIONS_MAX_AGE_S
         ):
-            names = await self.admin.locations(keep_free=self.keep_free)
-            self._locations = {location_code(name): gid for gid, name in names.items()}
+            self._locations = location_gids(await self.admin.locations(keep_free=self.keep_free))
             self._locations_read_at = time.monotonic()
         return self._locations.get(location)

@@ -73,7 +73,7 @@ from services.shopify_adapter.clients.admin import (
 from services.shopify_adapter.store import tables
 from services.shopify_adapter.store.queries import upsert
 from services.shopify_adapter.sync.worker import backoff_s
-from services.shopify_adapter.translate.fulfillment import location_code
+from services.shopify_adapter.translate.fulfillment import location_gids
 from services.shopify_adapter.translate.inventory import (
     MAPPING_ERRORS,
     MAX_QUANTITIES_PER_CALL,
@@ -208,6 +208,7 @@ _MOVED_OUT = Compiled(
     .where(_THIS_ROW)
     .values(shopify_available=_PUSH.c.shopify_available + bindparam("b_quantity"))
 )
+_MOVES_PER_ROUND = 500
 _TAKE_MOVES = delete(_MOVE).where(_MOVE.c.id.in_(bindparam("b_ids", expanding=True)))
 _ITEM_MAP = tables.InventoryItemMap.__table__
 _KNOWN_ITEMS = select(_ITEM_MAP.c.sku, _ITEM_MAP.c.item_gid).where(
@@ -314,6 +315,13 @@ class InventoryPusher:
         self.timeout_s = timeout_s
         self.lower_grace_s = lower_grace_s
         self._locations: dict[str, str] = {}
+        # Whether `inventory_move` may hold rows: once at start (left by a previous run), then when
+        # the routing consumer says it recorded some (`moves_recorded`): no read per round otherwise.
+        self._moves_waiting = True
+
+    def moves_recorded(self) -> None:
+        """Fulfillment-order moves were recorded: apply them before the next round."""
+        self._moves_waiting = True
 
     async def step(self) -> bool:
         """Push one batch of due rows; True when a full batch was taken (more may wait)."""
@@ -343,7 +351,19 @@ class InventoryPusher:
         Applied here, between rounds, so a push in flight never records a figure from before a move
         over the move's adjustment.
         """
-        moves = (await self.db.fetch(_MOVES, {"b_limit": 500})).all()
+        if not self._moves_waiting:
+            return
+        self._moves_waiting = False  # before the read: a move recorded meanwhile sets it again
+        try:
+            await self._apply_recorded_moves()
+        except BaseException:
+            self._moves_waiting = True  # still there: the next round tries again
+            raise
+
+    async def _apply_recorded_moves(self) -> None:
+        moves = (await self.db.fetch(_MOVES, {"b_limit": _MOVES_PER_ROUND})).all()
+        if len(moves) == _MOVES_PER_ROUND:
+            self._moves_waiting = True  # more than one round's worth
         if not moves:
             return
         now = datetime.now(UTC)
@@ -535,8 +555,7 @@ class InventoryPusher:
     async def _mapped(self, items: list[_Item]) -> list[_Item]:
         """The items whose SKU and location Shopify knows, GIDs filled in; the others deferred."""
         if {i.location_id for i in items} - self._locations.keys():
-            names = await self.admin.locations(keep_free=self.keep_free)
-            self._locations = {location_code(name): gid for gid, name in names.items()}
+            self._locations = location_gids(await self.admin.locations(keep_free=self.keep_free))
         gids = await self._item_gids(sorted({i.sku for i in items}))
         mapped: list[_Item] = []
         for item in items:

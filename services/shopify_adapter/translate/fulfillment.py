@@ -32,6 +32,11 @@ def location_code(name: str) -> str:
     return words[0].upper() if words else ""
 
 
+def location_gids(names: dict[str, str]) -> dict[str, str]:
+    """The mesh's location id → Shopify location GID, from `ShopifyAdmin.locations` (GID → name)."""
+    return {location_code(name): gid for gid, name in names.items()}
+
+
 def assigned_location(fulfillment_order: dict[str, Any]) -> str:
     """The mesh's location id of the location a fulfillment order is assigned to."""
     assigned = fulfillment_order.get("assignedLocation") or {}
