@@ -44,9 +44,9 @@ from typing import Any
 import grpc
 import httpx
 import nats
-import psutil
 
 from bench import delivery, hop
+from bench.cpuload import CpuTimeline, busy_cores, cpu_seconds
 from bench.figures import collect, compute
 from bench.positions import availability_changes, position_lag
 from bench.profile import Profiler
@@ -76,25 +76,6 @@ FLOOR_FIGURES = {
 }
 
 log = logging.getLogger("bench")
-
-
-# --------------------------------------------------------------------------------------------
-# CPU accounting: psutil over each system's processes and their descendants.
-
-
-def _cpu_seconds(pids: list[int]) -> float:
-    """User + system CPU seconds of these processes, their live descendants and reaped children."""
-    total = 0.0
-    for pid in pids:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            process = psutil.Process(pid)
-            for each in [process, *process.children(recursive=True)]:
-                with contextlib.suppress(psutil.NoSuchProcess):
-                    times = each.cpu_times()
-                    total += times.user + times.system
-            times = process.cpu_times()
-            total += times.children_user + times.children_system
-    return total
 
 
 # --------------------------------------------------------------------------------------------
@@ -134,11 +115,11 @@ async def _grpc_ceiling(seconds: float, in_flight: int = 16) -> dict[str, float]
                     await call(b"x" * 64, timeout=5)
                     calls += 1
 
-            cpu0 = time.process_time() + _cpu_seconds([server.pid])
+            cpu0 = time.process_time() + cpu_seconds([server.pid])
             t0 = time.monotonic()
             await asyncio.gather(*(caller() for _ in range(in_flight)))
             elapsed = time.monotonic() - t0
-            cpu = time.process_time() + _cpu_seconds([server.pid]) - cpu0
+            cpu = time.process_time() + cpu_seconds([server.pid]) - cpu0
     finally:
         server.terminate()
         await asyncio.wait_for(server.wait(), 10)
@@ -157,7 +138,7 @@ async def _jetstream_ceiling(
     await js.add_stream(spec.config())
     try:
         payload = b"x" * 256
-        cpu0 = time.process_time() + _cpu_seconds([nats_pid])
+        cpu0 = time.process_time() + cpu_seconds([nats_pid])
         t0 = time.monotonic()
         for start in range(0, messages, batch):
             size = min(batch, messages - start)
@@ -171,7 +152,7 @@ async def _jetstream_ceiling(
                 await msg.ack()
                 consumed += 1
         consume_s = time.monotonic() - t1
-        cpu = time.process_time() + _cpu_seconds([nats_pid]) - cpu0
+        cpu = time.process_time() + cpu_seconds([nats_pid]) - cpu0
     finally:
         with contextlib.suppress(Exception):
             await js.delete_stream(spec.name)
@@ -330,14 +311,16 @@ async def run_one(
 
             own, sandbox = system.pids()
             restarts0 = system.restarts()
-            cpu0, sandbox_cpu0 = _cpu_seconds(own), _cpu_seconds(sandbox)
+            cpu0, sandbox_cpu0 = cpu_seconds(own), cpu_seconds(sandbox)
             named = system.named_pids()
-            per_process0 = {n: _cpu_seconds([pid]) for n, pid in named.items()}
+            per_process0 = {n: cpu_seconds([pid]) for n, pid in named.items()}
             profiler = None
             if args.profile and name == "mesh" and scenario == "sustained":
                 services = {n: pid for n, pid in named.items() if n in system.mesh.children}
                 profiler = Profiler(services, data_dir / "profiles")
                 profiler.start()  # first: if py-spy is missing, nothing is left running
+            timeline = CpuTimeline({"system": own, "sandbox": sandbox})
+            timeline.start()
             restocks: list[dict[str, Any]] = []
             background = [
                 asyncio.create_task(_keep_shipping(http, system.sandbox_url("tpl"), args.advance_every)),
@@ -361,15 +344,16 @@ async def run_one(
                 for task in background:
                     task.cancel()
                 await asyncio.gather(*background, return_exceptions=True)
+                await timeline.stop()
                 if profiler is not None:
                     result["profile"] = await asyncio.to_thread(profiler.stop)
             if system.postgres is not None:
                 # PostgreSQL backends opened during the load count in full (they started from
                 # zero); ended ones are in the postmaster's children times.
                 own = list(dict.fromkeys([*own, *system.pids()[0]]))
-            cpu = _cpu_seconds(own) - cpu0
-            per_process = {n: _cpu_seconds([pid]) - per_process0[n] for n, pid in named.items()}
-            sandbox_cpu = _cpu_seconds(sandbox) - sandbox_cpu0
+            cpu = cpu_seconds(own) - cpu0
+            per_process = {n: cpu_seconds([pid]) - per_process0[n] for n, pid in named.items()}
+            sandbox_cpu = cpu_seconds(sandbox) - sandbox_cpu0
             changes: list[dict[str, Any]] | None = None
             if name == "mesh":
                 # The mesh's own position changes, read before the stand-ins' records so every
@@ -397,9 +381,14 @@ async def run_one(
             figures.update(position_lag(changes, records["shopify"], since=since))
             if args.keep:
                 (data_dir / "position_changes.json").write_text(json.dumps(changes, indent=1) + "\n")
+        if figures["acceptance_window_s"]:
+            # How busy the box was while orders were being accepted: saturated, and by whom.
+            end = since + figures["acceptance_window_s"]
+            figures["cores_busy_while_accepting"] = busy_cores(timeline.samples, since, end)
         if args.keep:
             # What every figure was computed from, for a look after the run.
             (data_dir / "records.json").write_text(json.dumps({"since": since, **records}) + "\n")
+            (data_dir / "cpu_timeline.json").write_text(json.dumps(timeline.as_json(since), indent=1) + "\n")
         placed = figures["orders_placed"]
         result.update(
             figures,
@@ -500,7 +489,9 @@ ROWS = (
     ("order-to-cash (orders/s)", lambda r: _fmt(r["order_to_cash_orders_per_s"])),
     ("webhook ack p50 / p99 / max (ms)", lambda r: _triple(r, "webhook_ack", ("p50", "p99", "max"))),
     ("webhook attempts / failed", lambda r: f"{r['webhook_attempts']} / {r['webhook_failed_attempts']}"),
+    ("orders placed per second (first to last)", lambda r: _fmt(r.get("orders_placed_per_s"), 1, 1)),
     ("acceptance p50 / p99 (ms)", lambda r: _triple(r, "acceptance", ("p50", "p99"))),
+    ("cores busy while accepting: system / stand-ins / load", lambda r: _cores(r)),
     ("inventory lag p50 / p99 (ms)", lambda r: _triple(r, "inventory_lag", ("p50", "p99"))),
     ("position → Shopify lag p50 / p99 (ms)", lambda r: _triple(r, "position_lag", ("p50", "p99"))),
     ("position changes measured (coalesced) / already shown / unshown", lambda r: _position_counts(r)),
@@ -527,6 +518,13 @@ def _fmt(value: Any, scale: float = 1.0, digits: int = 2) -> str:
 
 def _triple(r: dict[str, Any], prefix: str, which: tuple[str, ...]) -> str:
     return " / ".join(_fmt(r.get(f"{prefix}_{w}_s"), 1000, 0) for w in which)
+
+
+def _cores(r: dict[str, Any]) -> str:
+    busy = r.get("cores_busy_while_accepting") or {}
+    if not busy:
+        return "n/a"
+    return " / ".join(f"{busy.get(group, 0):.2f}" for group in ("system", "sandbox", "load"))
 
 
 def _position_counts(r: dict[str, Any]) -> str:

@@ -121,3 +121,26 @@ def test_a_receiver_floor_has_answered_the_webhooks_it_took_with_a_2xx_since_the
     }
 
     assert answered_orders(records, 100.0, "http://me") == {"e1", "e2"}
+
+
+def test_placed_rate_is_what_the_checkout_created_and_acceptance_ends_at_the_last_erp_order():
+    records = _records([_parcel(101.0, "1ZA")])
+    second = {**records["shopify"]["orders"][0], "id": 2, "name": "#1002", "created_at": 104.0}
+    third = {**records["shopify"]["orders"][0], "id": 3, "name": "#1003", "created_at": 102.0}
+    records["shopify"]["orders"] += [second, third]
+    records["bc_counts"]["created_at"]["salesOrders"] |= {"#1002": [107.0, 108.0], "#1003": [103.0]}
+
+    figures = compute(records, since=99.0, webhook_url="http://me", hot_stock={}, restocks=[])
+
+    # Three orders created from 100 to 104: two gaps in four seconds, whatever --rate asked for.
+    assert figures["orders_placed_per_s"] == 0.5
+    # Until the 99th percentile of the sales orders' first creations (a second copy does not count):
+    # of three, the last, #1002's at 107.
+    assert figures["acceptance_window_s"] == 107.0 - 99.0
+
+
+def test_one_order_has_no_placed_rate():
+    figures = compute(_records([]), since=99.0, webhook_url="http://me", hot_stock={}, restocks=[])
+
+    assert figures["orders_placed_per_s"] is None
+    assert figures["acceptance_window_s"] == 100.5 - 99.0
