@@ -46,7 +46,7 @@ import httpx
 import nats
 
 from bench import delivery, hop
-from bench.cpuload import CpuTimeline, busy_cores, cpu_seconds
+from bench.cpuload import LOAD, CpuTimeline, busy_cores, cpu_seconds
 from bench.figures import collect, compute
 from bench.positions import availability_changes, position_lag
 from bench.profile import Profiler
@@ -319,7 +319,9 @@ async def run_one(
                 services = {n: pid for n, pid in named.items() if n in system.mesh.children}
                 profiler = Profiler(services, data_dir / "profiles")
                 profiler.start()  # first: if py-spy is missing, nothing is left running
-            timeline = CpuTimeline({"system": own, "sandbox": sandbox})
+            # The groups the figure sums, and each of the system's own processes for a closer look.
+            each = {n: [pid] for n, pid in named.items()}
+            timeline = CpuTimeline({"system": own, "sandbox": sandbox, **each})
             timeline.start()
             restocks: list[dict[str, Any]] = []
             background = [
@@ -384,7 +386,12 @@ async def run_one(
         if figures["acceptance_window_s"]:
             # How busy the box was while orders were being accepted: saturated, and by whom.
             end = since + figures["acceptance_window_s"]
-            figures["cores_busy_while_accepting"] = busy_cores(timeline.samples, since, end)
+            busy = busy_cores(timeline.samples, since, end)
+            groups = ("system", "sandbox", LOAD)
+            figures["cores_busy_while_accepting"] = {g: v for g, v in busy.items() if g in groups}
+            figures["cores_busy_while_accepting_by_process"] = dict(
+                sorted(((g, v) for g, v in busy.items() if g not in groups), key=lambda x: -x[1])
+            )
         if args.keep:
             # What every figure was computed from, for a look after the run.
             (data_dir / "records.json").write_text(json.dumps({"since": since, **records}) + "\n")
