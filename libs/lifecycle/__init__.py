@@ -6,12 +6,18 @@ unwinds the stack in reverse: gRPC goes NOT_SERVING and drains, NATS drains, the
 A signal that arrives while the service is still starting (waiting for NATS, say) cancels the
 start instead, so a stuck start never ignores SIGTERM. `Loop` (libs/lifecycle/loop.py) runs a
 periodic job inside that exit stack.
+
+Once started, a service moves what its start-up made (modules, protobuf descriptors, table
+metadata, compiled statements, clients: some 150,000 objects) out of the garbage collector's
+reach (`gc.freeze`, decision 0043), so a full collection under load walks only what was made
+since instead of pausing the event loop for 0.1-0.45 s.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import signal
 from collections.abc import Coroutine
 from typing import Any
@@ -45,9 +51,24 @@ class Shutdown:
         return self._event.is_set()
 
     async def wait(self) -> None:
-        """Mark the service as serving and wait until a stop is asked for."""
+        """Mark the service as serving, set its start-up aside from the garbage collector
+        (`freeze_start_up`), and wait until a stop is asked for."""
         self._serving = True
+        freeze_start_up()
         await self._event.wait()
+
+
+def freeze_start_up() -> None:
+    """Collect the start-up's garbage once, then freeze every object left (decision 0043).
+
+    Frozen objects are never examined again by any collection, so the full collections a busy
+    service runs now and then no longer walk the whole process (0.1-0.45 s each on the 2-core VM,
+    with the event loop stopped). Reference counting still frees a frozen object nobody refers
+    to; only a reference cycle among frozen objects that became garbage later would stay, and
+    nothing made at start-up is dropped that way while a service runs.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 def shutdown_requested() -> Shutdown:
@@ -79,4 +100,4 @@ def run(main: Coroutine[Any, Any, None]) -> None:
             asyncio.run(main)
 
 
-__all__ = ["Loop", "Shutdown", "run", "shutdown_requested"]
+__all__ = ["Loop", "Shutdown", "freeze_start_up", "run", "shutdown_requested"]
