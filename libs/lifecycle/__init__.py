@@ -64,8 +64,8 @@ def freeze_start_up() -> None:
     Frozen objects are never examined again by any collection, so the full collections a busy
     service runs now and then no longer walk the whole process (0.1-0.45 s each on the 2-core VM,
     with the event loop stopped). Reference counting still frees a frozen object nobody refers
-    to; only a reference cycle among frozen objects that became garbage later would stay, and
-    nothing made at start-up is dropped that way while a service runs.
+    to; only a reference cycle among start-up objects that becomes garbage later stays in memory
+    (a bounded few, such as a database connection opened at start-up and later replaced).
     """
     gc.collect()
     gc.freeze()
