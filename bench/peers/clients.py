@@ -37,7 +37,8 @@ SUBSCRIBE = """mutation($topic: WebhookSubscriptionTopic!, $uri: String!) {
 
 
 class TryLater(Exception):
-    """Timeout, 429, 5xx or a throttled GraphQL call: the same call may work later."""
+    """Timeout, 412 (a write that lost a race), 429, 5xx or a throttled GraphQL call: the same call
+    may work later."""
 
     def __init__(self, message: str, retry_after: float | None = None) -> None:
         super().__init__(message)
@@ -49,7 +50,9 @@ class Refused(Exception):
 
 
 def _check(response: httpx.Response) -> httpx.Response:
-    if response.status_code == 429 or response.status_code >= 500:
+    # 412: an If-Match write lost to another writer (BC: "Read the record again and retry"). Two
+    # parcels of one order posted at once meet it; the handlers read the order again when retried.
+    if response.status_code in (412, 429) or response.status_code >= 500:
         after = response.headers.get("Retry-After")
         raise TryLater(f"{response.status_code} {response.text[:200]}", float(after) if after else None)
     if response.status_code >= 400:
