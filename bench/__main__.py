@@ -12,7 +12,7 @@ own (bench/systems.py):
 4. wait until every order is done (fulfilled with tracking at Shopify, invoiced in Business
    Central) or the deadline passes; read every figure from the stand-ins' own records
    (bench/figures.py), for the mesh also its own position changes from JetStream against them
-   (bench/positions.py), and the system's CPU from psutil;
+   (bench/positions.py), and the system's CPU from /proc (bench/cpuload.py);
 5. stop everything. The transport ceiling (raw gRPC echo, JetStream) is measured once, in the first
    mesh run, with the mesh idle.
 Then print a table per scenario and, as the last line, one JSON object; write it to bench/results/.

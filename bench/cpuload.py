@@ -1,14 +1,14 @@
 """CPU accounting: what each system's processes, the stand-ins and the load generator spent, and when.
 
-`cpu_seconds` sums user and system CPU over processes and their descendants (psutil). A
-`CpuTimeline` samples each group of processes four times a second during a run, so a figure can
-say how busy the machine was while something happened: `busy_cores` is the mean number of cores a
-group kept busy between two moments. psutil walks every process of the box to find descendants
-(about 2 ms a process here), too much four times a second; the timeline finds them once at start
-and then reads `/proc/<pid>/stat` alone (a process started later, such as a PostgreSQL backend, is
-not in it; the run's totals still count it). On the 2-core VM it tells whether the box was
-saturated while orders were being accepted, and how the cores were shared between the system, the
-stand-ins and the bench's own load generator.
+`cpu_seconds` sums user and system CPU (`/proc/<pid>/stat`, reaped children included) over
+processes and their descendants, which psutil finds. A `CpuTimeline` samples each group of
+processes four times a second during a run, so a figure can say how busy the machine was while
+something happened: `busy_cores` is the mean number of cores a group kept busy between two
+moments. Finding descendants walks every process of the box (about 2 ms a process here), too much
+four times a second; the timeline finds them once at start and then reads `/proc` alone (a process
+started later, such as a PostgreSQL backend, is not in it; the run's totals still count it). On
+the 2-core VM it tells whether the box was saturated while orders were being accepted, and how the
+cores were shared between the system, the stand-ins and the bench's own load generator.
 """
 
 from __future__ import annotations
@@ -28,21 +28,6 @@ SAMPLE_EVERY_S = 0.25
 LOAD = "load"
 
 
-def cpu_seconds(pids: Sequence[int]) -> float:
-    """User + system CPU seconds of these processes, their live descendants and reaped children."""
-    total = 0.0
-    for pid in pids:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            process = psutil.Process(pid)
-            for each in [process, *process.children(recursive=True)]:
-                with contextlib.suppress(psutil.NoSuchProcess):
-                    times = each.cpu_times()
-                    total += times.user + times.system
-            times = process.cpu_times()
-            total += times.children_user + times.children_system
-    return total
-
-
 _TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -52,6 +37,12 @@ def _with_descendants(pids: Sequence[int]) -> list[int]:
         with contextlib.suppress(psutil.NoSuchProcess):
             found += [pid, *(child.pid for child in psutil.Process(pid).children(recursive=True))]
     return list(dict.fromkeys(found))
+
+
+def cpu_seconds(pids: Sequence[int]) -> float:
+    """User + system CPU seconds of these processes, their live descendants and the children they
+    have reaped."""
+    return sum(map(_proc_cpu_seconds, _with_descendants(pids)))
 
 
 def _proc_cpu_seconds(pid: int) -> float:
