@@ -19,6 +19,7 @@ _EXPORTS = {
     "KeyedLocks": "libs.bus.consumer",
     "PrepareContext": "libs.bus.consumer",
     "Subscription": "libs.bus.consumer",
+    "Unit": "libs.bus.consumer",
     "DeadLetters": "libs.bus.deadletter",
     "ReplayResult": "libs.bus.deadletter",
     "InvalidEvent": "libs.bus.envelope",

@@ -177,6 +177,9 @@ class KeyedLocks:
 
 Handler = Callable[[Message, MessageContext], Awaitable[None]]
 Prepare = Callable[[Message, PrepareContext], Awaitable[Any]]
+#: A delivery's unit of work: inbox claim, handler and hop row, in the session it is given.
+Unit = Callable[[AsyncSession], Awaitable[None]]
+Runner = Callable[[Message, str, Unit], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -223,6 +226,16 @@ class Subscription:
             transaction, and each is acked only after the commit that holds it. A handler
             then must not wait for a lock held outside the transaction (take it in prepare with
             `pctx.hold`). False gives every delivery its own transaction.
+        runner: `async def runner(event, event_id, unit)`, which runs the delivery's unit of work
+            (`await unit(session)`: inbox claim, handler, hop row) in a transaction of the
+            subscriber's own and returns once that transaction is committed: an actor's turn that
+            applies the event to the state it holds, instead of a hand-off row and a second turn
+            (the orders service). Contract: the unit runs in the very session whose commit also
+            commits what the runner does with the event, once per attempt; what the unit raises
+            (a redelivery's `DuplicateEvent`, the handler's `Permanent`) leaves the runner
+            unchanged and rolls everything of that attempt back. The runner may raise itself
+            (`Permanent` for an event it cannot address). `group_commit` is then the runner's
+            business (an actor turn goes through the group commit on its own).
     """
 
     durable: str
@@ -240,6 +253,7 @@ class Subscription:
     relevant: Callable[[Message], Awaitable[bool]] | None = None
     prepare: Prepare | None = None
     group_commit: bool = True
+    runner: Runner | None = None
 
     @property
     def subjects(self) -> tuple[str, ...]:
@@ -555,7 +569,9 @@ class Consumer:
                     payload=event if self.subscription.snapshot else None,
                 )
 
-            if self.subscription.group_commit:
+            if self.subscription.runner is not None:
+                await self.subscription.runner(event, event_id, unit)
+            elif self.subscription.group_commit:
                 # Shares a transaction with the deliveries in flight at the same moment (this
                 # consumer's and the process's other writers'); returns once committed.
                 await self.db.group.run(unit)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from libs import actors, bus
 from libs.actors import ActorRuntime
@@ -70,7 +71,11 @@ async def running(settings: OrdersSettings, *, with_metrics: bool = True) -> Asy
         async def tell(order_id: str) -> None:
             await runtime.ref(KIND, order_id).tell(Drain())
 
-        inbound = Inbound(db, tell, sweep_s=settings.inbound_sweep_s)
+        async def ask(order_id: str, message: Any) -> Any:
+            # A turn that outlasts this fails the delivery; its redelivery is then a duplicate.
+            return await runtime.ref(KIND, order_id).ask(message, timeout=30)
+
+        inbound = Inbound(db, tell, ask, sweep_s=settings.inbound_sweep_s)
         event_bus = await stack.enter_async_context(
             bus.EventBus.for_service(db, settings, owns=("ORDERS",), subscriptions=inbound.subscriptions())
         )

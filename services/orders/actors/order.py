@@ -8,6 +8,10 @@ lock): a turn that needs a reservation sets `reserve_pending`, a durable reminde
 commit starts `ReserveStep` outside the turn; its answer comes back as a `ReserveResult`
 message (a second turn). If the process dies in between, the reminder re-drives the step with the
 same request id, so the inventory service answers the first result again.
+
+A consumed fact about one order (`ApplyFact`) is applied in the turn that also claims its delivery
+(the bus's inbox row and hop row, `libs.bus.Subscription.runner`): one commit per fact. Facts that
+concern several orders (a SKU back in stock) are staged in `order_inbound` and applied by `Drain`.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from google.protobuf.message import Message
@@ -140,6 +145,33 @@ class Drain:
     """Apply the facts waiting in `order_inbound` for this order."""
 
 
+#: Applies one consumed event to an order: `(order, event, event_id, now) -> Outcome`.
+FactApplier = Callable[[Order, Message, str, datetime], Outcome]
+#: A fact to apply: its event type, its event id, and how to decode it into (event, applier).
+_Fact = tuple[str, str, Callable[[], tuple[Message, FactApplier]]]
+
+
+@dataclass
+class ApplyFact:
+    """Apply one consumed fact, claiming its delivery in the same turn.
+
+    Attributes:
+        event_type: the event's full protobuf name.
+        event: the decoded event.
+        apply: the domain applier of its type.
+        event_id: the event's id (the journal's and the outbox's causation).
+        unit: the delivery's unit of work (inbox claim and hop row, `libs.bus.Unit`), run first in
+            the turn's session: a redelivery raises `DuplicateEvent` there and the turn commits
+            nothing.
+    """
+
+    event_type: str
+    event: Message
+    apply: FactApplier
+    event_id: str
+    unit: Callable[[AsyncSession], Awaitable[None]]
+
+
 @dataclass
 class ReserveResult:
     """What inventory answered to the reservation round `round`."""
@@ -164,8 +196,6 @@ class ReserveRequest:
 
 #: Runs a reservation against the inventory service and returns the result, or raises.
 Reserver = Callable[[ReserveRequest], Awaitable[ReserveResult]]
-#: Applies one consumed event to an order: `(order, event, event_id, now) -> Outcome`.
-FactApplier = Callable[[Order, Message, str, datetime], Outcome]
 
 
 class OrderActor(Actor[OrderState]):
@@ -232,6 +262,8 @@ class OrderActor(Actor[OrderState]):
             return await self._ingest(message, ctx)
         if isinstance(message, Command):
             return await self._command(message, ctx)
+        if isinstance(message, ApplyFact):
+            return await self._apply_fact(message, ctx)
         if isinstance(message, Drain):
             return await self._drain(ctx)
         if isinstance(message, ReserveResult):
@@ -273,36 +305,49 @@ class OrderActor(Actor[OrderState]):
         ctx.state.order = order
         return await self._commit(ctx, out)
 
+    async def _apply_fact(self, msg: ApplyFact, ctx: Turn[OrderState]) -> None:
+        await msg.unit(ctx.session)
+        await self._apply_facts(ctx, [(msg.event_type, msg.event_id, lambda: (msg.event, msg.apply))])
+
     async def _drain(self, ctx: Turn[OrderState]) -> None:
         rows = (await ctx.session.execute(_INBOUND, {"b_order_id": ctx.key})).all()
         if not rows:
             return
         await ctx.session.execute(_TAKE_INBOUND, {"b_ids": [row.id for row in rows]})
+        await self._apply_facts(
+            ctx,
+            [
+                (row.event_type, row.event_id, partial(self.decode_fact, row.event_type, row.payload))
+                for row in rows
+            ],
+        )
+
+    async def _apply_facts(self, ctx: Turn[OrderState], facts: list[_Fact]) -> None:
+        """Apply facts in order; one refused or not applicable leaves the order as it was before
+        it, and a fact for an order that does not exist is an exception of its own."""
         combined = Outcome()
-        for row in rows:
+        for event_type, event_id, decode in facts:
             if ctx.state.order is None:
                 combined.problems.append(
                     machine.Problem(
-                        "UNKNOWN_ORDER", machine.Owner.CUSTOMER_SERVICE, f"{row.event_type} for unknown order"
+                        "UNKNOWN_ORDER", machine.Owner.CUSTOMER_SERVICE, f"{event_type} for unknown order"
                     )
                 )
-                await self._record_problems(ctx, combined)
-                combined.problems.clear()
                 continue
             before = _copy(ctx.state.order)
             try:
-                event_msg, apply = self.decode_fact(row.event_type, row.payload)
-                out = apply(ctx.state.order, event_msg, row.event_id, ctx.now())
+                event_msg, apply = decode()
+                out = apply(ctx.state.order, event_msg, event_id, ctx.now())
             except Refused as refused:
                 ctx.state.order = before
                 machine.journal(
                     ctx.state.order,
                     ctx.now(),
-                    row.event_type.rsplit(".", 1)[-1],
+                    event_type.rsplit(".", 1)[-1],
                     System.MESH,
                     refused.message,
                     "REFUSED",
-                    row.event_id,
+                    event_id,
                 )
                 machine.touch(ctx.state.order, ctx.now())
                 continue
@@ -310,13 +355,17 @@ class OrderActor(Actor[OrderState]):
                 ctx.state.order = before
                 combined.problems.append(
                     machine.Problem(
-                        "EVENT_NOT_APPLICABLE", machine.Owner.CUSTOMER_SERVICE, f"{row.event_type}: {error}"
+                        "EVENT_NOT_APPLICABLE", machine.Owner.CUSTOMER_SERVICE, f"{event_type}: {error}"
                     )
                 )
                 continue
             await self._stage(ctx, out)
             combined.problems += out.problems
             combined.step = combined.step or out.step
+        if ctx.state.order is None:
+            # No order to save: the exceptions alone (and the delivery's claim, when there is one).
+            await self._record_problems(ctx, combined)
+            return
         await self._commit(ctx, Outcome(problems=combined.problems, step=combined.step))
 
     async def _reserve_result(self, msg: ReserveResult, ctx: Turn[OrderState]) -> None:

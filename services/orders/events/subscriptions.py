@@ -1,11 +1,15 @@
 """What the orders service consumes (durable `orders`), and how each fact reaches its order actor.
 
-A consumer handler runs inside the bus's transaction (inbox row + effects). It must not wait for
-an actor turn: on SQLite both would need the single writer lock. So the handler only writes the
-fact to `order_inbound` in the bus transaction (durable hand-off, exactly once through the inbox)
-and, after commit, tells the order actor to `Drain`; the actor applies the waiting facts in its
-own turn. `InboundSweeper` re-tells actors whose facts are still waiting (a crash between commit
-and tell, or a failed turn).
+A fact about one order (the ERP's and the warehouse's answers, a shipment, an invoice) is applied
+in that order actor's turn, and the turn also runs the delivery's inbox claim and hop row
+(`libs.bus.Subscription.runner`): one transaction, one commit, and a redelivery is refused by the
+inbox in the same turn (decision 0044).
+
+A stock change concerns every order waiting for the SKU, so it cannot be one actor's turn: its
+handler writes the fact to `order_inbound` for each waiting order in the bus transaction (durable
+hand-off, exactly once through the inbox) and, after commit, tells each order actor to `Drain`;
+the actor applies the waiting facts in its own turn. `InboundSweeper` re-tells actors whose facts
+are still waiting (a crash between commit and tell, or a failed turn).
 """
 
 from __future__ import annotations
@@ -15,17 +19,18 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from google.protobuf.message import Message
 from sqlalchemy import bindparam, insert, select
 
-from libs.bus import MessageContext, Permanent, Subscription
+from libs.bus import MessageContext, Permanent, Subscription, Unit
 from libs.store import Compiled, Database, after_commit
 from retail.inventory.v1 import events_pb2 as inventory_events
 from retail.orders.v1 import events_pb2 as ev
 from retail.orders.v1 import orders_pb2
 from retail.shipments.v1 import events_pb2 as shipment_events
-from services.orders.actors.order import FactApplier
+from services.orders.actors.order import ApplyFact, FactApplier
 from services.orders.api.mapping import to_dict
 from services.orders.domain import machine
 from services.orders.domain.order import Order
@@ -153,18 +158,34 @@ def _order_id(event: Message) -> str:
     return event.order_id
 
 
+async def _claimed_in_turn(event: Message, ctx: MessageContext) -> None:
+    """The handler of an order fact's delivery, which runs inside the order actor's turn: the turn
+    applies the fact itself (`ApplyFact`), so the inbox claim and hop row are all there is here."""
+
+
 class Inbound:
-    """The consumer side: handlers that hand facts to order actors, and the sweeper.
+    """The consumer side: order facts applied in their actors' turns, stock changes handed to the
+    actors that wait for them, and the sweeper.
 
     Args:
         db: the service database.
         tell: `tell(order_id)` queues a Drain for the order's actor.
+        ask: `ask(order_id, message)` runs a message as a turn of the order's actor and returns
+            once it is committed (or raises what the turn raised).
         sweep_s: how often waiting facts are re-told.
     """
 
-    def __init__(self, db: Database, tell: Callable[[str], Awaitable[None]], *, sweep_s: float = 2.0) -> None:
+    def __init__(
+        self,
+        db: Database,
+        tell: Callable[[str], Awaitable[None]],
+        ask: Callable[[str, Any], Awaitable[Any]],
+        *,
+        sweep_s: float = 2.0,
+    ) -> None:
         self.db = db
         self.tell = tell
+        self.ask = ask
         self.sweep_s = sweep_s
         self._task: asyncio.Task[None] | None = None
         self._pending: set[asyncio.Task[None]] = set()
@@ -172,8 +193,10 @@ class Inbound:
     def subscriptions(self) -> list[Subscription]:
         """One durable `orders` consumer per stream read (ORDERS, SHIPMENTS, INVENTORY)."""
         return [
-            Subscription(DURABLE, ORDER_FACTS, self.on_order_fact),
-            Subscription(DURABLE, [shipment_events.ShipmentConfirmed], self.on_order_fact),
+            Subscription(DURABLE, ORDER_FACTS, _claimed_in_turn, runner=self.apply_in_turn),
+            Subscription(
+                DURABLE, [shipment_events.ShipmentConfirmed], _claimed_in_turn, runner=self.apply_in_turn
+            ),
             Subscription(
                 DURABLE,
                 [inventory_events.AvailabilityChanged],
@@ -190,12 +213,14 @@ class Inbound:
             return False
         return (await self.db.fetch(_ANY_WAITING, {"b_sku": event.sku})).first() is not None
 
-    async def on_order_fact(self, event: Message, ctx: MessageContext) -> None:
-        """Hand an order fact to its actor through `order_inbound`."""
+    async def apply_in_turn(self, event: Message, event_id: str, unit: Unit) -> None:
+        """Apply an order fact in its order actor's turn, with the delivery's claim (`unit`)."""
+        event_type = event.DESCRIPTOR.full_name
         order_id = _order_id(event)
         if not order_id:
-            raise Permanent(f"{ctx.event_type} without order id")
-        await self._hand_off(ctx, order_id, ctx.event_id, event)
+            raise Permanent(f"{event_type} without order id")
+        _, apply = APPLIERS[event_type]
+        await self.ask(order_id, ApplyFact(event_type, event, apply, event_id, unit))
 
     async def on_availability(self, event: inventory_events.AvailabilityChanged, ctx: MessageContext) -> None:
         """Stock of a SKU became available: wake the backordered orders that wait for it."""

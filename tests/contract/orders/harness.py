@@ -13,7 +13,7 @@ import grpc
 import nats
 from google.protobuf.message import Message
 
-from libs.bus.envelope import new_event_id, publish_headers, stamp_meta
+from libs.bus.envelope import MSG_ID, new_event_id, publish_headers, stamp_meta
 from libs.bus.streams import subject_for
 from retail.common.v1 import common_pb2
 from retail.orders.v1 import orders_pb2, orders_service_pb2, orders_service_pb2_grpc
@@ -33,12 +33,24 @@ class Stack:
     inventory: InventoryStandIn
     nc: nats.NATS
 
-    async def publish(self, event: Message, *, source: int = common_pb2.SOURCE_SYSTEM_ERP) -> str:
-        """Publish a fact as its owning adapter would (meta stamped, Nats-Msg-Id = event id)."""
-        event_id = new_event_id()
+    async def publish(
+        self,
+        event: Message,
+        *,
+        source: int = common_pb2.SOURCE_SYSTEM_ERP,
+        event_id: str | None = None,
+        msg_id: str | None = None,
+    ) -> str:
+        """Publish a fact as its owning adapter would (meta stamped, Nats-Msg-Id = event id).
+
+        `event_id` publishes a copy of an event already published (an outbox republish) and
+        `msg_id` gives that copy another Nats-Msg-Id, so JetStream's duplicate window keeps it."""
+        event_id = event_id or new_event_id()
         event.meta.source_system = source
         stamp_meta(event, event_id=event_id, correlation_id=event_id, key="test", producer="test-adapter")
         headers = publish_headers(event.DESCRIPTOR.full_name, event_id, event_id, None)
+        if msg_id is not None:
+            headers[MSG_ID] = msg_id
         await self.nc.jetstream().publish(subject_for(event), event.SerializeToString(), headers=headers)
         return event_id
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime
 
+from sqlalchemy import text
+
 from retail.common.v1 import common_pb2
 from retail.orders.v1 import events_pb2 as ev
 from retail.orders.v1 import orders_pb2
@@ -255,3 +257,61 @@ async def test_a_backordered_order_is_reserved_when_stock_arrives(database_url, 
 
     assert backordered.lines[0].quantity_backordered == 1
     assert accepted.lines[0].fulfillment_location_id == "WEST"
+
+
+async def _rows(stack, query: str, **params: object) -> list:
+    async with stack.app.db.read() as session:
+        return list((await session.execute(text(query), params)).all())
+
+
+async def test_a_fact_delivered_twice_is_applied_once_in_the_turn_that_claims_it(database_url, nats_server):
+    async with orders_stack(database_url, nats_server.url, STOCK) as stack:
+        order_id = (
+            await stack.stub.IngestOrder(pb.IngestOrderRequest(request_id="wh-7", order=channel_order(5007)))
+        ).order_id
+        await stack.wait_status(order_id, S.ORDER_STATUS_ACCEPTED)
+        created = ev.ErpSalesOrderCreated(
+            order_id=order_id,
+            erp_sales_order=common_pb2.ExternalRef(
+                system=common_pb2.SOURCE_SYSTEM_ERP, id="so-7", name="SO-7"
+            ),
+        )
+        event_id = await stack.publish(created)
+        await stack.wait_status(order_id, S.ORDER_STATUS_RELEASED)
+        # An outbox republish after the duplicate window: same event id, another Nats-Msg-Id.
+        await stack.publish(created, event_id=event_id, msg_id=f"{event_id}-again")
+        hop_query = "SELECT outcome FROM hop_log WHERE event_id = :e ORDER BY id"
+        for _ in range(400):
+            outcomes = [row.outcome for row in await _rows(stack, hop_query, e=event_id)]
+            if len(outcomes) == 2:
+                break
+            await asyncio.sleep(0.05)
+        order = await stack.order(order_id)
+        inbox = await _rows(stack, "SELECT consumer FROM inbox WHERE event_id = :e", e=event_id)
+
+    assert outcomes == ["ok", "duplicate"]
+    assert [c.to_status for c in order.status_history].count(S.ORDER_STATUS_ERP_CREATED) == 1
+    assert [row.consumer for row in inbox] == ["orders"]
+
+
+async def test_a_fact_for_an_order_that_does_not_exist_is_an_exception_and_is_not_redelivered(
+    database_url, nats_server
+):
+    async with orders_stack(database_url, nats_server.url, STOCK) as stack:
+        event_id = await stack.publish(
+            ev.WarehouseReleaseAccepted(order_id="shp-404", release_id="shp-404:EAST:1")
+        )
+        query = "SELECT reason_code, detail FROM order_exception WHERE order_id = 'shp-404'"
+        for _ in range(400):
+            exceptions = await _rows(stack, query)
+            if exceptions:
+                break
+            await asyncio.sleep(0.05)
+        hops = await _rows(stack, "SELECT outcome FROM hop_log WHERE event_id = :e", e=event_id)
+        actor_rows = await _rows(stack, "SELECT key FROM actor_state WHERE key = 'shp-404'")
+
+    assert [(e.reason_code, e.detail) for e in exceptions] == [
+        ("UNKNOWN_ORDER", "retail.orders.v1.WarehouseReleaseAccepted for unknown order")
+    ]
+    assert [h.outcome for h in hops] == ["ok"]
+    assert actor_rows == []  # no order was made up for it
