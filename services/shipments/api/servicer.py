@@ -98,7 +98,8 @@ class ShipmentsServiceServicer(shipments_service_pb2_grpc.ShipmentsServiceServic
         self, request: shipments_service_pb2.RecordShipmentRequest
     ) -> shipments_service_pb2.RecordShipmentResponse:
         warehouse = request.shipment.warehouse_shipment
-        async with self._db.transaction() as session:
+
+        async def unit(session: AsyncSession) -> shipments_service_pb2.RecordShipmentResponse:
             seen = (await session.execute(_SEEN, {"b_request_id": request.request_id})).first()
             if seen is not None:
                 stored = (await session.execute(_NOTICE, {"b_shipment_id": seen.shipment_id})).scalar_one()
@@ -119,6 +120,9 @@ class ShipmentsServiceServicer(shipments_service_pb2_grpc.ShipmentsServiceServic
                 },
             )
             return shipments_service_pb2.RecordShipmentResponse(shipment=shipment, created=created)
+
+        # A 3PL wave reports its shipments at once: they share a commit (libs.store.group).
+        return await self._db.group.run(unit)
 
     async def _by_warehouse(self, session: AsyncSession, system: int, shipment_id: str) -> bytes | None:
         """The stored notice of a warehouse shipment, or None."""
@@ -172,7 +176,7 @@ class ShipmentsServiceServicer(shipments_service_pb2_grpc.ShipmentsServiceServic
     async def _record_tracking(
         self, request: shipments_service_pb2.RecordTrackingUpdateRequest
     ) -> shipments_service_pb2.RecordTrackingUpdateResponse:
-        async with self._db.transaction() as session:
+        async def unit(session: AsyncSession) -> shipments_service_pb2.RecordTrackingUpdateResponse:
             seen = (await session.execute(_SEEN, {"b_request_id": request.request_id})).first()
             shipment_id = seen.shipment_id if seen else request.shipment_id
             row = (await session.execute(_TRACKING, {"b_shipment_id": shipment_id})).first()
@@ -226,6 +230,10 @@ class ShipmentsServiceServicer(shipments_service_pb2_grpc.ShipmentsServiceServic
                 },
             )
             return shipments_service_pb2.RecordTrackingUpdateResponse(shipment=notice)
+
+        # With the other updates of a wave, in one commit; a refusal (NotFound, InvalidArgument)
+        # reaches the caller from a run of its own (libs.store.group).
+        return await self._db.group.run(unit)
 
     async def _publish_tracking(
         self,

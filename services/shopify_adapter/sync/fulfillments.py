@@ -17,6 +17,7 @@ from functools import partial
 from typing import Any
 
 from sqlalchemy import bindparam, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from libs.lifecycle.lanes import Lanes
 from libs.store import Compiled, Database
@@ -179,7 +180,8 @@ class FulfillmentWorker:
             record_outcome("shopify-adapter.fulfillment", "business_error", time.perf_counter() - started)
             log.warning("fulfillment failed", extra={"shipment_id": shipment_id, "reason": str(exc)[:300]})
             return tables.FAILED
-        async with self.db.transaction() as session:
+
+        async def done(session: AsyncSession) -> None:
             await session.execute(
                 _UPDATE_JOB,
                 {
@@ -205,9 +207,14 @@ class FulfillmentWorker:
                 causation_id=job.causation_id,
                 key=job.order_id,
             )
+
+        # The jobs of a 3PL wave finish together: their records share a commit (libs.store.group).
+        await self.db.group.run(done)
         record_outcome("shopify-adapter.fulfillment", "ok", time.perf_counter() - started)
         return tables.DONE
 
     async def _settle(self, shipment_id: str, **values: Any) -> None:
-        async with self.db.transaction() as session:
+        async def settle(session: AsyncSession) -> None:
             await session.execute(_UPDATE_JOB, {"b_shipment_id": shipment_id, **values})
+
+        await self.db.group.run(settle)

@@ -21,6 +21,7 @@ from typing import Any
 
 from sqlalchemy import Row, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from libs.lifecycle.lanes import Lanes
 from libs.store import Compiled, Database
@@ -119,22 +120,24 @@ class WebhookInbox:
         """Store one delivery durably; False when it was stored before (a resend)."""
         key = f"{webhook_id}:{hashlib.sha256(body).hexdigest()[:32]}"
         now = _now()
+        row = {
+            "delivery_key": key,
+            "webhook_id": webhook_id[:128],
+            "topic": topic[:64],
+            "body": body,
+            "status": "pending",
+            "attempts": 0,
+            "received_at": now,
+            "next_attempt_at": now,
+        }
+
+        async def unit(session: AsyncSession) -> None:
+            await session.execute(_STORE, row)
+
         try:
-            # Urgent: the 3PL waits for the 2xx, background writers can wait for us.
-            async with self._db.transaction(urgent=True) as session:
-                await session.execute(
-                    _STORE,
-                    {
-                        "delivery_key": key,
-                        "webhook_id": webhook_id[:128],
-                        "topic": topic[:64],
-                        "body": body,
-                        "status": "pending",
-                        "attempts": 0,
-                        "received_at": now,
-                        "next_attempt_at": now,
-                    },
-                )
+            # Urgent: the 3PL waits for the 2xx, background writers can wait for us. A wave's
+            # deliveries arrive together and share a commit (libs.store.group).
+            await self._db.group.run(unit, urgent=True)
         except IntegrityError:
             return False
         self._wake.set()
@@ -214,7 +217,8 @@ class WebhookInbox:
                     status, error = "failed", f"{failure} (still after {waited:.0f} s)"
         except (ValueError, KeyError, TypeError) as bad:
             status, error = "failed", f"unusable body: {bad!r}"
-        async with self._db.transaction() as session:
+
+        async def settle(session: AsyncSession) -> None:
             key = {"b_delivery_key": row.delivery_key}
             attempts = (await session.execute(_ATTEMPTS, key)).scalar_one() + 1
             settled: dict[str, Any] = {"attempts": attempts, "status": status, "last_error": error}
@@ -224,6 +228,9 @@ class WebhookInbox:
             else:
                 settled["processed_at"] = _now()
             await session.execute(_SETTLE, {**key, **settled})
+
+        # With the other lanes' settles of the wave, in one commit.
+        await self._db.group.run(settle)
         record_outcome(HANDLER, _OUTCOMES[status], time.perf_counter() - started)
         if status == "pending":
             self._wake.set()  # the loop's next wait is until this retry, not its default

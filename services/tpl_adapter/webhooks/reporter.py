@@ -8,6 +8,7 @@ import logging
 from datetime import datetime
 
 import grpc
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from libs.store import Database
 from libs.telemetry import resume_flow
@@ -98,8 +99,11 @@ class ShipmentReporter:
             raise ReportFailed(
                 f"RecordShipment: {error.code().name} {error.details()}", transient=is_transient(error)
             ) from error
-        async with self._db.transaction() as session:
+
+        async def shipped(session: AsyncSession) -> None:
             await releases.change(session, notice.release_id, shipped=True)
+
+        await self._db.group.run(shipped)
         return reply.shipment
 
     async def delivered(self, request_id: str, warehouse_shipment_id: str, at: datetime) -> None:

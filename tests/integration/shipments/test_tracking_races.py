@@ -1,11 +1,14 @@
 """Two tracking updates of one shipment at once on PostgreSQL (two packages delivered in the same
-moment): the shipment row is locked before it is read, so neither update is lost."""
+moment, reported to two replicas): the shipment row is locked before it is read, so neither update
+is lost. (Within one replica the updates share the group commit's writer and run one after the
+other; the row lock is what holds between replicas.)"""
 
 from __future__ import annotations
 
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
 
 import grpc
@@ -25,10 +28,9 @@ from tests.contract.shipments.test_shipments_service import SHIPPED_AT, notice, 
 pytestmark = pytest.mark.postgres
 
 
-@pytest.fixture
-async def stub(postgres_url: str) -> AsyncIterator[shipments_service_pb2_grpc.ShipmentsServiceStub]:
+@asynccontextmanager
+async def _replica(postgres_url: str) -> AsyncIterator[shipments_service_pb2_grpc.ShipmentsServiceStub]:
     db = Database(postgres_url)
-    await upgrade(db, [MIGRATIONS, store.MIGRATIONS])
     server = RpcServer(
         ShipmentsSettings(grpc_port=0, metrics_port=0),
         servicers=[
@@ -49,6 +51,16 @@ async def stub(postgres_url: str) -> AsyncIterator[shipments_service_pb2_grpc.Sh
         await db.dispose()
 
 
+@pytest.fixture
+async def replicas(postgres_url: str) -> AsyncIterator[list[shipments_service_pb2_grpc.ShipmentsServiceStub]]:
+    """Two shipments service replicas on one database."""
+    db = Database(postgres_url)
+    await upgrade(db, [MIGRATIONS, store.MIGRATIONS])
+    await db.dispose()
+    async with _replica(postgres_url) as one, _replica(postgres_url) as two:
+        yield [one, two]
+
+
 async def _waiting_for_locks(db: Database, count: int, deadline_s: float = 30.0) -> None:
     query = text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
     deadline = time.monotonic() + deadline_s
@@ -61,8 +73,9 @@ async def _waiting_for_locks(db: Database, count: int, deadline_s: float = 30.0)
 
 
 async def test_two_packages_delivered_at_once_both_count(
-    stub: shipments_service_pb2_grpc.ShipmentsServiceStub, postgres_url: str
+    replicas: list[shipments_service_pb2_grpc.ShipmentsServiceStub], postgres_url: str
 ) -> None:
+    stub = replicas[0]
     recorded = (
         await stub.RecordShipment(
             shipments_service_pb2.RecordShipmentRequest(request_id="200001", shipment=notice(packages=2))
@@ -78,7 +91,7 @@ async def test_two_packages_delivered_at_once_both_count(
             await held.execute(lock, {"id": recorded.shipment_id})
             updates = [
                 asyncio.ensure_future(
-                    stub.RecordTrackingUpdate(
+                    replicas[n].RecordTrackingUpdate(
                         tracking(recorded.shipment_id, f"t{n}", delivered, package_id=package, at=at),
                         timeout=60,
                     )
