@@ -124,9 +124,11 @@ def compute(
 
     # Acceptance: Shopify's order creation → Business Central's sales order creation.
     bc_created = records["bc_counts"].get("created_at", {}).get("salesOrders", {})
-    acceptance = [times[0] - created_of[name] for name, times in bc_created.items() if name in created_of]
-    accepted_names = {name for name in bc_created if name in created_of}
-    accepted_at = [times[0] for name, times in bc_created.items() if name in created_of]
+    # Each placed order's first ERP sales order: when it was created.
+    accepted = {name: times[0] for name, times in bc_created.items() if name in created_of}
+    acceptance = [at - created_of[name] for name, at in accepted.items()]
+    accepted_names = set(accepted)
+    accepted_at = list(accepted.values())
     # The rate the stand-in's checkout really created orders at: on a busy box it lags `--rate`.
     created = sorted(created_of.values())
     placed_span = created[-1] - created[0] if len(created) > 1 else 0.0

@@ -16,7 +16,8 @@ class OrdersSettings(ServiceSettings):
         reserve_retry_s: Seconds after which an unanswered reservation is re-driven (`RESERVE_RETRY_S`).
         backorder_retry_s: Seconds between reservation attempts of a backordered order without a
             stock signal (`BACKORDER_RETRY_S`).
-        inbound_sweep_s: Seconds between sweeps of consumed facts still waiting for their actor.
+        inbound_sweep_s: Seconds between sweeps of stock changes still waiting for a backordered
+            order's actor (`order_inbound`).
         reminder_poll_s: Seconds between polls for due actor reminders.
     """
 

@@ -11,7 +11,7 @@ from libs.bus import Permanent, Unit
 from libs.bus.envelope import EVENT_ID, EVENT_TYPE, MSG_ID
 from tests.integration.bus.events import SUBJECT
 from tests.integration.bus.helpers import Recorder, dead_letters, effects, hops, wait_until
-from tests.integration.bus.test_consumer import bus_for, drained, emit, subscription, valid_event
+from tests.integration.bus.test_consumer import _count, bus_for, drained, emit, subscription, valid_event
 
 
 class OwnTransaction:
@@ -67,7 +67,3 @@ async def test_a_failing_handler_rolls_back_the_runners_transaction_and_a_runner
     for thing, applied in (("permanent-1", 0), ("flaky-1", 1), ("unaddressable-1", 0), ("good-1", 1)):
         assert await effects(db, thing, consumer="runner") == applied, thing
         assert await effects(db, thing, consumer="thing-worker") == applied, thing
-
-
-async def _count(rows: Any, n: int) -> bool:
-    return len(await rows) >= n

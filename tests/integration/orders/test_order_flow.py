@@ -14,6 +14,7 @@ from retail.orders.v1 import orders_pb2
 from retail.shipments.v1 import events_pb2 as shipment_events
 from retail.shipments.v1 import shipments_pb2
 from tests.contract.orders.harness import channel_order, money, orders_stack, pb
+from tests.integration.bus.helpers import wait_until
 
 S = orders_pb2
 STOCK = {("SKU-1001", "EAST"): 10, ("SKU-1002", "EAST"): 5}
@@ -281,11 +282,12 @@ async def test_a_fact_delivered_twice_is_applied_once_in_the_turn_that_claims_it
         # An outbox republish after the duplicate window: same event id, another Nats-Msg-Id.
         await stack.publish(created, event_id=event_id, msg_id=f"{event_id}-again")
         hop_query = "SELECT outcome FROM hop_log WHERE event_id = :e ORDER BY id"
-        for _ in range(400):
+
+        async def both_handled() -> list[str] | None:
             outcomes = [row.outcome for row in await _rows(stack, hop_query, e=event_id)]
-            if len(outcomes) == 2:
-                break
-            await asyncio.sleep(0.05)
+            return outcomes if len(outcomes) == 2 else None
+
+        outcomes = await wait_until(both_handled, within=20, what="the copy handled")
         order = await stack.order(order_id)
         inbox = await _rows(stack, "SELECT consumer FROM inbox WHERE event_id = :e", e=event_id)
 
@@ -302,11 +304,7 @@ async def test_a_fact_for_an_order_that_does_not_exist_is_an_exception_and_is_no
             ev.WarehouseReleaseAccepted(order_id="shp-404", release_id="shp-404:EAST:1")
         )
         query = "SELECT reason_code, detail FROM order_exception WHERE order_id = 'shp-404'"
-        for _ in range(400):
-            exceptions = await _rows(stack, query)
-            if exceptions:
-                break
-            await asyncio.sleep(0.05)
+        exceptions = await wait_until(lambda: _rows(stack, query), within=20, what="the exception")
         hops = await _rows(stack, "SELECT outcome FROM hop_log WHERE event_id = :e", e=event_id)
         actor_rows = await _rows(stack, "SELECT key FROM actor_state WHERE key = 'shp-404'")
 
