@@ -28,6 +28,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import os
 import platform
 import random
@@ -210,12 +211,24 @@ async def _burst(http: httpx.AsyncClient, shopify: str, baskets: list[Any]) -> i
     return len(reply.json()["refused"])
 
 
+def next_tick(start: float, every: float, now: float) -> float:
+    """The first tick of a clock started at `start` with period `every` that is later than `now`."""
+    return start + (math.floor((now - start) / every) + 1) * every
+
+
 async def _keep_shipping(http: httpx.AsyncClient, tpl: str, every: float) -> None:
-    """The 3PL stand-in ships on its own slow clock; advance it so orders reach shipped."""
+    """The 3PL stand-in ships on its own slow clock; advance it so orders reach shipped.
+
+    The advances fall at fixed times (start + k * every), however long each request takes: a
+    warehouse's waves do not wait for the integration. Sleeping `every` after each answer made the
+    waves drift later by each request's latency, so a system that loaded the box more got later
+    waves (0.1 s by the end of a six-second sale in a kept run)."""
+    start = time.monotonic()
     while True:
         with contextlib.suppress(httpx.HTTPError):
             await http.post(f"{tpl}/_sandbox/advance", json={"steps": 5, "force": True})
-        await asyncio.sleep(every)
+        now = time.monotonic()
+        await asyncio.sleep(next_tick(start, every, now) - now)
 
 
 async def _recount(http: httpx.AsyncClient, tpl: str, every: float, restocks: list[dict[str, Any]]) -> None:
@@ -315,7 +328,7 @@ async def run_one(
             named = system.named_pids()
             per_process0 = {n: cpu_seconds([pid]) for n, pid in named.items()}
             profiler = None
-            if args.profile and name == "mesh" and scenario == "sustained":
+            if args.profile and name == "mesh":
                 services = {n: pid for n, pid in named.items() if n in system.mesh.children}
                 profiler = Profiler(services, data_dir / "profiles")
                 profiler.start()  # first: if py-spy is missing, nothing is left running
@@ -648,7 +661,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--profile",
         action="store_true",
-        help="py-spy on every mesh service during the sustained load (bench/profile.py)",
+        help="py-spy on every mesh service during each scenario's load (bench/profile.py)",
     )
     parser.add_argument("--no-write", action="store_true", help="do not write bench/results/")
     parser.add_argument("--label", default="", help="appended to the result file's name")

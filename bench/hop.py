@@ -17,6 +17,13 @@ Telemetry is configured as in a service (SDK tracer provider, JSON logs; no expo
    event) until its relay has published all N follow-ups. CPU = this process + nats-server.
 
 `python -m bench.hop [--events N]` prints one JSON object.
+
+`--chain` measures a hop's latency instead: two buses on databases of their own pass `--tokens`
+facts back and forth, each one `--hops` times (one consumes `OrderStatusChanged` and emits
+`ExceptionRaised`, the other the reverse), and each hop is timed from the event's `occurred_at`
+(stamped when it was added to the outbox, before its commit) to the start of its handling: the
+commit, the relay's publish, the server and the delivery. With one token that is the hop of an idle
+mesh; with more, the hop while commits and relay passes overlap, as during a sale.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ import asyncio
 import json
 import tempfile
 import time
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -123,12 +131,89 @@ async def measure(
     }
 
 
-async def standalone(events: int, *, group_commit: bool = True) -> dict[str, Any]:
-    """Measure on a nats-server of our own in a temporary folder."""
+def _since_occurred(meta: Any) -> float:
+    return time.time() - meta.occurred_at.ToDatetime(tzinfo=UTC).timestamp()
+
+
+async def chain(nats_url: str, data_dir: Path, tokens: int, hops: int) -> dict[str, Any]:
+    """Pass `tokens` facts between two buses `hops` times each; returns the hop latencies."""
+    streams = context_streams(1)
+    latencies: list[float] = []
+    finished = asyncio.Event()
+    ended = 0
+
+    def arrived(meta: Any, hop: int) -> bool:
+        """Record the hop; True when the token has made its last one."""
+        nonlocal ended
+        latencies.append(_since_occurred(meta))
+        if hop < hops:
+            return False
+        ended += 1
+        if ended == tokens:
+            finished.set()
+        return True
+
+    async def to_exception(event: order_events.OrderStatusChanged, ctx: MessageContext) -> None:
+        if not arrived(event.meta, event.version):
+            exception = ops_pb2.BusinessException(exception_id=f"{event.order_id}:{event.version + 1}")
+            await ctx.emit(ops_events.ExceptionRaised(exception=exception), key=event.order_id)
+
+    async def to_status(event: ops_events.ExceptionRaised, ctx: MessageContext) -> None:
+        token, hop = event.exception.exception_id.rsplit(":", 1)
+        if not arrived(event.meta, int(hop)):
+            follow_up = _status_changed(0)
+            follow_up.order_id, follow_up.version = token, int(hop) + 1
+            await ctx.emit(follow_up, key=token)
+
+    a_url, b_url = f"sqlite:///{data_dir / 'chain-a.db'}", f"sqlite:///{data_dir / 'chain-b.db'}"
+    async with migrated(a_url, [bus.MIGRATIONS]) as a_db, migrated(b_url, [bus.MIGRATIONS]) as b_db:
+        a = EventBus(
+            a_db,
+            nats_url,
+            name="chain-a",
+            streams=streams,
+            subscriptions=[Subscription("chain-a", [order_events.OrderStatusChanged], to_exception)],
+            retention=None,
+        )
+        b = EventBus(
+            b_db,
+            nats_url,
+            name="chain-b",
+            streams=streams,
+            subscriptions=[Subscription("chain-b", [ops_events.ExceptionRaised], to_status)],
+            retention=None,
+        )
+        async with a, b:
+            wall0 = time.perf_counter()
+            async with b_db.transaction() as session:
+                for i in range(tokens):
+                    first = _status_changed(i)
+                    first.version = 1
+                    await b.outbox.add(session, first, key=first.order_id)
+            await asyncio.wait_for(finished.wait(), 60 + hops * tokens * 0.05)
+            wall = time.perf_counter() - wall0
+    ordered = sorted(latencies)
+    return {
+        "tokens": tokens,
+        "hops_per_token": hops,
+        "hops": len(latencies),
+        "hop_latency_p50_ms": 1000 * ordered[len(ordered) // 2],
+        "hop_latency_p99_ms": 1000 * ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))],
+        "hop_latency_mean_ms": 1000 * sum(ordered) / len(ordered),
+        "hops_per_s": len(latencies) / wall,
+    }
+
+
+async def standalone(
+    events: int, *, group_commit: bool = True, chain_of: tuple[int, int] | None = None
+) -> dict[str, Any]:
+    """Measure on a nats-server of our own in a temporary folder (`chain_of`: tokens, hops)."""
     with tempfile.TemporaryDirectory(prefix="retail-mesh-hop-") as folder:
         server = EmbeddedNats(Path(folder) / "nats").start()
         try:
             assert server.process is not None
+            if chain_of is not None:
+                return await chain(server.url, Path(folder), *chain_of)
             return await measure(
                 server.url, Path(folder), events, server.process.pid, group_commit=group_commit
             )
@@ -142,9 +227,14 @@ def main() -> None:
     parser.add_argument(
         "--no-group-commit", action="store_true", help="a transaction per hop (Subscription.group_commit off)"
     )
+    parser.add_argument("--chain", action="store_true", help="hop latency between two buses (module doc)")
+    parser.add_argument("--tokens", type=int, default=1, help="--chain: facts in flight at once")
+    parser.add_argument("--hops", type=int, default=200, help="--chain: hops each fact makes")
     args = parser.parse_args()
     configure_telemetry("hop-bench")  # as every service does: SDK tracer, JSON logs
-    print(json.dumps(asyncio.run(standalone(args.events, group_commit=not args.no_group_commit))))
+    chain_of = (args.tokens, args.hops) if args.chain else None
+    result = standalone(args.events, group_commit=not args.no_group_commit, chain_of=chain_of)
+    print(json.dumps(asyncio.run(result)))
 
 
 if __name__ == "__main__":
