@@ -600,3 +600,18 @@ def test_a_query_for_a_field_the_schema_lacks_is_refused_by_graphql_validation(s
     assert "data" not in body
     assert body["errors"][0]["message"] == "Cannot query field 'noSuchField' on type 'Shop'."
     assert body["errors"][0]["locations"] == [{"line": 1, "column": 15}]
+
+
+def test_a_query_text_seen_before_is_answered_again_and_a_bad_one_fails_again(shopify):
+    # Each text is parsed and validated once (the stand-in keeps the document or its errors). That
+    # answers still follow the state is what the tests reading levels before and after a change
+    # with the same text check.
+    query = "{ shop { name } }"
+    first, again = shopify.graphql(query).json(), shopify.graphql(query).json()
+    broken = [shopify.graphql("{ shop { name ").json() for _ in range(2)]
+    invalid = [shopify.graphql("{ shop { noSuchField } }").json() for _ in range(2)]
+
+    assert first["data"] == again["data"] == {"shop": {"name": first["data"]["shop"]["name"]}}
+    assert broken[0] == broken[1] and "Syntax Error" in broken[0]["errors"][0]["message"]
+    assert invalid[0]["errors"] == invalid[1]["errors"]
+    assert invalid[0]["errors"][0]["message"] == "Cannot query field 'noSuchField' on type 'Shop'."
