@@ -222,7 +222,7 @@ async def _keep_shipping(http: httpx.AsyncClient, tpl: str, every: float) -> Non
     The advances fall at fixed times (start + k * every), however long each request takes: a
     warehouse's waves do not wait for the integration. Sleeping `every` after each answer made the
     waves drift later by each request's latency, so a system that loaded the box more got later
-    waves (0.1 s by the end of a six-second sale in a kept run)."""
+    waves (0.1 s by the end of a six-second sale in a kept run; decision 0046)."""
     start = time.monotonic()
     while True:
         with contextlib.suppress(httpx.HTTPError):
