@@ -165,24 +165,14 @@ async def chain(nats_url: str, data_dir: Path, tokens: int, hops: int) -> dict[s
             follow_up.order_id, follow_up.version = token, int(hop) + 1
             await ctx.emit(follow_up, key=token)
 
+    def side(db: Database, name: str, event: type, handler: Any) -> EventBus:
+        subscriptions = [Subscription(name, [event], handler)]
+        return EventBus(db, nats_url, name=name, streams=streams, subscriptions=subscriptions, retention=None)
+
     a_url, b_url = f"sqlite:///{data_dir / 'chain-a.db'}", f"sqlite:///{data_dir / 'chain-b.db'}"
     async with migrated(a_url, [bus.MIGRATIONS]) as a_db, migrated(b_url, [bus.MIGRATIONS]) as b_db:
-        a = EventBus(
-            a_db,
-            nats_url,
-            name="chain-a",
-            streams=streams,
-            subscriptions=[Subscription("chain-a", [order_events.OrderStatusChanged], to_exception)],
-            retention=None,
-        )
-        b = EventBus(
-            b_db,
-            nats_url,
-            name="chain-b",
-            streams=streams,
-            subscriptions=[Subscription("chain-b", [ops_events.ExceptionRaised], to_status)],
-            retention=None,
-        )
+        a = side(a_db, "chain-a", order_events.OrderStatusChanged, to_exception)
+        b = side(b_db, "chain-b", ops_events.ExceptionRaised, to_status)
         async with a, b:
             wall0 = time.perf_counter()
             async with b_db.transaction() as session:

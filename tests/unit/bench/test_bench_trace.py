@@ -31,31 +31,27 @@ def _table(path, ddl: str, rows: list[tuple]) -> None:
     connection.close()
 
 
+def _order(shopify_id: int, name: str, *, created: float, fulfilled: float, tracking: str) -> dict:
+    """A Shopify order record of one unit, fulfilled with tracking `fulfilled` s after the start."""
+    return {
+        "id": shopify_id,
+        "name": name,
+        "created_at": SINCE + created,
+        "cancelled": False,
+        "lines": [{"sku": "SKU-1", "quantity": 1}],
+        "fulfillments": [
+            {"created_at": SINCE + fulfilled, "units": {"SKU-1": 1}, "tracking_numbers": [tracking]}
+        ],
+    }
+
+
 def _run(tmp_path):
     records = {
         "since": SINCE,
         "shopify": {
             "orders": [
-                {
-                    "id": 7,
-                    "name": "#1001",
-                    "created_at": SINCE + 0.1,
-                    "cancelled": False,
-                    "lines": [{"sku": "SKU-1", "quantity": 1}],
-                    "fulfillments": [
-                        {"created_at": SINCE + 1.3, "units": {"SKU-1": 1}, "tracking_numbers": ["1Z"]}
-                    ],
-                },
-                {
-                    "id": 8,
-                    "name": "#1002",
-                    "created_at": SINCE + 0.2,
-                    "cancelled": False,
-                    "lines": [{"sku": "SKU-1", "quantity": 1}],
-                    "fulfillments": [
-                        {"created_at": SINCE + 0.9, "units": {"SKU-1": 1}, "tracking_numbers": ["1Y"]}
-                    ],
-                },
+                _order(7, "#1001", created=0.1, fulfilled=1.3, tracking="1Z"),
+                _order(8, "#1002", created=0.2, fulfilled=0.9, tracking="1Y"),
             ]
         },
         "bc_counts": {"created_at": {"salesOrders": {"#1001": [SINCE + 0.3], "#1002": [SINCE + 0.4]}}},
