@@ -35,7 +35,9 @@ class Step:
 
 
 def _stand_in_steps(records: dict[str, Any], name: str) -> list[Step]:
-    order = next(o for o in records["shopify"]["orders"] if o["name"] == name)
+    order = next((o for o in records["shopify"]["orders"] if o["name"] == name), None)
+    if order is None:
+        raise LookupError(f"no order {name} was placed in this run")
     steps = [Step(order["created_at"], "shopify", "order created")]
     steps += [Step(f["created_at"], "shopify", "fulfillment created") for f in order["fulfillments"]]
     for at in records["bc_counts"].get("created_at", {}).get("salesOrders", {}).get(name, []):
@@ -153,7 +155,11 @@ def timelines(run_dir: Path, names: list[str] | None = None, last: int = 3) -> d
 def main() -> None:
     if len(sys.argv) < 2:
         sys.exit(__doc__)
-    for name, steps in timelines(Path(sys.argv[1]), sys.argv[2:]).items():
+    try:
+        found = timelines(Path(sys.argv[1]), sys.argv[2:])
+    except LookupError as missing:
+        sys.exit(str(missing))
+    for name, steps in found.items():
         print(name)
         for step in steps:
             print(f"  {step.at:7.3f}  {step.who:17} {step.what}")

@@ -6,6 +6,8 @@ import json
 import sqlite3
 from datetime import UTC, datetime
 
+import pytest
+
 from bench.trace import Step, timelines
 
 SINCE = datetime(2026, 11, 30, 2, 34, 24, tzinfo=UTC).timestamp()
@@ -134,3 +136,8 @@ def test_by_default_the_last_orders_done_are_traced(tmp_path):
     assert (0.3, "orders", "+OrderAccepted (not published)") in [
         (round(s.at, 3), s.who, s.what) for s in two["#1002"]
     ]
+
+
+def test_an_order_the_run_did_not_place_is_named_in_the_error(tmp_path):
+    with pytest.raises(LookupError, match="#9999"):
+        timelines(_run(tmp_path), ["#9999"])
