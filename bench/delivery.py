@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import sqlite3
 import sys
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -23,24 +24,29 @@ from bench.figures import percentile
 SLOW_S = 0.2
 
 
-def _seconds(text: str) -> float:
+def seconds(text: str) -> float:
+    """Unix time of a timestamp as the services write it (naive UTC, `2026-11-30 02:34:24.5`) or
+    the stand-ins do (ISO 8601 with `Z`)."""
     at = datetime.fromisoformat(text.replace(" ", "T"))
     return (at if at.tzinfo else at.replace(tzinfo=UTC)).timestamp()
 
 
+def rows(db: Path, query: str, params: Sequence[Any] = ()) -> list[tuple]:
+    """The rows of a read-only query on a kept run's SQLite file; none where the file or the
+    tables it asks for are missing (a service without the bus tables)."""
+    connection = None
+    try:
+        connection = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+        return connection.execute(query, params).fetchall()
+    except sqlite3.OperationalError:
+        return []
+    finally:
+        if connection is not None:
+            connection.close()
+
+
 _PUBLISHED = "SELECT id, published_at FROM outbox WHERE published_at IS NOT NULL"
 _HANDLED = "SELECT hop, event_id, created_at, latency_ms FROM hop_log WHERE outcome = 'ok'"
-
-
-def _read(db: Path) -> tuple[list[tuple], list[tuple]]:
-    """The database's published events and handled ones (none where it has no bus tables)."""
-    connection = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    try:
-        return connection.execute(_PUBLISHED).fetchall(), connection.execute(_HANDLED).fetchall()
-    except sqlite3.OperationalError:  # a database without the bus tables
-        return [], []
-    finally:
-        connection.close()
 
 
 def delays(mesh_dir: Path) -> dict[str, list[float]]:
@@ -48,13 +54,13 @@ def delays(mesh_dir: Path) -> dict[str, list[float]]:
     published: dict[str, float] = {}
     handled: list[tuple[str, tuple]] = []
     for db in sorted(mesh_dir.glob("*.db")):
-        sent, hops = _read(db)
-        published.update((event_id, _seconds(at)) for event_id, at in sent)
+        sent, hops = rows(db, _PUBLISHED), rows(db, _HANDLED)
+        published.update((event_id, seconds(at)) for event_id, at in sent)
         handled.extend((db.stem, row) for row in hops)
     found: dict[str, list[float]] = {}
     for service, (hop, event_id, at, latency_ms) in handled:
         if event_id in published:
-            started = _seconds(at) - latency_ms / 1000
+            started = seconds(at) - latency_ms / 1000
             found.setdefault(f"{service}/{hop}", []).append(started - published[event_id])
     return {name: sorted(values) for name, values in found.items()}
 

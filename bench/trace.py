@@ -15,14 +15,13 @@ the 3PL's next wave, a relay, a busy core.
 from __future__ import annotations
 
 import json
-import sqlite3
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.delivery import _seconds
-from bench.figures import _bc_time, done_orders
+from bench.delivery import rows, seconds
+from bench.figures import done_orders
 
 
 @dataclass(frozen=True, order=True)
@@ -44,42 +43,32 @@ def _stand_in_steps(records: dict[str, Any], name: str) -> list[Step]:
         steps.append(Step(at, "business-central", "sales order created"))
     for invoice in records["bc_state"].get("salesInvoices", []):
         if invoice.get("externalDocumentNumber") == name:
-            steps.append(
-                Step(_bc_time(invoice["lastModifiedDateTime"]) or 0.0, "business-central", "invoice posted")
-            )
+            steps.append(Step(seconds(invoice["lastModifiedDateTime"]), "business-central", "invoice posted"))
     for tpl_order in records["tpl_state"].get("orders", []):
         if tpl_order.get("order_number") != name:
             continue
         steps.append(
-            Step(_seconds(tpl_order["created_date"]), "3pl", f"order {tpl_order['reference_id']} created")
+            Step(seconds(tpl_order["created_date"]), "3pl", f"order {tpl_order['reference_id']} created")
         )
         for shipment in tpl_order.get("shipments", []):
             if (shipment.get("tracking") or {}).get("shipping_date"):
-                steps.append(Step(_seconds(shipment["tracking"]["shipping_date"]), "3pl", "shipped"))
+                steps.append(Step(seconds(shipment["tracking"]["shipping_date"]), "3pl", "shipped"))
     return steps
+
+
+_OUTBOX = "SELECT event_type, created_at, published_at FROM outbox WHERE key = ?"
+_HOPS = "SELECT hop, outcome, created_at, latency_ms FROM hop_log WHERE correlation_id = ?"
+_SUMMARIES = "SELECT order_id, channel_order_id, snapshot_json FROM order_summary"
 
 
 def _mesh_steps(mesh_dir: Path, order_id: str, correlation_id: str, since: float) -> list[Step]:
     steps: list[Step] = []
     for db in sorted(mesh_dir.glob("*.db")):
-        connection = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-        try:
-            outbox = connection.execute(
-                "SELECT event_type, created_at, published_at FROM outbox WHERE key = ?", (order_id,)
-            ).fetchall()
-            hops = connection.execute(
-                "SELECT hop, outcome, created_at, latency_ms FROM hop_log WHERE correlation_id = ?",
-                (correlation_id,),
-            ).fetchall()
-        except sqlite3.OperationalError:  # a database without the bus tables
-            continue
-        finally:
-            connection.close()
-        for event_type, created_at, published_at in outbox:
-            acked = f" (PubAck {_seconds(published_at) - since:.3f})" if published_at else " (not published)"
-            steps.append(Step(_seconds(created_at), db.stem, f"+{event_type.rsplit('.', 1)[-1]}{acked}"))
-        for hop, outcome, created_at, latency_ms in hops:
-            started = _seconds(created_at) - latency_ms / 1000
+        for event_type, created_at, published_at in rows(db, _OUTBOX, (order_id,)):
+            acked = f" (PubAck {seconds(published_at) - since:.3f})" if published_at else " (not published)"
+            steps.append(Step(seconds(created_at), db.stem, f"+{event_type.rsplit('.', 1)[-1]}{acked}"))
+        for hop, outcome, created_at, latency_ms in rows(db, _HOPS, (correlation_id,)):
+            started = seconds(created_at) - latency_ms / 1000
             steps.append(Step(started, db.stem, f"handled {hop}: {outcome}, {latency_ms:.1f} ms"))
     return steps
 
@@ -100,34 +89,21 @@ def _webhook_steps(mesh_dir: Path, order_id: str, order_gid: str) -> list[Step]:
     }
     steps: list[Step] = []
     for service, (query, value) in queries.items():
-        db = mesh_dir / f"{service}.db"
-        if not db.exists():
-            continue
-        connection = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-        try:
-            rows = connection.execute(query, (value,)).fetchall()
-        except sqlite3.OperationalError:
-            continue
-        finally:
-            connection.close()
-        for topic, received_at, processed_at in rows:
-            steps.append(Step(_seconds(received_at), service, f"webhook {topic} stored"))
+        for topic, received_at, processed_at in rows(mesh_dir / f"{service}.db", query, (value,)):
+            steps.append(Step(seconds(received_at), service, f"webhook {topic} stored"))
             if processed_at:
-                steps.append(Step(_seconds(processed_at), service, f"webhook {topic} worked"))
+                steps.append(Step(seconds(processed_at), service, f"webhook {topic} worked"))
     return steps
 
 
 def _order_ids(mesh_dir: Path) -> dict[str, tuple[str, str]]:
     """Shopify order gid → (the mesh's order id, its correlation id), from the orders service."""
-    connection = sqlite3.connect(f"file:{mesh_dir / 'orders.db'}?mode=ro", uri=True)
-    try:
-        rows = connection.execute(
-            "SELECT order_id, channel_order_id, snapshot_json FROM order_summary"
-        ).fetchall()
-    finally:
-        connection.close()
+    summaries = rows(
+        mesh_dir / "orders.db", "SELECT order_id, channel_order_id, snapshot_json FROM order_summary"
+    )
     return {
-        gid: (order_id, json.loads(snapshot).get("correlation_id", "")) for order_id, gid, snapshot in rows
+        gid: (order_id, json.loads(snapshot).get("correlation_id", ""))
+        for order_id, gid, snapshot in summaries
     }
 
 

@@ -31,7 +31,7 @@ from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from libs.actors import Actor, Reminder, Turn
-from libs.bus import Outbox
+from libs.bus import Outbox, Unit
 from libs.store import Compiled, Database, after_commit
 from libs.telemetry import capture_flow, correlation_id, resume_flow
 from services.orders.domain import machine
@@ -160,7 +160,7 @@ class ApplyFact:
         event: the decoded event.
         apply: the domain applier of its type.
         event_id: the event's id (the journal's and the outbox's causation).
-        unit: the delivery's unit of work (inbox claim and hop row, `libs.bus.Unit`), run first in
+        unit: the delivery's unit of work (inbox claim and hop row), run first in
             the turn's session: a redelivery raises `DuplicateEvent` there and the turn commits
             nothing.
     """
@@ -169,7 +169,7 @@ class ApplyFact:
     event: Message
     apply: FactApplier
     event_id: str
-    unit: Callable[[AsyncSession], Awaitable[None]]
+    unit: Unit
 
 
 @dataclass
