@@ -5,14 +5,13 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from google.protobuf.json_format import MessageToDict
 from google.protobuf.message import Message
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from libs.bus.tables import HopRow
 from libs.store import Compiled, Database
-from libs.telemetry.redaction import redact
+from libs.telemetry.redaction import redact, redact_message
 
 OK = "ok"
 DUPLICATE = "duplicate"
@@ -33,7 +32,7 @@ def snapshot(payload: Message | dict[str, Any] | None) -> Any:
     if payload is None:
         return None
     if isinstance(payload, Message):
-        payload = MessageToDict(payload, preserving_proto_field_name=True)
+        return redact_message(payload)
     return redact(payload)
 
 
