@@ -204,9 +204,11 @@ class Subscription:
         snapshot: store a redacted payload snapshot in the hop log.
         relevant: `async def relevant(event) -> bool`, a cheap check (a read, no lock) before the
             transaction; False acknowledges the delivery with no transaction, inbox row or hop
-            row: an event this service has nothing to do for (counted as `irrelevant`). It must
-            be safe to skip: what it reads may change just after, so the handler's effect must
-            also come some other way (a timer, a later event).
+            row: an event this service has nothing to do for (counted as `irrelevant`). It runs
+            before the delivery's span: a skipped delivery leaves no trace but the count. A check
+            that raises counts as relevant. It must be safe to skip: what it reads may change
+            just after, so the handler's effect must also come some other way (a timer, a later
+            event).
         prepare: `async def prepare(event, pctx) -> Any`, run after decoding and `relevant` and
             before the transaction, holding no database lock: the place for slow calls outside
             the database (an ERP over HTTP), which inside the transaction would keep it open and,
@@ -481,6 +483,16 @@ class Consumer:
         if replay_for is not None and replay_for != self.durable:
             await _quietly(msg.ack())  # a dead-letter replay meant for another consumer of this subject
             return
+        event = None
+        if self.subscription.relevant is not None:
+            event = self._well_formed(msg, headers)
+            if event is not None and not await self._relevant(event):
+                # Acknowledged before any span, keepalive or transaction: a subscription that asks
+                # `relevant` skips most of what it is sent (ops: every status change of an order
+                # with no exception, about six per order).
+                await _quietly(msg.ack())
+                self.stats.add(IRRELEVANT)
+                return
         metadata = msg.metadata
         delivery = metadata.num_delivered
         correlation = headers.get(CORRELATION_ID) or event_id_of(headers) or ""
@@ -503,7 +515,7 @@ class Consumer:
             attributes=attributes,
         ) as span:
             try:
-                await self._process(msg, headers, delivery, correlation, started)
+                await self._process(msg, headers, delivery, correlation, started, event)
             except PoisonMessage as poison:
                 span.set_status(Status(StatusCode.ERROR, poison.reason))
                 await self._give_up(msg, headers, delivery, correlation, poison.reason, started)
@@ -522,18 +534,40 @@ class Consumer:
             finally:
                 keepalive.cancel()
 
+    async def _relevant(self, event: Message) -> bool:
+        """The subscription's `relevant`; True when it fails (the handler's own path then decides)."""
+        assert self.subscription.relevant is not None
+        try:
+            return await self.subscription.relevant(event)
+        except Exception:
+            log.warning("relevance check failed; handling the event", exc_info=True)
+            return True
+
+    @staticmethod
+    def _well_formed(msg: Msg, headers: Mapping[str, str]) -> Message | None:
+        """The message's event if it decodes, validates and has an id; None if it is poison."""
+        try:
+            event = decode(headers, msg.data)
+        except PoisonMessage:
+            return None  # `_process` dead-letters it, under its span
+        return event if event_id_of(headers) or meta_value(event, "event_id") else None
+
     async def _process(
-        self, msg: Msg, headers: Mapping[str, str], delivery: int, correlation: str, started: float
+        self,
+        msg: Msg,
+        headers: Mapping[str, str],
+        delivery: int,
+        correlation: str,
+        started: float,
+        event: Message | None = None,
     ) -> None:
-        event = decode(headers, msg.data)
+        # `event`: already decoded, validated and found relevant by `_handle`
+        if event is None:
+            event = decode(headers, msg.data)
         event_id = event_id_of(headers) or meta_value(event, "event_id")
         if not event_id:
             raise PoisonMessage("no event id (Retail-Event-Id, Nats-Msg-Id or meta.event_id)")
         correlation = correlation or meta_value(event, "correlation_id") or event_id
-        if self.subscription.relevant is not None and not await self.subscription.relevant(event):
-            await _quietly(msg.ack())
-            self.stats.add(IRRELEVANT)
-            return
         async with AsyncExitStack() as held:
             prepared = None
             if self.subscription.prepare is not None:

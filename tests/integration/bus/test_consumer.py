@@ -299,6 +299,47 @@ async def test_an_event_the_relevance_check_declines_is_acked_without_a_transact
     assert stats == {"ok": 1, "irrelevant": 2}
 
 
+async def test_a_declined_event_leaves_no_span_and_poison_is_dead_lettered_all_the_same(
+    db, nats_server, spans
+):
+    recorder = Recorder("thing-worker")
+    asked: list[str] = []
+
+    async def relevant(event) -> bool:
+        asked.append(event.thing_id)
+        return not event.thing_id.startswith("noise")
+
+    async with bus_for(db, nats_server, subscription(recorder, relevant=relevant)) as bus:
+        await emit(bus, "noise-1", "wanted-1")
+        invalid = valid_event("")  # breaks its rules: dead-lettered, never asked about
+        await bus.js.publish(
+            SUBJECT, invalid.SerializeToString(), headers={MSG_ID: "m-invalid", EVENT_TYPE: SUBJECT}
+        )
+        await wait_until(lambda: _count(dead_letters(db), 1), what="the invalid event dead-lettered")
+        await wait_until(lambda: drained(bus), what="drained")
+
+    assert sorted(asked) == ["noise-1", "wanted-1"]
+    [letter] = await dead_letters(db)
+    assert letter.event_id == "m-invalid"
+    assert letter.reason.startswith("invalid retail.bustest.v1.ThingHappened")
+    consumed = [s for s in spans.get_finished_spans() if s.kind == SpanKind.CONSUMER]
+    assert len(consumed) == 2  # wanted-1 and the dead letter; the declined one was acked unseen
+
+
+async def test_a_relevance_check_that_fails_lets_the_handler_decide(db, nats_server):
+    recorder = Recorder("thing-worker")
+
+    async def relevant(event) -> bool:
+        raise RuntimeError("the read failed")
+
+    async with bus_for(db, nats_server, subscription(recorder, relevant=relevant)) as bus:
+        await emit(bus, "t1")
+        await wait_until(lambda: effects(db, "t1"), what="handled despite the failed check")
+        await wait_until(lambda: drained(bus), what="drained")
+
+    assert [hop.outcome for hop in await hops(db, hop="thing-worker")] == ["ok"]
+
+
 async def test_one_at_a_time_asks_for_a_batch_and_handles_it_in_stream_order(db, nats_server):
     """concurrency=1 keeps stream order without a pull request per message; contexts stay apart."""
     recorder = Recorder("thing-worker")
