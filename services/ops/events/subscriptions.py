@@ -9,8 +9,9 @@ is caught by the clearance times (`domain.worklist.is_stale`).
 
 Most order events are status changes of orders that have no exception; a status change only ever
 resolves an order's open exceptions (it opens none and records no clearance), so one for an order
-with none is acknowledged without a transaction or a span (`relevant`, asked before either). The ORDERS consumer runs one message
-at a time, so the check reads what every earlier event of the stream left.
+with none is acknowledged without a transaction or a span (`relevant`, asked before either). The
+ORDERS consumer runs one message at a time, so the check reads what every earlier event of the
+stream left.
 """
 
 from __future__ import annotations
