@@ -83,9 +83,17 @@ async def stored_reply(session: AsyncSession, request_id: str) -> dict[str, Any]
     return None if reply_json is None else json.loads(reply_json)
 
 
-def _copy(order: Order) -> Order:
-    """A deep copy of `order`, four times cheaper than `model_copy(deep=True)` (a generic deepcopy)."""
-    return Order.model_validate(order.model_dump())
+def _kept(order: Order) -> dict[str, Any]:
+    """What `_restored` rebuilds `order` from if a fact is refused (a deep copy made only then).
+
+    A plain dump: about half of a copy's cost (`Order.model_validate(order.model_dump())`, itself
+    four times cheaper than `model_copy(deep=True)`), and facts are seldom refused.
+    """
+    return order.model_dump()
+
+
+def _restored(kept: dict[str, Any]) -> Order:
+    return Order.model_validate(kept)
 
 
 class OrderState(BaseModel):
@@ -334,12 +342,12 @@ class OrderActor(Actor[OrderState]):
                     )
                 )
                 continue
-            before = _copy(ctx.state.order)
+            before = _kept(ctx.state.order)
             try:
                 event_msg, apply = decode()
                 out = apply(ctx.state.order, event_msg, event_id, ctx.now())
             except Refused as refused:
-                ctx.state.order = before
+                ctx.state.order = _restored(before)
                 machine.journal(
                     ctx.state.order,
                     ctx.now(),
@@ -352,7 +360,7 @@ class OrderActor(Actor[OrderState]):
                 machine.touch(ctx.state.order, ctx.now())
                 continue
             except (Invalid, ValueError, KeyError) as error:
-                ctx.state.order = before
+                ctx.state.order = _restored(before)
                 combined.problems.append(
                     machine.Problem(
                         "EVENT_NOT_APPLICABLE", machine.Owner.CUSTOMER_SERVICE, f"{event_type}: {error}"
@@ -366,7 +374,7 @@ class OrderActor(Actor[OrderState]):
             # No order to save: the exceptions alone (and the delivery's claim, when there is one).
             await self._record_problems(ctx, combined)
             return
-        await self._commit(ctx, Outcome(problems=combined.problems, step=combined.step))
+        await self._commit(ctx, Outcome(problems=combined.problems, step=combined.step), answer=False)
 
     async def _reserve_result(self, msg: ReserveResult, ctx: Turn[OrderState]) -> None:
         order = ctx.state.order
@@ -382,7 +390,7 @@ class OrderActor(Actor[OrderState]):
         )
         if not order.reserve_pending:
             ctx.cancel_reminder("reserve")
-        await self._commit(ctx, out)
+        await self._commit(ctx, out, answer=False)
 
     async def _reminder(self, msg: Reminder, ctx: Turn[OrderState]) -> None:
         order = ctx.state.order
@@ -397,7 +405,7 @@ class OrderActor(Actor[OrderState]):
                 if order.waiting_skus
                 else out
             )
-        await self._commit(ctx, out)
+        await self._commit(ctx, out, answer=False)
 
     # -- the end of every turn ------------------------------------------------------------------------
 
@@ -422,14 +430,25 @@ class OrderActor(Actor[OrderState]):
             )
 
     async def _commit(
-        self, ctx: Turn[OrderState], out: Outcome, *, rpc: str | None = None, request_id: str | None = None
+        self,
+        ctx: Turn[OrderState],
+        out: Outcome,
+        *,
+        rpc: str | None = None,
+        request_id: str | None = None,
+        answer: bool = True,
     ) -> dict[str, Any]:
+        """Stage the turn's events, exceptions, summary and reminders; the reply if `answer`.
+
+        A turn no caller awaits an answer from (a fact, a reservation result, a reminder) passes
+        `answer=False`: the order is then not dumped a third time for a reply nobody reads.
+        """
         order = ctx.state.order
         assert order is not None
         await self._stage(ctx, out)
         await self._record_problems(ctx, out)
         await self._save_summary(ctx.session, order)
-        reply = {**out.reply, "order": order.model_dump(mode="json")}
+        reply = {**out.reply, "order": order.model_dump(mode="json")} if answer or rpc is not None else {}
         if rpc is not None and request_id is not None:
             await ctx.session.execute(
                 _INSERT_REQUEST,

@@ -313,3 +313,40 @@ async def test_a_fact_for_an_order_that_does_not_exist_is_an_exception_and_is_no
     ]
     assert [h.outcome for h in hops] == ["ok"]
     assert actor_rows == []  # no order was made up for it
+
+
+async def test_a_fact_refused_halfway_leaves_the_order_as_it_was_before_it(
+    database_url, nats_server, monkeypatch
+):
+    from services.orders.domain import machine
+    from services.orders.events import subscriptions
+
+    cls, _ = subscriptions.APPLIERS["retail.shipments.v1.ShipmentConfirmed"]
+
+    def halfway(order, event, event_id, now):
+        order.lines[0].quantity_shipped = order.lines[0].quantity  # changed, then refused
+        order.shipments.append("SH-HALF")
+        raise machine.Refused("refused after changing the order")
+
+    monkeypatch.setitem(subscriptions.APPLIERS, "retail.shipments.v1.ShipmentConfirmed", (cls, halfway))
+    async with orders_stack(database_url, nats_server.url, STOCK) as stack:
+        order_id = (
+            await stack.stub.IngestOrder(pb.IngestOrderRequest(request_id="wh-9", order=channel_order(5009)))
+        ).order_id
+        await stack.wait_status(order_id, S.ORDER_STATUS_ACCEPTED)
+        before = await stack.order(order_id)
+        event_id = await stack.publish(
+            shipment(order_id, f"{order_id}:EAST:1", "SH-9", [("L1", "SKU-1001", 1)]),
+            source=common_pb2.SOURCE_SYSTEM_TPL,
+        )
+        hop_query = "SELECT outcome FROM hop_log WHERE event_id = :e"
+
+        async def handled() -> bool:
+            return bool(await _rows(stack, hop_query, e=event_id))
+
+        await wait_until(handled, within=20, what="the shipment handled")
+        after = await stack.order(order_id)
+
+    assert after.status == S.ORDER_STATUS_ACCEPTED
+    assert [line.quantity_shipped for line in after.lines] == [line.quantity_shipped for line in before.lines]
+    assert all(line.quantity_shipped == 0 for line in after.lines)
