@@ -326,6 +326,20 @@ async def test_a_declined_event_leaves_no_span_and_poison_is_dead_lettered_all_t
     assert len(consumed) == 2  # wanted-1 and the dead letter; the declined one was acked unseen
 
 
+async def test_acks_waiting_to_share_a_write_are_sent_when_the_consumer_stops(db, nats_server, nc):
+    recorder = Recorder("thing-worker")
+    bus = bus_for(db, nats_server, subscription(recorder, ack_wait=30))
+    async with bus:
+        bus.consumers[0]._acks.delay = 60  # an ack would wait a minute for company
+        await emit(bus, "t1")
+        await wait_until(lambda: effects(db, "t1"), what="handled")
+        info = await bus.js.consumer_info(TEST_STREAM.name, "thing-worker")
+        assert info.num_ack_pending == 1  # handled, its ack still waiting
+
+    info = await nc.jetstream().consumer_info(TEST_STREAM.name, "thing-worker")
+    assert info.num_ack_pending == 0 and info.num_redelivered == 0  # sent on stop, not lost
+
+
 async def test_a_relevance_check_that_fails_lets_the_handler_decide(db, nats_server):
     recorder = Recorder("thing-worker")
 
