@@ -28,7 +28,7 @@ SERVICE = integration_service_pb2.DESCRIPTOR.services_by_name["IntegrationServic
 
 
 def business_central(settings: ErpAdapterSettings, **http: object) -> BusinessCentralClient:
-    """The ERP client with its request budget, from the settings (`http` goes to httpx, for tests)."""
+    """The ERP client with its request budget, from the settings (`http`: `on_response`, for tests)."""
     budget = RequestBudget(
         settings.bc_rate_limit, settings.bc_rate_window_s, bulk_share=settings.bc_bulk_share
     )

@@ -28,6 +28,7 @@ from sandbox.business_central.config import BusinessCentralSettings
 from sandbox.common.server import serve_in_thread
 from services.erp_adapter import store
 from services.erp_adapter.app import business_central
+from services.erp_adapter.clients.business_central import BcAnswer
 from services.erp_adapter.config import ErpAdapterSettings
 from services.erp_adapter.events import ErpHandlers, subscriptions
 
@@ -128,13 +129,13 @@ async def erp(
     )
     exchanges: list[Exchange] = []
 
-    async def record(response: httpx.Response) -> None:
+    async def record(response: BcAnswer) -> None:
         value = response.headers.get("Retry-After")
         exchanges.append(
             Exchange(
                 time.monotonic(),
-                response.request.method,
-                response.request.url.path,
+                response.method,
+                response.path,
                 response.status_code,
                 float(value) if value else None,
             )
@@ -154,9 +155,7 @@ async def erp(
                 provision_streams=True,
             )
         )
-        client = await stack.enter_async_context(
-            business_central(settings, event_hooks={"response": [record]})
-        )
+        client = await stack.enter_async_context(business_central(settings, on_response=[record]))
         handlers = ErpHandlers(client, transient_retry_s=settings.bc_transient_retry_s)
         control = await stack.enter_async_context(httpx.AsyncClient(base_url=bc_url, timeout=10))
         harness = Erp(control, publisher, handlers, exchanges, Inbox(db))

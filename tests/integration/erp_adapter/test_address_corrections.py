@@ -9,13 +9,12 @@ import asyncio
 import time
 from typing import Any
 
-import httpx
-
 from libs.http.budget import Lane
 from retail.common.v1 import common_pb2
 from retail.orders.v1 import events_pb2 as order_events
 from retail.shipments.v1 import events_pb2 as shipment_events
 from services.erp_adapter.app import business_central
+from services.erp_adapter.clients.business_central import BcAnswer
 from services.erp_adapter.config import ErpAdapterSettings
 from services.erp_adapter.store.tables import ErpSalesOrderRow
 from tests.integration.erp_adapter.conftest import Erp, accepted, sales_order, shipment_confirmed
@@ -88,12 +87,11 @@ async def test_an_order_changed_in_bc_meanwhile_is_read_again_and_both_changes_s
     other_user = business_central(ErpAdapterSettings(bc_base_url=bc_url, bc_client_secret="sandbox-secret"))
     interfered: list[int] = []
 
-    async def interfere(response: httpx.Response) -> None:
+    async def interfere(response: BcAnswer) -> None:
         """Right after the adapter read the order, a BC user changes it (its ETag moves on)."""
-        if response.request.method == "GET" and response.request.url.path.endswith(f"salesOrders({bc_id})"):
+        if response.method == "GET" and response.path.endswith(f"salesOrders({bc_id})"):
             if not interfered:
                 interfered.append(1)
-                await response.aread()
                 etag = response.json()["@odata.etag"]
                 await other_user.request(
                     "PATCH",
@@ -104,7 +102,7 @@ async def test_an_order_changed_in_bc_meanwhile_is_read_again_and_both_changes_s
                 )
 
     async with other_user:
-        erp.handlers.client._http.event_hooks["response"].append(interfere)
+        erp.handlers.client.on_response.append(interfere)
         await erp.handled(await erp.publish(corrected("O-41"), key="O-41"))
 
     order = await bc_order(erp, bc_id)

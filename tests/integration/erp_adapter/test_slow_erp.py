@@ -12,7 +12,6 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
 import pytest
 from sqlalchemy import select
 
@@ -22,6 +21,7 @@ from retail.orders.v1 import orders_pb2
 from sandbox.business_central.app import create_app
 from sandbox.business_central.config import BusinessCentralSettings
 from sandbox.common.server import serve_in_thread
+from services.erp_adapter.clients.business_central import BcAnswer
 from services.erp_adapter.store.tables import CANCELLED, ErpSalesOrderRow
 from tests.integration.erp_adapter.conftest import Erp, accepted, sales_order
 from tests.support.inflight import InFlight
@@ -148,9 +148,8 @@ async def _cancel_by_another_replica_when_created(erp: Erp, order_id: str) -> No
     without BC id."""
     db = erp.inbox.db
 
-    async def cancel(response: httpx.Response) -> None:
-        request = response.request
-        if request.method == "POST" and request.url.path.endswith("/salesOrders") and response.is_success:
+    async def cancel(response: BcAnswer) -> None:
+        if response.method == "POST" and response.path.endswith("/salesOrders") and response.is_success:
             now = datetime.now(UTC)
             async with db.transaction() as session:
                 if await session.get(ErpSalesOrderRow, order_id) is None:
@@ -166,7 +165,7 @@ async def _cancel_by_another_replica_when_created(erp: Erp, order_id: str) -> No
                         )
                     )
 
-    erp.handlers.client._http.event_hooks["response"].append(cancel)
+    erp.handlers.client.on_response.append(cancel)
 
 
 async def _row(erp: Erp, order_id: str) -> ErpSalesOrderRow:
