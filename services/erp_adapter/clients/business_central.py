@@ -7,16 +7,13 @@ transient (timeouts, connection errors, 429, 5xx) is raised as `BcTransientError
 Retry-After, and the caller gives the message back to the bus with that delay (M3): a retry never
 holds a database transaction open while it sleeps.
 
-The requests go out on aiohttp directly, not through httpx as the other adapters' do
-(`libs.http.client`): an order costs about seven Business Central calls, with long OData URLs,
-and httpx's request building (its pure-Python URL parsing) and send wrappers took 23 % of the
-erp-adapter's CPU in the flash-sale burst, more than aiohttp's own work under them.
+The requests go out on aiohttp directly (`libs.http.answer`), not through httpx: an order costs
+about seven Business Central calls, with long OData URLs.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json as jsonlib
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -25,8 +22,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
-from multidict import CIMultiDictProxy
 
+from libs.http.answer import Answer, exchange, session
 from libs.http.budget import BudgetExhausted, Lane, RequestBudget
 
 API_ROOT = "/api/v2.0"
@@ -83,48 +80,14 @@ class ConnectionHealth:
     last_failure: str = ""
 
 
-@dataclass(frozen=True)
-class BcAnswer:
-    """One answer of Business Central, read whole (what `on_response` hooks are given).
-
-    Attributes:
-        method: the request's method.
-        url: the request's URL, with its query.
-        status_code: HTTP status.
-        reason_phrase: HTTP reason.
-        headers: the answer's headers.
-        content: the body.
-    """
-
-    method: str
-    url: str
-    status_code: int
-    reason_phrase: str
-    headers: CIMultiDictProxy[str]
-    content: bytes
-
-    @property
-    def path(self) -> str:
-        """The URL's path (no query)."""
-        return urlsplit(self.url).path
-
-    @property
-    def is_success(self) -> bool:
-        return 200 <= self.status_code < 300
-
-    @property
-    def text(self) -> str:
-        return self.content.decode("utf-8", "replace")
-
-    def json(self) -> Any:
-        return jsonlib.loads(self.content)
-
+#: One answer of Business Central, read whole (what `on_response` hooks are given).
+BcAnswer = Answer
 
 #: A test's look at every answer, before the client classifies it.
 ResponseHook = Callable[[BcAnswer], Awaitable[None]]
 
 
-def _retry_after(response: BcAnswer) -> float | None:
+def _retry_after(response: Answer) -> float | None:
     value = response.headers.get("Retry-After")
     if value is None:
         return None
@@ -134,7 +97,7 @@ def _retry_after(response: BcAnswer) -> float | None:
         return None  # an HTTP date: rare for BC; the caller's default delay applies
 
 
-def _error_of(response: BcAnswer) -> tuple[str, str]:
+def _error_of(response: Answer) -> tuple[str, str]:
     try:
         error = response.json().get("error") or {}
         return str(error.get("code") or response.reason_phrase), str(error.get("message") or "")
@@ -190,7 +153,7 @@ class BusinessCentralClient:
         self.budget = budget
         self._company_id = company_id
         self._max_budget_wait_s = max_budget_wait_s
-        self._timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self._timeout_s = timeout_s
         self._session: aiohttp.ClientSession | None = None  # made on the running loop, on first use
         self.on_response: list[ResponseHook] = list(on_response or [])
         self._token: str | None = None
@@ -214,29 +177,18 @@ class BusinessCentralClient:
         json: Any = None,
         data: Mapping[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
-    ) -> BcAnswer:
+    ) -> Answer:
         """One HTTP request, its answer read whole.
 
         Raises:
             BcTransientError: a timeout or a connection failure (no answer).
         """
         if self._session is None:
-            # BC allows 100 simultaneous requests per user; the budget keeps well under.
-            self._session = aiohttp.ClientSession(
-                timeout=self._timeout, connector=aiohttp.TCPConnector(limit=100), trust_env=False
-            )
+            self._session = session(self._timeout_s, limit=100)  # BC allows 100 at once per user
         try:
-            async with self._session.request(
-                method, url, params=params, json=json, data=data, headers=headers
-            ) as response:
-                answer = BcAnswer(
-                    method,
-                    str(response.url),
-                    response.status,
-                    response.reason or "",
-                    response.headers,
-                    await response.read(),
-                )
+            answer = await exchange(
+                self._session, method, url, params=params, json=json, data=data, headers=headers
+            )
         except TimeoutError as error:
             raise self._failed(BcTransientError(0, "Timeout", f"{method} timed out")) from error
         except aiohttp.ClientError as error:
@@ -355,7 +307,7 @@ class BusinessCentralClient:
             return self._classify(response)
         raise AssertionError("unreachable")
 
-    def _classify(self, response: BcAnswer) -> dict[str, Any]:
+    def _classify(self, response: Answer) -> dict[str, Any]:
         status = response.status_code
         if status < 300:
             self.health.last_success_at = datetime.now(UTC)

@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
+import aiohttp
 from prometheus_client import Counter
 
-from libs.http.client import async_client
+from libs.http.answer import Answer, exchange, session
 
 log = logging.getLogger(__name__)
 
@@ -207,7 +207,9 @@ class ShopifyAdmin:
     ) -> None:
         self.endpoint = f"{base_url.rstrip('/')}/admin/api/{api_version}/graphql.json"
         self._token = access_token
-        self._http = async_client(timeout=timeout_s, trust_env=False)
+        self._timeout_s = timeout_s
+        # On aiohttp directly (libs.http.answer): every fulfillment and push is a call here.
+        self._http: aiohttp.ClientSession | None = None  # made on the running loop, on first use
         self.max_attempts = max_attempts
         self.max_wait_s = max_wait_s
         self.state = ConnectionState(base_url=base_url.rstrip("/"))
@@ -216,7 +218,9 @@ class ShopifyAdmin:
 
     async def close(self) -> None:
         """Close the HTTP connection pool."""
-        await self._http.aclose()
+        if self._http is not None:
+            await self._http.close()
+            self._http = None
 
     def _failed(self, reason: str) -> None:
         self.state.last_failure_at = datetime.now(UTC)
@@ -267,13 +271,17 @@ class ShopifyAdmin:
 
     async def _send(
         self, query: str, variables: dict[str, Any] | None, points: float
-    ) -> tuple[httpx.Response, dict[str, Any] | None, dict[str, Any]]:
+    ) -> tuple[Answer, dict[str, Any] | None, dict[str, Any]]:
         """POST one call with its `points` counted in flight; returns the answer, its JSON body
         (None when it has none) and its cost. The answer's throttle status is read before the
         points leave `in_flight` and the waiters look again."""
+        if self._http is None:
+            self._http = session(self._timeout_s)
         self.state.in_flight += points
         try:
-            response = await self._http.post(
+            response = await exchange(
+                self._http,
+                "POST",
                 self.endpoint,
                 json={"query": query, "variables": variables or {}},
                 headers={"X-Shopify-Access-Token": self._token() or "", "Content-Type": "application/json"},
@@ -315,7 +323,7 @@ class ShopifyAdmin:
             points = await self._affordable(query, keep_free, urgent_at)
             try:
                 response, body, cost = await self._send(query, variables, points)
-            except httpx.HTTPError as exc:
+            except (TimeoutError, aiohttp.ClientError) as exc:
                 self._failed(f"{type(exc).__name__}")
                 if attempt == self.max_attempts:
                     raise ShopifyTransient(f"Shopify unreachable: {type(exc).__name__}") from None
