@@ -16,7 +16,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
-from multidict import CIMultiDictProxy
 
 
 @dataclass(frozen=True)
@@ -28,7 +27,7 @@ class Answer:
         url: the request's URL, with its query.
         status_code: HTTP status.
         reason_phrase: HTTP reason.
-        headers: the answer's headers (case-insensitive).
+        headers: the answer's headers.
         content: the body.
     """
 
@@ -36,7 +35,7 @@ class Answer:
     url: str
     status_code: int
     reason_phrase: str
-    headers: CIMultiDictProxy[str]
+    headers: Mapping[str, str]  # aiohttp's, case-insensitive
     content: bytes
 
     @property
