@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from google.protobuf import json_format
+from google.protobuf import json_format, message_factory
+from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -20,10 +22,92 @@ def to_dict(message: Message) -> dict[str, Any]:
 
 
 def from_dict(data: dict[str, Any] | None, message: Message) -> Message:
-    """Fill `message` from a dict made by `to_dict` (unknown fields ignored)."""
+    """Fill `message` from a dict made by `to_dict` (unknown fields ignored).
+
+    As `json_format.ParseDict` would, at a fraction of its cost: the order keeps its prices, totals,
+    address and references as `to_dict`'s dicts, and every event carrying the order builds them
+    back (OrderAccepted: about twenty). The dict's own shapes (field names, enum names, int64 as
+    text, RFC 3339 timestamps) go to the message's constructor, converted field by field with
+    what each field needs, worked out once per field; anything else (a JSON name, a map, bytes, a
+    well-known type other than Timestamp, a value the constructor refuses) takes ParseDict.
+    """
     if data:
-        json_format.ParseDict(data, message, ignore_unknown_fields=True)
+        try:
+            built = type(message)(**_arguments(message.DESCRIPTOR, data))
+        except (_Unusual, TypeError, ValueError, AttributeError):
+            json_format.ParseDict(data, message, ignore_unknown_fields=True)
+        else:
+            message.MergeFrom(built)
     return message
+
+
+class _Unusual(Exception):
+    """A dict `from_dict` leaves to ParseDict."""
+
+
+_CONVERTERS: dict[FieldDescriptor, Callable[[Any], Any]] = {}
+
+
+def _arguments(descriptor: Descriptor, data: dict[str, Any]) -> dict[str, Any]:
+    fields = descriptor.fields_by_name
+    arguments: dict[str, Any] = {}
+    oneofs: set[str] = set()
+    for key, value in data.items():
+        field = fields.get(key)
+        if field is None:
+            if key in descriptor.fields_by_camelcase_name:
+                raise _Unusual(key)  # a JSON name: ParseDict knows them
+            continue  # unknown: ignored, as ParseDict(ignore_unknown_fields=True) does
+        if value is None:
+            continue  # null: the field stays unset, as in ParseDict
+        if field.containing_oneof is not None:
+            if field.containing_oneof.name in oneofs:
+                raise _Unusual(key)  # two members of one oneof: ParseDict's error
+            oneofs.add(field.containing_oneof.name)
+        convert = _CONVERTERS.get(field)
+        if convert is None:
+            convert = _CONVERTERS[field] = _converter(field)
+        if field.is_repeated:
+            if not isinstance(value, list):
+                raise _Unusual(key)
+            arguments[key] = [convert(item) for item in value]
+        else:
+            arguments[key] = convert(value)
+    return arguments
+
+
+def _converter(field: FieldDescriptor) -> Callable[[Any], Any]:
+    """`to_dict`'s value of one item of `field` as the message constructor takes it."""
+    if field.message_type is not None:
+        if field.message_type.GetOptions().map_entry:
+            return _unusual
+        if field.message_type.full_name == "google.protobuf.Timestamp":
+            return _timestamp
+        if field.message_type.full_name.startswith("google.protobuf."):
+            return _unusual
+        cls = message_factory.GetMessageClass(field.message_type)
+        return lambda value: cls(**_arguments(field.message_type, value))
+    if field.type == FieldDescriptor.TYPE_BYTES:
+        return _unusual
+    if field.cpp_type in (FieldDescriptor.CPPTYPE_INT64, FieldDescriptor.CPPTYPE_UINT64):
+        return int  # written as text
+    if field.cpp_type in (FieldDescriptor.CPPTYPE_FLOAT, FieldDescriptor.CPPTYPE_DOUBLE):
+        return float  # 'NaN' and 'Infinity' too
+    return _same  # strings, bools, 32-bit ints, enum names (the constructor takes them)
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+def _unusual(value: Any) -> Any:
+    raise _Unusual(type(value).__name__)
+
+
+def _timestamp(value: Any) -> Timestamp:
+    stamp = Timestamp()
+    stamp.FromJsonString(value)
+    return stamp
 
 
 def ts_to_dt(ts: Timestamp, present: bool = True) -> datetime | None:
