@@ -18,6 +18,10 @@ Telemetry is configured as in a service (SDK tracer provider, JSON logs; no expo
 
 `python -m bench.hop [--events N]` prints one JSON object.
 
+`--declined` measures instead what a delivery costs that its subscription's relevance check
+declines (the ops service and about six status changes per order): the consumer acks it with no
+span, transaction or hop row (decision 0047). CPU = this process + nats-server, per delivery.
+
 `--chain` measures a hop's latency instead: two buses on databases of their own pass `--tokens`
 facts back and forth, each one `--hops` times (one consumes `OrderStatusChanged` and emits
 `ExceptionRaised`, the other the reverse), and each hop is timed from the event's `occurred_at`
@@ -131,6 +135,52 @@ async def measure(
     }
 
 
+async def declined(nats_url: str, data_dir: Path, events: int, nats_pid: int | None) -> dict[str, Any]:
+    """N events published, then consumed by a subscription whose `relevant` declines every one."""
+    streams = context_streams(1)
+    async with migrated(f"sqlite:///{data_dir / 'producer.db'}", [bus.MIGRATIONS]) as db:
+        async with EventBus(db, nats_url, name="hop-producer", streams=streams, retention=None) as producer:
+            for start in range(0, events, 100):
+                async with db.transaction() as session:
+                    for i in range(start, min(start + 100, events)):
+                        await producer.outbox.add(session, _status_changed(i), key=f"hop-{i}")
+            await _until(lambda: _published(db), events, 120, "inputs published")
+
+    asked = 0
+    all_asked = asyncio.Event()
+
+    async def relevant(event: order_events.OrderStatusChanged) -> bool:
+        nonlocal asked
+        asked += 1
+        if asked >= events:
+            all_asked.set()
+        return False
+
+    async def handler(event: order_events.OrderStatusChanged, ctx: MessageContext) -> None:
+        raise AssertionError("a declined event reached its handler")
+
+    nats = psutil.Process(nats_pid) if nats_pid else None
+    subscription = Subscription(
+        "hop-declined", [order_events.OrderStatusChanged], handler, concurrency=1, relevant=relevant
+    )
+    async with migrated(f"sqlite:///{data_dir / 'consumer.db'}", [bus.MIGRATIONS]) as db:
+        cpu0 = time.process_time() + (sum(nats.cpu_times()[:2]) if nats else 0.0)
+        wall0 = time.perf_counter()
+        async with EventBus(
+            db, nats_url, name="hop-consumer", streams=streams, subscriptions=[subscription], retention=None
+        ):
+            await asyncio.wait_for(all_asked.wait(), 300)
+            wall = time.perf_counter() - wall0
+            cpu = time.process_time() + (sum(nats.cpu_times()[:2]) if nats else 0.0) - cpu0
+    return {
+        "events": events,
+        "declined": asked,
+        "deliveries_per_s": events / wall,
+        "cpu_ms_per_delivery": 1000 * cpu / events,
+        "includes_nats_server": nats is not None,
+    }
+
+
 def _since_occurred(meta: Any) -> float:
     return time.time() - meta.occurred_at.ToDatetime(tzinfo=UTC).timestamp()
 
@@ -195,7 +245,11 @@ async def chain(nats_url: str, data_dir: Path, tokens: int, hops: int) -> dict[s
 
 
 async def standalone(
-    events: int, *, group_commit: bool = True, chain_of: tuple[int, int] | None = None
+    events: int,
+    *,
+    group_commit: bool = True,
+    chain_of: tuple[int, int] | None = None,
+    declined_only: bool = False,
 ) -> dict[str, Any]:
     """Measure on a nats-server of our own in a temporary folder (`chain_of`: tokens, hops)."""
     with tempfile.TemporaryDirectory(prefix="retail-mesh-hop-") as folder:
@@ -204,6 +258,8 @@ async def standalone(
             assert server.process is not None
             if chain_of is not None:
                 return await chain(server.url, Path(folder), *chain_of)
+            if declined_only:
+                return await declined(server.url, Path(folder), events, server.process.pid)
             return await measure(
                 server.url, Path(folder), events, server.process.pid, group_commit=group_commit
             )
@@ -220,10 +276,15 @@ def main() -> None:
     parser.add_argument("--chain", action="store_true", help="hop latency between two buses (module doc)")
     parser.add_argument("--tokens", type=int, default=1, help="--chain: facts in flight at once")
     parser.add_argument("--hops", type=int, default=200, help="--chain: hops each fact makes")
+    parser.add_argument(
+        "--declined", action="store_true", help="the cost of a delivery the relevance check declines"
+    )
     args = parser.parse_args()
     configure_telemetry("hop-bench")  # as every service does: SDK tracer, JSON logs
     chain_of = (args.tokens, args.hops) if args.chain else None
-    result = standalone(args.events, group_commit=not args.no_group_commit, chain_of=chain_of)
+    result = standalone(
+        args.events, group_commit=not args.no_group_commit, chain_of=chain_of, declined_only=args.declined
+    )
     print(json.dumps(asyncio.run(result)))
 
 
