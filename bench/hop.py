@@ -84,20 +84,31 @@ async def _until(check: Any, count: int, deadline_s: float, what: str) -> None:
         await asyncio.sleep(0.05)
 
 
-async def measure(
-    nats_url: str, data_dir: Path, events: int, nats_pid: int | None, *, group_commit: bool = True
-) -> dict[str, Any]:
-    """Run the two phases against `nats_url`; returns the hop figures."""
-    streams = context_streams(1)
-    producer_url = f"sqlite:///{data_dir / 'producer.db'}"
-    consumer_url = f"sqlite:///{data_dir / 'consumer.db'}"
-    async with migrated(producer_url, [bus.MIGRATIONS]) as db:
-        async with EventBus(db, nats_url, name="hop-producer", streams=streams, retention=None) as producer:
+def _cpu(nats: psutil.Process | None) -> float:
+    """CPU seconds of this process and of nats-server (when given) so far."""
+    return time.process_time() + (sum(nats.cpu_times()[:2]) if nats else 0.0)
+
+
+async def _publish_inputs(nats_url: str, data_dir: Path, events: int) -> None:
+    """A producer bus commits `events` OrderStatusChanged and its relay publishes them (unmeasured)."""
+    async with migrated(f"sqlite:///{data_dir / 'producer.db'}", [bus.MIGRATIONS]) as db:
+        async with EventBus(
+            db, nats_url, name="hop-producer", streams=context_streams(1), retention=None
+        ) as producer:
             for start in range(0, events, 100):
                 async with db.transaction() as session:
                     for i in range(start, min(start + 100, events)):
                         await producer.outbox.add(session, _status_changed(i), key=f"hop-{i}")
             await _until(lambda: _published(db), events, 120, "inputs published")
+
+
+async def measure(
+    nats_url: str, data_dir: Path, events: int, nats_pid: int | None, *, group_commit: bool = True
+) -> dict[str, Any]:
+    """Run the two phases against `nats_url`; returns the hop figures."""
+    streams = context_streams(1)
+    consumer_url = f"sqlite:///{data_dir / 'consumer.db'}"
+    await _publish_inputs(nats_url, data_dir, events)
 
     handled = 0
 
@@ -116,14 +127,14 @@ async def measure(
         subscription = Subscription(
             "hop-bench", [order_events.OrderStatusChanged], handler, group_commit=group_commit
         )
-        cpu0 = time.process_time() + (sum(nats.cpu_times()[:2]) if nats else 0.0)
+        cpu0 = _cpu(nats)
         wall0 = time.perf_counter()
         async with EventBus(
             db, nats_url, name="hop-consumer", streams=streams, subscriptions=[subscription], retention=None
         ):
             await _until(lambda: _published(db), events, 300, "follow-ups published")
             wall = time.perf_counter() - wall0
-            cpu = time.process_time() + (sum(nats.cpu_times()[:2]) if nats else 0.0) - cpu0
+            cpu = _cpu(nats) - cpu0
     return {
         "events": events,
         "handled": handled,
@@ -138,13 +149,7 @@ async def measure(
 async def declined(nats_url: str, data_dir: Path, events: int, nats_pid: int | None) -> dict[str, Any]:
     """N events published, then consumed by a subscription whose `relevant` declines every one."""
     streams = context_streams(1)
-    async with migrated(f"sqlite:///{data_dir / 'producer.db'}", [bus.MIGRATIONS]) as db:
-        async with EventBus(db, nats_url, name="hop-producer", streams=streams, retention=None) as producer:
-            for start in range(0, events, 100):
-                async with db.transaction() as session:
-                    for i in range(start, min(start + 100, events)):
-                        await producer.outbox.add(session, _status_changed(i), key=f"hop-{i}")
-            await _until(lambda: _published(db), events, 120, "inputs published")
+    await _publish_inputs(nats_url, data_dir, events)
 
     asked = 0
     all_asked = asyncio.Event()
@@ -164,14 +169,14 @@ async def declined(nats_url: str, data_dir: Path, events: int, nats_pid: int | N
         "hop-declined", [order_events.OrderStatusChanged], handler, concurrency=1, relevant=relevant
     )
     async with migrated(f"sqlite:///{data_dir / 'consumer.db'}", [bus.MIGRATIONS]) as db:
-        cpu0 = time.process_time() + (sum(nats.cpu_times()[:2]) if nats else 0.0)
+        cpu0 = _cpu(nats)
         wall0 = time.perf_counter()
         async with EventBus(
             db, nats_url, name="hop-consumer", streams=streams, subscriptions=[subscription], retention=None
         ):
             await asyncio.wait_for(all_asked.wait(), 300)
             wall = time.perf_counter() - wall0
-            cpu = time.process_time() + (sum(nats.cpu_times()[:2]) if nats else 0.0) - cpu0
+            cpu = _cpu(nats) - cpu0
     return {
         "events": events,
         "declined": asked,

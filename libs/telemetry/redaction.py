@@ -294,31 +294,28 @@ def _field_plan(field: FieldDescriptor, *, address: bool) -> Any:
     if message_type is not None:
         if message_type.full_name == "google.protobuf.Timestamp":
             if kind == _PII:
-                if field.is_repeated:
-                    return lambda values: [_mask_pii_value(key, _timestamp(v)) for v in values]
-                return lambda value: _mask_pii_value(key, _timestamp(value))
-            if field.is_repeated:
-                return lambda values: [_timestamp(v) for v in values]
+                return _per_item(field, lambda value: _mask_pii_value(key, _timestamp(value)))
             # RFC 3339 text (digits, '-', ':', '.', 'T', 'Z') holds no email, phone or credential.
-            return _timestamp
+            return _per_item(field, _timestamp)
         if message_type.full_name.startswith(_WELL_KNOWN):
             return _TWO_STEPS
         # Under a personal-data key a message is still masked key by key inside, as `redact` does.
         inner = key.endswith("address") and kind == _PLAIN
-        if field.is_repeated:
-            return lambda values: [redact_message(v, _address=inner) for v in values]
-        return lambda value: redact_message(value, _address=inner)
+        return _per_item(field, lambda value: redact_message(value, _address=inner))
     convert = _scalar(field)
     if kind == _SECRET:
         return lambda value: None if convert(value) is None else SECRET_MASK
     if kind == _PII:
         raw = _raw(field)
-        if field.is_repeated:
-            return lambda values: [_mask_pii_value(key, raw(v)) for v in values]
-        return lambda value: _mask_pii_value(key, raw(value))
+        return _per_item(field, lambda value: _mask_pii_value(key, raw(value)))
+    return _per_item(field, convert)
+
+
+def _per_item(field: FieldDescriptor, plan: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """`plan` for a field's value, or for each of its items when it is repeated."""
     if field.is_repeated:
-        return lambda values: [convert(v) for v in values]
-    return convert
+        return lambda values: [plan(value) for value in values]
+    return plan
 
 
 def _scalar(field: FieldDescriptor) -> Callable[[Any], Any]:

@@ -168,16 +168,7 @@ class BusinessCentralClient:
             await self._session.close()
             self._session = None
 
-    async def _exchange(
-        self,
-        method: str,
-        url: str,
-        *,
-        params: Mapping[str, str] | None = None,
-        json: Any = None,
-        data: Mapping[str, str] | None = None,
-        headers: Mapping[str, str] | None = None,
-    ) -> Answer:
+    async def _exchange(self, method: str, url: str, **options: Any) -> Answer:
         """One HTTP request, its answer read whole.
 
         Raises:
@@ -186,9 +177,7 @@ class BusinessCentralClient:
         if self._session is None:
             self._session = session(self._timeout_s, limit=100)  # BC allows 100 at once per user
         try:
-            answer = await exchange(
-                self._session, method, url, params=params, json=json, data=data, headers=headers
-            )
+            answer = await exchange(self._session, method, url, **options)
         except TimeoutError as error:
             raise self._failed(BcTransientError(0, "Timeout", f"{method} timed out")) from error
         except aiohttp.ClientError as error:
