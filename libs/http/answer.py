@@ -76,13 +76,16 @@ async def exchange(
     data: Mapping[str, str] | None = None,
     headers: Mapping[str, str] | None = None,
 ) -> Answer:
-    """One request and its whole answer.
+    """One request and its whole answer. A redirect is an answer, not followed (as httpx does by
+    default): an API that redirects a call is told about, not obeyed with a changed method.
 
     Raises:
         TimeoutError: no answer within the session's timeout.
         aiohttp.ClientError: no connection, or it broke.
     """
-    async with http.request(method, url, params=params, json=json, data=data, headers=headers) as response:
+    async with http.request(
+        method, url, params=params, json=json, data=data, headers=headers, allow_redirects=False
+    ) as response:
         return Answer(
             method,
             str(response.url),

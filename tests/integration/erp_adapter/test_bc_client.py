@@ -10,7 +10,12 @@ from aiohttp import web
 
 from libs.bus.embedded import free_port
 from libs.http.budget import Lane, RequestBudget
-from services.erp_adapter.clients.business_central import BcAnswer, BcTransientError, BusinessCentralClient
+from services.erp_adapter.clients.business_central import (
+    BcAnswer,
+    BcError,
+    BcTransientError,
+    BusinessCentralClient,
+)
 
 
 def client(base_url: str, **options) -> BusinessCentralClient:
@@ -45,10 +50,14 @@ async def erp() -> AsyncIterator[str]:
         await released.wait()  # until the test is over
         return web.json_response({})
 
+    async def moved(request: web.Request) -> web.Response:
+        raise web.HTTPTemporaryRedirect("/api/v2.0/companies(c1)/salesOrders")
+
     app = web.Application()
     app.router.add_post("/tenant/oauth2/v2.0/token", token)
     app.router.add_get("/api/v2.0/companies(c1)/salesOrders", order)
     app.router.add_get("/api/v2.0/companies(c1)/slow", slow)
+    app.router.add_post("/api/v2.0/companies(c1)/moved", moved)
     runner = web.AppRunner(app)
     await runner.setup()
     port = free_port()
@@ -93,3 +102,11 @@ async def test_an_erp_nobody_listens_for_is_a_transient_failure_of_the_token() -
 
     assert (raised.value.status, raised.value.code) == (0, "TokenUnreachable")
     assert raised.value.message == "ConnectionError"
+
+
+async def test_a_redirect_is_an_answer_not_followed(erp: str) -> None:
+    async with client(erp) as bc:
+        with pytest.raises(BcError) as raised:
+            await bc.request("POST", "moved", lane=Lane.ORDERS, json={})
+
+    assert raised.value.status == 307
