@@ -186,6 +186,11 @@ def _classify(raw_key: str) -> tuple[int, str]:
     return _PLAIN, key
 
 
+def _names_an_address(key: str) -> bool:
+    """Whether a (normalized) key's value is an address, whose `lines` are its street lines."""
+    return key.endswith("address")
+
+
 def _mask_pii_value(key: str, value: Any) -> Any:
     if isinstance(value, Mapping):
         return redact(value)
@@ -229,7 +234,7 @@ def _redact_value(obj: Any, *, address: bool) -> Any:
             if address and key in _ADDRESS_LINES:
                 kind = _PII
             if kind == _PLAIN:
-                out[raw_key] = _redact_value(value, address=key.endswith("address"))
+                out[raw_key] = _redact_value(value, address=_names_an_address(key))
             elif kind == _SECRET:
                 out[raw_key] = value if value is None else SECRET_MASK
             else:
@@ -300,7 +305,7 @@ def _field_plan(field: FieldDescriptor, *, address: bool) -> Any:
         if message_type.full_name.startswith(_WELL_KNOWN):
             return _TWO_STEPS
         # Under a personal-data key a message is still masked key by key inside, as `redact` does.
-        inner = key.endswith("address") and kind == _PLAIN
+        inner = kind == _PLAIN and _names_an_address(key)
         return _per_item(field, lambda value: redact_message(value, _address=inner))
     convert = _scalar(field)
     if kind == _SECRET:
@@ -325,7 +330,7 @@ def _scalar(field: FieldDescriptor) -> Callable[[Any], Any]:
     never hold an email, a phone number or a credential, so they are not.
     """
     if field.cpp_type == FieldDescriptor.CPPTYPE_STRING and field.type != FieldDescriptor.TYPE_BYTES:
-        return _string
+        return redact_text
     if field.cpp_type == FieldDescriptor.CPPTYPE_BOOL:
         return bool
     if field.cpp_type in _INT64:
@@ -347,10 +352,6 @@ def _raw(field: FieldDescriptor) -> Callable[[Any], Any]:
         return str
     to_json = json_format._Printer(preserving_proto_field_name=True)._FieldToJsonObject
     return lambda value: to_json(field, value)
-
-
-def _string(value: str) -> str:
-    return _redact_short(value) if len(value) <= _SHORT else _redact(value)
 
 
 def _same(value: Any) -> Any:
@@ -381,5 +382,5 @@ def _secret(value: Any) -> str:
 
 
 def _text(value: Any) -> Any:
-    """A converted scalar as `redact` leaves it: text scanned (int64 and enum names are text too)."""
+    """A converted float or bytes value as `redact` leaves it: text ('NaN', base64) scanned."""
     return redact_text(value) if isinstance(value, str) else value

@@ -80,11 +80,8 @@ class ConnectionHealth:
     last_failure: str = ""
 
 
-#: One answer of Business Central, read whole (what `on_response` hooks are given).
-BcAnswer = Answer
-
 #: A test's look at every answer, before the client classifies it.
-ResponseHook = Callable[[BcAnswer], Awaitable[None]]
+ResponseHook = Callable[[Answer], Awaitable[None]]
 
 
 def _retry_after(response: Answer) -> float | None:

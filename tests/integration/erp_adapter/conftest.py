@@ -17,6 +17,7 @@ from google.protobuf.message import Message
 
 from libs.bus import MIGRATIONS, EventBus, Inbox, context_streams
 from libs.bus.envelope import decode
+from libs.http.answer import Answer
 from libs.store import migrated
 from retail.common.v1 import common_pb2
 from retail.orders.v1 import events_pb2 as order_events
@@ -28,7 +29,6 @@ from sandbox.business_central.config import BusinessCentralSettings
 from sandbox.common.server import serve_in_thread
 from services.erp_adapter import store
 from services.erp_adapter.app import business_central
-from services.erp_adapter.clients.business_central import BcAnswer
 from services.erp_adapter.config import ErpAdapterSettings
 from services.erp_adapter.events import ErpHandlers, subscriptions
 
@@ -129,7 +129,7 @@ async def erp(
     )
     exchanges: list[Exchange] = []
 
-    async def record(response: BcAnswer) -> None:
+    async def record(response: Answer) -> None:
         value = response.headers.get("Retry-After")
         exchanges.append(
             Exchange(

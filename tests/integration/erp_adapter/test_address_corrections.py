@@ -9,12 +9,12 @@ import asyncio
 import time
 from typing import Any
 
+from libs.http.answer import Answer
 from libs.http.budget import Lane
 from retail.common.v1 import common_pb2
 from retail.orders.v1 import events_pb2 as order_events
 from retail.shipments.v1 import events_pb2 as shipment_events
 from services.erp_adapter.app import business_central
-from services.erp_adapter.clients.business_central import BcAnswer
 from services.erp_adapter.config import ErpAdapterSettings
 from services.erp_adapter.store.tables import ErpSalesOrderRow
 from tests.integration.erp_adapter.conftest import Erp, accepted, sales_order, shipment_confirmed
@@ -87,7 +87,7 @@ async def test_an_order_changed_in_bc_meanwhile_is_read_again_and_both_changes_s
     other_user = business_central(ErpAdapterSettings(bc_base_url=bc_url, bc_client_secret="sandbox-secret"))
     interfered: list[int] = []
 
-    async def interfere(response: BcAnswer) -> None:
+    async def interfere(response: Answer) -> None:
         """Right after the adapter read the order, a BC user changes it (its ETag moves on)."""
         if response.method == "GET" and response.path.endswith(f"salesOrders({bc_id})"):
             if not interfered:

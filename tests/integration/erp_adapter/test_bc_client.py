@@ -9,9 +9,9 @@ import pytest
 from aiohttp import web
 
 from libs.bus.embedded import free_port
+from libs.http.answer import Answer
 from libs.http.budget import Lane, RequestBudget
 from services.erp_adapter.clients.business_central import (
-    BcAnswer,
     BcError,
     BcTransientError,
     BusinessCentralClient,
@@ -70,9 +70,9 @@ async def erp() -> AsyncIterator[str]:
 
 
 async def test_a_request_with_its_query_and_token_is_answered_and_shown_to_the_hooks(erp: str) -> None:
-    seen: list[BcAnswer] = []
+    seen: list[Answer] = []
 
-    async def hook(answer: BcAnswer) -> None:
+    async def hook(answer: Answer) -> None:
         seen.append(answer)
 
     async with client(erp, on_response=[hook]) as bc:

@@ -16,12 +16,12 @@ import pytest
 from sqlalchemy import select
 
 from libs.bus.tables import OutboxRow
+from libs.http.answer import Answer
 from retail.orders.v1 import events_pb2 as order_events
 from retail.orders.v1 import orders_pb2
 from sandbox.business_central.app import create_app
 from sandbox.business_central.config import BusinessCentralSettings
 from sandbox.common.server import serve_in_thread
-from services.erp_adapter.clients.business_central import BcAnswer
 from services.erp_adapter.store.tables import CANCELLED, ErpSalesOrderRow
 from tests.integration.erp_adapter.conftest import Erp, accepted, sales_order
 from tests.support.inflight import InFlight
@@ -148,7 +148,7 @@ async def _cancel_by_another_replica_when_created(erp: Erp, order_id: str) -> No
     without BC id."""
     db = erp.inbox.db
 
-    async def cancel(response: BcAnswer) -> None:
+    async def cancel(response: Answer) -> None:
         if response.method == "POST" and response.path.endswith("/salesOrders") and response.is_success:
             now = datetime.now(UTC)
             async with db.transaction() as session:
